@@ -1,0 +1,1 @@
+"""Model backends and the registry that builds them from config."""

@@ -1,0 +1,188 @@
+"""The canonical chat request and response that every backend speaks.
+
+The shape is Anthropic's Messages API (content blocks, a separate ``system``,
+``stop_sequences``, ``stop_reason``), because it is the richer of the two wire
+shapes: Chat Completions maps onto it without loss for the features batchgate
+serves. Dialects translate their wire bodies into :class:`ChatRequest` at submit
+time (so bad input is rejected before anything is stored), the store keeps the
+canonical JSON, and backends never see a wire dialect.
+
+Translation to and from Chat Completions lives here too, because both the OpenAI
+dialect and the OpenAI-compatible backend need it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+# Wire bodies are validated strictly: ``"5"`` is not a valid ``max_tokens``.
+# Integers stay valid for float fields (``temperature: 1``).
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class TextBlock(BaseModel):
+    model_config = _STRICT
+    type: Literal["text"] = "text"
+    text: str
+    cache_control: dict[str, Any] | None = None
+
+
+class ImageSource(BaseModel):
+    model_config = _STRICT
+    type: Literal["base64", "url"]
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+
+
+class ImageBlock(BaseModel):
+    model_config = _STRICT
+    type: Literal["image"] = "image"
+    source: ImageSource
+    cache_control: dict[str, Any] | None = None
+
+
+class ToolUseBlock(BaseModel):
+    model_config = _STRICT
+    type: Literal["tool_use"] = "tool_use"
+    id: str
+    name: str
+    input: dict[str, Any]
+    cache_control: dict[str, Any] | None = None
+
+
+class ToolResultBlock(BaseModel):
+    model_config = _STRICT
+    type: Literal["tool_result"] = "tool_result"
+    tool_use_id: str
+    content: str | list[TextBlock | ImageBlock] | None = None
+    is_error: bool | None = None
+    cache_control: dict[str, Any] | None = None
+
+
+class ThinkingBlock(BaseModel):
+    model_config = _STRICT
+    type: Literal["thinking"] = "thinking"
+    thinking: str
+    signature: str | None = None
+
+
+class RedactedThinkingBlock(BaseModel):
+    model_config = _STRICT
+    type: Literal["redacted_thinking"] = "redacted_thinking"
+    data: str
+
+
+ContentBlock = Annotated[
+    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock,
+    Field(discriminator="type"),
+]
+
+
+class Message(BaseModel):
+    model_config = _STRICT
+    role: Literal["user", "assistant"]
+    content: str | list[ContentBlock]
+
+    def blocks(self) -> list[ContentBlock]:
+        """The content as a list of blocks (a plain string is one text block)."""
+        if isinstance(self.content, str):
+            return [TextBlock(text=self.content)]
+        return list(self.content)
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    name: str
+    description: str | None = None
+    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+
+
+class ToolChoice(BaseModel):
+    model_config = _STRICT
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel_tool_use: bool | None = None
+
+
+class Thinking(BaseModel):
+    model_config = _STRICT
+    type: Literal["enabled", "disabled"]
+    budget_tokens: int | None = None
+
+
+class ChatRequest(BaseModel):
+    """One chat request, in Messages-API terms.
+
+    Only ``model``, ``max_tokens`` and ``messages`` are required. ``seed`` and
+    ``response_format`` are extensions that carry the Chat Completions
+    parameters of the same name through to backends that honour them.
+    """
+
+    model_config = _STRICT
+    model: str
+    max_tokens: int = Field(ge=1)
+    messages: list[Message] = Field(min_length=1)
+    system: str | list[TextBlock] | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=0)
+    stop_sequences: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: Thinking | None = None
+    seed: int | None = None
+    response_format: dict[str, Any] | None = None
+
+    def system_text(self) -> str | None:
+        """The system prompt as one string (text blocks joined), or None."""
+        if self.system is None:
+            return None
+        if isinstance(self.system, str):
+            return self.system
+        return "\n\n".join(block.text for block in self.system)
+
+
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"]
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+
+class ChatResponse(BaseModel):
+    """One assistant reply, in Messages-API terms (what backends return)."""
+
+    id: str
+    model: str
+    content: list[ContentBlock]
+    stop_reason: StopReason | None
+    stop_sequence: str | None = None
+    usage: Usage
+
+    def to_message(self) -> dict[str, Any]:
+        """The Anthropic ``message`` object for this reply."""
+        return {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [block.model_dump(exclude_none=True) for block in self.content],
+            "stop_reason": self.stop_reason,
+            "stop_sequence": self.stop_sequence,
+            "usage": self.usage.model_dump(exclude_none=True),
+        }
+
+    def text(self) -> str:
+        """All text blocks joined: the reply as a plain string."""
+        return "".join(block.text for block in self.content if isinstance(block, TextBlock))
+
+
+chat_request_adapter: pydantic.TypeAdapter[ChatRequest] = pydantic.TypeAdapter(ChatRequest)
