@@ -1,0 +1,88 @@
+"""``/v1/batches``: the native dialect (inline requests), and the route the
+OpenAI dialect shares (file batches, same paths)."""
+
+from __future__ import annotations
+
+import fastapi
+from fastapi.responses import ORJSONResponse, StreamingResponse
+
+from batchgate.api import common
+from batchgate.api.deps import CallerDep, ServicesDep
+from batchgate.dialects import message_results, native, openai_objects
+from batchgate.domain import errors
+from batchgate.domain.batch import Batch
+from batchgate.domain.states import Dialect
+from batchgate.services.batches import ParsedRequest
+
+router = fastapi.APIRouter()
+
+# The dialects that live on /v1/batches (Anthropic batches have their own path).
+_DIALECTS = (Dialect.NATIVE, Dialect.OPENAI)
+
+
+def render(batch: Batch) -> dict[str, object]:
+    return openai_objects.batch_object(batch)
+
+
+@router.post("/v1/batches")
+def create_batch(body: common.RawBody, caller: CallerDep, services: ServicesDep) -> ORJSONResponse:
+    parsed = native.parse_create(body)
+    items = [ParsedRequest(item.custom_id, item.params) for item in parsed.requests]
+    services.batches.check_size(len(items))
+    input_file = services.batches.store_inline_input_file(caller.id, items)
+    batch = services.batches.create(
+        owner=caller.id,
+        dialect=Dialect.NATIVE,
+        endpoint=native.ENDPOINT,
+        requests=items,
+        metadata=parsed.metadata,
+        input_file_id=input_file.id,
+    )
+    services.on_new_work()
+    return ORJSONResponse(native.render_created(batch, input_file))
+
+
+@router.get("/v1/batches/{batch_id}", response_model=None)
+def get_batch(
+    batch_id: str, request: fastapi.Request, caller: CallerDep, services: ServicesDep
+) -> ORJSONResponse | StreamingResponse:
+    batch = services.batches.get(caller.id, batch_id)
+    if batch.dialect not in _DIALECTS:
+        raise errors.NotFound(f"no batch with id {batch_id!r}", param="batch_id")
+    if (
+        batch.dialect is Dialect.NATIVE
+        and batch.status.is_ended
+        and not common.wants_json_only(request.headers.get("accept"))
+    ):
+        return StreamingResponse(
+            common.json_lines(services.batches.results(batch), message_results.result_line),
+            media_type="application/x-ndjson",
+        )
+    return ORJSONResponse(render(batch))
+
+
+@router.post("/v1/batches/{batch_id}/cancel")
+def cancel_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> ORJSONResponse:
+    batch = services.batches.get(caller.id, batch_id)
+    if batch.dialect not in _DIALECTS:
+        raise errors.NotFound(f"no batch with id {batch_id!r}", param="batch_id")
+    return ORJSONResponse(render(services.batches.cancel(caller.id, batch_id)))
+
+
+@router.get("/v1/batches")
+def list_batches(
+    caller: CallerDep, services: ServicesDep, limit: int = 20, after: str | None = None
+) -> ORJSONResponse:
+    batches, has_more = services.batches.list(
+        caller.id, limit=limit, after=after, dialects=_DIALECTS
+    )
+    data = [render(batch) for batch in batches]
+    return ORJSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )

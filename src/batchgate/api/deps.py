@@ -1,0 +1,51 @@
+"""Typed dependencies: the services a route needs, and the caller's key."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Annotated, cast
+
+import fastapi
+
+from batchgate import config
+from batchgate.services.batches import BatchService
+from batchgate.services.keys import KeyService
+from batchgate.store import port
+
+
+@dataclasses.dataclass
+class Services:
+    settings: config.Settings
+    store: port.JobStore
+    batches: BatchService
+    keys: KeyService
+    # Called after a batch is stored, so an in-process worker claims at once.
+    on_new_work: Callable[[], None] = lambda: None
+
+
+class BatchgateApp(fastapi.FastAPI):
+    services: Services
+
+
+def get_services(request: fastapi.Request) -> Services:
+    return cast(BatchgateApp, request.app).services
+
+
+ServicesDep = Annotated[Services, fastapi.Depends(get_services)]
+
+
+def bearer_or_api_key(request: fastapi.Request) -> str | None:
+    """The key from ``Authorization: Bearer`` or ``x-api-key`` (Anthropic's SDK)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def authenticate(request: fastapi.Request, services: ServicesDep) -> port.ApiKey:
+    return services.keys.authenticate(bearer_or_api_key(request))
+
+
+CallerDep = Annotated[port.ApiKey, fastapi.Depends(authenticate)]

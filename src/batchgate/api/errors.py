@@ -1,0 +1,88 @@
+"""One exception handler per dialect, chosen by the route's path: domain
+errors become the dialect's own error envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fastapi
+import fastapi.exceptions
+import starlette.exceptions
+from fastapi.responses import ORJSONResponse
+
+from batchgate.domain import errors
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "invalid_request_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+_OPENAI_TYPES = {401: "authentication_error", 404: "invalid_request_error", 500: "server_error"}
+
+
+def openai_envelope(
+    status: int, message: str, param: str | None, code: str | None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": message,
+            "type": _OPENAI_TYPES.get(status, "invalid_request_error"),
+            "param": param,
+            "code": code,
+        }
+    }
+
+
+def anthropic_envelope(status: int, message: str) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "error": {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message},
+    }
+
+
+def _render(
+    request: fastapi.Request, status: int, message: str, param: str | None, code: str | None
+) -> ORJSONResponse:
+    if request.url.path.startswith("/v1/messages"):
+        body = anthropic_envelope(status, message)
+    else:
+        body = openai_envelope(status, message, param, code)
+    headers = {"www-authenticate": "Bearer"} if status == 401 else None
+    return ORJSONResponse(body, status_code=status, headers=headers)
+
+
+def install(app: fastapi.FastAPI) -> None:
+    @app.exception_handler(errors.BatchgateError)
+    async def _domain(request: fastapi.Request, exc: errors.BatchgateError) -> ORJSONResponse:
+        return _render(request, exc.status_code, exc.message, exc.param, exc.code)
+
+    @app.exception_handler(fastapi.exceptions.RequestValidationError)
+    async def _validation(
+        request: fastapi.Request, exc: fastapi.exceptions.RequestValidationError
+    ) -> ORJSONResponse:
+        first = exc.errors()[0]
+        loc = ".".join(str(part) for part in first["loc"][1:])
+        return _render(
+            request,
+            400,
+            f"{loc}: {first['msg']}" if loc else first["msg"],
+            loc or None,
+            "invalid_request",
+        )
+
+    @app.exception_handler(starlette.exceptions.HTTPException)
+    async def _http(
+        request: fastapi.Request, exc: starlette.exceptions.HTTPException
+    ) -> ORJSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route for {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path}"
+        return _render(request, exc.status_code, message, None, None)

@@ -1,0 +1,285 @@
+"""``batchgate``: serve | worker | run | submit | status | results | cancel | keys | models."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from batchgate import config
+
+
+def _settings(args: argparse.Namespace) -> config.Settings:
+    return config.load(
+        getattr(args, "config", None),
+        overrides={
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+            "data_dir": getattr(args, "data_dir", None),
+            "database_url": getattr(args, "database_url", None),
+        },
+    )
+
+
+# -- server side ----------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from batchgate import runtime
+    from batchgate.services.keys import KeyService
+
+    settings = _settings(args)
+    store = runtime.open_store(settings)
+    keys = KeyService(store)
+    bootstrap = args.api_key or os.environ.get("BATCHGATE_API_KEY")
+    if bootstrap:
+        keys.register("bootstrap", bootstrap)
+    elif not keys.has_active_keys():
+        # First start: no key exists, so make one and show it once. The API
+        # never runs unauthenticated.
+        _record, secret = keys.create("default")
+        print("No API key existed, so one was created. It is shown only this once:", flush=True)
+        print(f"  export BATCHGATE_API_KEY={secret}", flush=True)
+    app = runtime.create_server_app(settings, store, with_worker=not args.no_worker)
+    models = ", ".join(settings.models)
+    print(
+        f"batchgate serving http://{settings.host}:{settings.port} (models: {models})", flush=True
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=int(settings.worker.drain_seconds) + 5,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from batchgate import runtime
+
+    settings = _settings(args)
+    store = runtime.open_store(settings)
+    asyncio.run(runtime.run_worker(settings, store))
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from batchgate import runtime
+    from batchgate.services.keys import KeyService
+
+    keys = KeyService(runtime.open_store(_settings(args)))
+    if args.keys_command == "create":
+        record, secret = keys.create(args.name)
+        print(f"created key {record.id} ({record.name}); it is shown only this once:")
+        print(secret)
+    elif args.keys_command == "list":
+        for record in keys.list():
+            state = "revoked" if record.revoked_at else "active"
+            created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(record.created_at))
+            print(f"{record.id}\t{record.name}\t{record.prefix}…\t{created}\t{state}")
+    else:
+        if not keys.revoke(args.key):
+            print(f"no active key with id or name {args.key!r}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.key}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    for name, entry in settings.models.items():
+        print(f"{name}\t{entry.backend}")
+    return 0
+
+
+# -- client side ----------------------------------------------------------------
+def _client(args: argparse.Namespace) -> httpx.Client:
+    url = args.url or os.environ.get("BATCHGATE_URL") or "http://127.0.0.1:8000"
+    key = args.api_key or os.environ.get("BATCHGATE_API_KEY")
+    if not key:
+        raise SystemExit("an API key is needed: pass --api-key or set BATCHGATE_API_KEY")
+    return httpx.Client(base_url=url, headers={"authorization": f"Bearer {key}"}, timeout=300)
+
+
+def _check(response: httpx.Response) -> httpx.Response:
+    if response.is_error:
+        try:
+            message = response.json()["error"]["message"]
+        except Exception:
+            message = response.text
+        raise SystemExit(f"error {response.status_code}: {message}")
+    return response
+
+
+def _batch(client: httpx.Client, batch_id: str) -> dict[str, Any]:
+    response = _check(client.get(f"/v1/batches/{batch_id}", headers={"accept": "application/json"}))
+    body: dict[str, Any] = response.json()
+    return body
+
+
+_ENDED = {"completed", "cancelled", "expired", "failed"}
+
+
+def _write_results(client: httpx.Client, batch_id: str, output: str | None) -> None:
+    with client.stream(
+        "GET", f"/v1/batches/{batch_id}", headers={"accept": "application/x-ndjson"}
+    ) as response:
+        _check(response)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            raise SystemExit(f"batch {batch_id} has not ended yet")
+        sink = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+        try:
+            for chunk in response.iter_bytes():
+                sink.write(chunk)
+        finally:
+            if output:
+                sink.close()
+            else:
+                sink.flush()
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    requests = []
+    for number, line in enumerate(Path(args.file).read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            requests.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise SystemExit(f"{args.file}:{number}: not valid JSON: {exc}") from None
+    body: dict[str, Any] = {"requests": requests}
+    with _client(args) as client:
+        created = _check(client.post("/v1/batches", json=body)).json()
+        batch_id = created["id"]
+        print(batch_id, flush=True)
+        if not args.wait:
+            return 0
+        from tqdm import tqdm
+
+        with tqdm(total=created["request_counts"]["total"], unit="req", file=sys.stderr) as bar:
+            while True:
+                batch = _batch(client, batch_id)
+                counts = batch["request_counts"]
+                bar.n = counts["completed"] + counts["failed"]
+                bar.refresh()
+                if batch["status"] in _ENDED:
+                    break
+                time.sleep(args.poll)
+        print(
+            f"{batch_id}: {batch['status']} ({counts['completed']} succeeded, "
+            f"{counts['failed']} failed)",
+            file=sys.stderr,
+        )
+        _write_results(client, batch_id, args.output)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        sys.stdout.write(
+            orjson.dumps(_batch(client, args.batch_id), option=orjson.OPT_INDENT_2).decode() + "\n"
+        )
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _write_results(client, args.batch_id, args.output)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        batch = _check(client.post(f"/v1/batches/{args.batch_id}/cancel")).json()
+        print(f"{batch['id']}: {batch['status']}")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML config file (or BATCHGATE_CONFIG)")
+    parser.add_argument("--data-dir", help="where SQLite and data live (BATCHGATE_DATA_DIR)")
+    parser.add_argument("--database-url", help="SQLite or PostgreSQL URL (BATCHGATE_DATABASE_URL)")
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="server URL (BATCHGATE_URL, default http://127.0.0.1:8000)")
+    parser.add_argument("--api-key", help="API key (BATCHGATE_API_KEY)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="batchgate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API and a worker")
+    _server_options(serve)
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--api-key", help="accept this key (BATCHGATE_API_KEY); stored hashed")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="API only; run `batchgate worker` processes separately",
+    )
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a worker alone on the same database")
+    _server_options(worker)
+    worker.set_defaults(func=cmd_worker)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    _server_options(keys)
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key (printed once, last line)")
+    create.add_argument("--name", required=True)
+    keys_sub.add_parser("list", help="list keys")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id or name")
+    revoke.add_argument("key")
+    keys.set_defaults(func=cmd_keys)
+
+    models = sub.add_parser("models", help="list the configured model names")
+    _server_options(models)
+    models.set_defaults(func=cmd_models)
+
+    submit = sub.add_parser("submit", help="submit a JSONL file of {custom_id, params} lines")
+    _client_options(submit)
+    submit.add_argument("file")
+    submit.add_argument("--wait", action="store_true", help="wait, with a progress bar")
+    submit.add_argument("-o", "--output", help="with --wait: write results here")
+    submit.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
+    submit.set_defaults(func=cmd_submit)
+
+    for name, func, text in (
+        ("status", cmd_status, "show a batch"),
+        ("results", cmd_results, "download an ended batch's results"),
+        ("cancel", cmd_cancel, "cancel a batch"),
+    ):
+        command = sub.add_parser(name, help=text)
+        _client_options(command)
+        command.add_argument("batch_id")
+        if name == "results":
+            command.add_argument("-o", "--output", help="write to this file (default stdout)")
+        command.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Result lines in Anthropic's Message Batches shape, shared by the native and
+Anthropic dialects: ``{"custom_id", "result": {"type": ..., ...}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchgate import chat
+from batchgate.domain.batch import ResultRow
+from batchgate.domain.states import RequestState
+
+
+def result_line(row: ResultRow) -> dict[str, Any]:
+    result: dict[str, Any]
+    if row.state is RequestState.SUCCEEDED and row.result is not None:
+        message = chat.ChatResponse.model_validate(row.result).to_message()
+        result = {"type": "succeeded", "message": message}
+    elif row.state is RequestState.ERRORED:
+        error = row.error or {}
+        result = {
+            "type": "errored",
+            "error": {
+                "type": "error",
+                "error": {
+                    "type": error.get("type", "api_error"),
+                    "message": error.get("message", "the request failed"),
+                },
+            },
+        }
+    elif row.state is RequestState.EXPIRED:
+        result = {"type": "expired"}
+    else:
+        # canceled, or (only while a batch is still running) not yet finished
+        result = {"type": "canceled"}
+    return {"custom_id": row.custom_id, "result": result}

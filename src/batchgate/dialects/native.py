@@ -1,0 +1,77 @@
+"""The native dialect: ``POST /v1/batches`` with inline Messages-API requests.
+
+Parsing is strict and all-or-nothing: the first problem is reported with the
+path of the offending value (``requests[2].params.max_tokens``) and nothing is
+stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from batchgate import chat
+from batchgate.dialects import openai_objects, paths
+from batchgate.domain import errors
+from batchgate.domain.batch import Batch
+from batchgate.store.port import FileRecord
+
+ENDPOINT = "/v1/messages"
+
+
+class InlineRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    custom_id: str = Field(min_length=1)
+    params: chat.ChatRequest
+
+
+class CreateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    requests: list[InlineRequest] = Field(min_length=1)
+    metadata: dict[str, str] | None = None
+    completion_window: str | None = None
+
+
+def parse_create(body: bytes) -> CreateBody:
+    """Validate a create body; raise InvalidRequest naming the bad path."""
+    try:
+        parsed = CreateBody.model_validate_json(body)
+    except pydantic.ValidationError as exc:
+        param, message = paths.first_error(exc)
+        raise errors.InvalidRequest(message, param=param or None) from None
+    check_unique_custom_ids([item.custom_id for item in parsed.requests])
+    return parsed
+
+
+def check_unique_custom_ids(custom_ids: list[str], prefix: str = "requests") -> None:
+    first_seen: dict[str, int] = {}
+    for index, custom_id in enumerate(custom_ids):
+        if custom_id in first_seen:
+            raise errors.InvalidRequest(
+                f"duplicate custom_id {custom_id!r} at {prefix}[{index}] "
+                f"(first used at {prefix}[{first_seen[custom_id]}]); custom_ids must be unique "
+                "within a batch",
+                param=f"{prefix}[{index}].custom_id",
+                code="duplicate_custom_id",
+            )
+        first_seen[custom_id] = index
+
+
+def render_batch(batch: Batch) -> dict[str, Any]:
+    return openai_objects.batch_object(batch)
+
+
+def render_created(batch: Batch, input_file: FileRecord) -> dict[str, Any]:
+    """The create response: the batch object, plus the aliases native
+    clients read (``batch_id``, ``batch``) and the input file made from the
+    inline requests."""
+    obj = render_batch(batch)
+    return {
+        **obj,
+        "batch_id": batch.id,
+        "batch": obj,
+        "file_id": input_file.id,
+        "file": openai_objects.file_object(input_file),
+    }

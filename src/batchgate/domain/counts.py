@@ -1,0 +1,53 @@
+"""Request counts and usage of a batch, derived from its request states."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from batchgate.domain.states import RequestState
+
+
+@dataclasses.dataclass(frozen=True)
+class StateTally:
+    """Rows per request state, with the usage and cost of the finished ones."""
+
+    by_state: Mapping[RequestState, int]
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+    def count(self, state: RequestState) -> int:
+        return self.by_state.get(state, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_state.values())
+
+    @property
+    def open(self) -> int:
+        """Requests not yet in a terminal state."""
+        return self.count(RequestState.QUEUED) + self.count(RequestState.RUNNING)
+
+    @property
+    def failed(self) -> int:
+        """OpenAI's ``failed``: everything that ended without a result."""
+        return (
+            self.count(RequestState.ERRORED)
+            + self.count(RequestState.CANCELED)
+            + self.count(RequestState.EXPIRED)
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def usage(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+EMPTY_TALLY = StateTally(by_state={})

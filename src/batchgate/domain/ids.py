@@ -1,0 +1,42 @@
+"""Opaque, unguessable ids in each dialect's familiar shape."""
+
+from __future__ import annotations
+
+import secrets
+
+from batchgate.domain.states import Dialect
+
+_BATCH_PREFIX = {Dialect.NATIVE: "batch_", Dialect.OPENAI: "batch_", Dialect.ANTHROPIC: "msgbatch_"}
+
+
+def _token() -> str:
+    return secrets.token_hex(12)
+
+
+def new_batch_id(dialect: Dialect) -> str:
+    return _BATCH_PREFIX[dialect] + _token()
+
+
+def new_file_id() -> str:
+    return "file-" + _token()
+
+
+def new_message_id() -> str:
+    return "msg_" + _token()
+
+
+def new_request_id() -> str:
+    return "req_" + _token()
+
+
+def new_key_id() -> str:
+    return "key_" + secrets.token_hex(6)
+
+
+def new_api_key() -> str:
+    """A secret API key: 32 random bytes, urlsafe; shown to the user once."""
+    return "bg-" + secrets.token_urlsafe(32)
+
+
+def new_worker_id() -> str:
+    return "worker-" + secrets.token_hex(6)

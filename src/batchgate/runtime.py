@@ -1,0 +1,75 @@
+"""Composition: settings -> store, backends, worker, app. The only place that
+wires concrete parts together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from batchgate import config
+from batchgate.api import app as api_app
+from batchgate.api import deps
+from batchgate.backends import base, registry
+from batchgate.store import port, sql
+from batchgate.worker.dispatcher import Worker
+
+log = logging.getLogger("batchgate")
+
+
+def open_store(settings: config.Settings) -> port.JobStore:
+    return sql.SqlJobStore.open(settings.resolved_database_url())
+
+
+def build_backends(settings: config.Settings) -> dict[str, base.Backend]:
+    return {name: registry.create(entry) for name, entry in settings.models.items()}
+
+
+async def close_backends(backends: dict[str, base.Backend]) -> None:
+    for backend in backends.values():
+        with contextlib.suppress(Exception):
+            await backend.aclose()
+
+
+def create_server_app(
+    settings: config.Settings, store: port.JobStore, *, with_worker: bool = True
+) -> deps.BatchgateApp:
+    """The API, with a worker in the same event loop unless told otherwise.
+    Shutting the app down drains the worker (SIGTERM under uvicorn)."""
+    services = api_app.build_services(settings, store)
+    app = api_app.create_app(services)
+    if not with_worker:
+        return app
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: object) -> AsyncIterator[None]:
+        backends = build_backends(settings)
+        worker = Worker(store, settings, backends)
+        services.on_new_work = worker.notify
+        task = asyncio.create_task(worker.run(), name="worker")
+        try:
+            yield
+        finally:
+            worker.drain()
+            await task
+            await close_backends(backends)
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+async def run_worker(settings: config.Settings, store: port.JobStore) -> None:
+    """A standalone worker: runs until SIGTERM/SIGINT, then drains and returns."""
+    import signal
+
+    backends = build_backends(settings)
+    worker = Worker(store, settings, backends)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.drain)
+    log.info("worker %s started for models: %s", worker.worker_id, ", ".join(settings.models))
+    try:
+        await worker.run()
+    finally:
+        await close_backends(backends)

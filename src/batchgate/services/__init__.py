@@ -1,0 +1,1 @@
+"""Application services: what routes and the CLI ask for, in domain terms."""

@@ -1,0 +1,111 @@
+"""Table definitions for queries (SQLAlchemy Core).
+
+The schema itself is created by the versioned migrations in ``migrations/``;
+these definitions must match the newest migration (a contract test checks it).
+Times are unix seconds as floats; JSON is stored as text (portable, and
+orjson is faster than either database's JSON type round trip).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+)
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(32), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("filename", sa.String(512), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("batch_id", sa.String(64)),
+    sa.Column("kind", sa.String(16), nullable=False, server_default="stored"),
+    sa.Column("deleted_at", sa.Float),
+)
+
+file_chunks = sa.Table(
+    "file_chunks",
+    metadata,
+    sa.Column("file_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(32), nullable=False),
+    sa.Column("dialect", sa.String(16), nullable=False),
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column("input_file_id", sa.String(64)),
+    sa.Column("completion_window", sa.String(16), nullable=False),
+    sa.Column("metadata", sa.Text),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("errors", sa.Text),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("in_progress_at", sa.Float),
+    sa.Column("finalizing_at", sa.Float),
+    sa.Column("completed_at", sa.Float),
+    sa.Column("failed_at", sa.Float),
+    sa.Column("expired_at", sa.Float),
+    sa.Column("cancelling_at", sa.Float),
+    sa.Column("cancelled_at", sa.Float),
+    sa.Column("deleted_at", sa.Float),
+    sa.Column("last_claimed_at", sa.Float, nullable=False, server_default="0"),
+)
+
+requests = sa.Table(
+    "requests",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("batch_id", sa.String(64), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("custom_id", sa.String(256), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("not_before", sa.Float, nullable=False, server_default="0"),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_expires_at", sa.Float),
+    sa.Column("result", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("input_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("output_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cost", sa.Float, nullable=False, server_default="0"),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.UniqueConstraint("batch_id", "custom_id", name="uq_requests_batch_custom_id"),
+    sa.UniqueConstraint("batch_id", "idx", name="uq_requests_batch_idx"),
+    sa.Index("ix_requests_claim", "batch_id", "model", "state", "id"),
+    sa.Index("ix_requests_lease", "state", "lease_expires_at"),
+    sa.Index("ix_requests_owner", "lease_owner"),
+)
+
+sa.Index("ix_batches_owner_created", batches.c.owner, batches.c.created_at)
+sa.Index("ix_batches_status", batches.c.status)
+sa.Index("ix_api_keys_prefix", api_keys.c.prefix)
+sa.Index("ix_files_owner_created", files.c.owner, files.c.created_at)

@@ -1,0 +1,233 @@
+"""The worker: claim -> run on the model's backend -> record, with leases.
+
+One lane per configured model keeps at most ``max_concurrency`` requests of
+that model in flight. Claimed requests are leased to this worker; a heartbeat
+extends the leases, and a request that vanished from our leases (cancelled,
+expired, reclaimed after we stalled) has its task cancelled so its slot frees
+at once. All writes are fenced on the lease, so a worker that lost a request
+can never overwrite what happened to it since.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from batchgate import chat, config
+from batchgate.backends import base
+from batchgate.domain import ids
+from batchgate.domain.batch import ClaimedRequest
+from batchgate.domain.retry import RetryPolicy
+from batchgate.domain.states import RequestState
+from batchgate.store import port
+from batchgate.worker.writer import OutcomeWriter
+
+log = logging.getLogger("batchgate.worker")
+
+
+class Lane:
+    """The in-flight requests of one model on this worker."""
+
+    def __init__(self, model: config.ModelConfig, backend: base.Backend) -> None:
+        self.model = model
+        self.backend = backend
+        # request id -> (task, monotonic time it was claimed)
+        self.inflight: dict[int, tuple[asyncio.Task[None], float]] = {}
+        self.slot_freed = asyncio.Event()
+
+    @property
+    def free(self) -> int:
+        return self.model.max_concurrency - len(self.inflight)
+
+
+class Worker:
+    def __init__(
+        self,
+        store: port.JobStore,
+        settings: config.Settings,
+        backends: Mapping[str, base.Backend],
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.worker_id = worker_id or ids.new_worker_id()
+        self.policy = RetryPolicy(
+            max_attempts=settings.worker.max_attempts,
+            base_seconds=settings.worker.backoff_base_seconds,
+            max_seconds=settings.worker.backoff_max_seconds,
+        )
+        self.lanes = {
+            name: Lane(settings.models[name], backend) for name, backend in backends.items()
+        }
+        self.writer = OutcomeWriter(store)
+        self._wake = asyncio.Event()
+        self._draining = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------
+    def notify(self) -> None:
+        """New work was submitted in this process: claim now, not at the next poll."""
+        self._wake.set()
+        for lane in self.lanes.values():
+            lane.slot_freed.set()
+
+    def drain(self) -> None:
+        """Stop claiming; ``run`` returns once in-flight requests finish."""
+        self._draining.set()
+        self.notify()
+
+    async def run(self) -> None:
+        """Work until ``drain()``; then finish in-flight requests (up to the
+        drain grace period) and return."""
+        writer = asyncio.create_task(self.writer.run(), name="outcome-writer")
+        helpers = [
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._sweep_loop(), name="sweep"),
+        ]
+        lanes = [
+            asyncio.create_task(self._lane_loop(lane), name=f"lane:{name}")
+            for name, lane in self.lanes.items()
+        ]
+        try:
+            await self._draining.wait()
+            await asyncio.gather(*lanes)
+            await self._finish_inflight()
+        finally:
+            for task in [*lanes, *helpers]:
+                task.cancel()
+            await asyncio.gather(*lanes, *helpers, return_exceptions=True)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    async def _finish_inflight(self) -> None:
+        tasks = [task for lane in self.lanes.values() for task, _ in lane.inflight.values()]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=self.settings.worker.drain_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- dispatch -------------------------------------------------------------
+    async def _lane_loop(self, lane: Lane) -> None:
+        poll = self.settings.worker.poll_seconds
+        while not self._draining.is_set():
+            if lane.free <= 0:
+                lane.slot_freed.clear()
+                await lane.slot_freed.wait()
+                continue
+            claimed = await self._claim(lane)
+            for request in claimed:
+                task = asyncio.create_task(self._run_one(lane, request))
+                lane.inflight[request.id] = (task, time.monotonic())
+                task.add_done_callback(functools.partial(self._release, lane, request.id))
+            if not claimed:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll)
+
+    async def _claim(self, lane: Lane) -> list[ClaimedRequest]:
+        try:
+            return await asyncio.to_thread(
+                self.store.claim,
+                lane.model.name,
+                lane.free,
+                self.worker_id,
+                time.time(),
+                self.settings.worker.lease_seconds,
+            )
+        except Exception:
+            log.exception("claim failed; retrying after a pause")
+            await asyncio.sleep(self.settings.worker.poll_seconds)
+            return []
+
+    @staticmethod
+    def _release(lane: Lane, request_id: int, _task: object) -> None:
+        lane.inflight.pop(request_id, None)
+        lane.slot_freed.set()
+
+    async def _run_one(self, lane: Lane, request: ClaimedRequest) -> None:
+        outcome = await self._attempt(lane, request)
+        await self.writer.write(outcome, request.batch_id)
+
+    async def _attempt(self, lane: Lane, request: ClaimedRequest) -> port.Outcome:
+        def ended(state: RequestState, **fields: Any) -> port.Outcome:
+            return port.Outcome(
+                request_id=request.id,
+                attempt=request.attempt,
+                worker_id=self.worker_id,
+                state=state,
+                **fields,
+            )
+
+        try:
+            chat_request = chat.ChatRequest.model_validate_json(request.params)
+            response = await lane.backend.complete(chat_request)
+        except base.BackendError as exc:
+            error = {"type": exc.error_type, "message": exc.message, "status_code": exc.status_code}
+            if self.policy.should_retry(request.attempt, exc.retryable):
+                delay = self.policy.backoff(request.attempt, exc.retry_after)
+                return ended(RequestState.QUEUED, error=error, not_before=time.time() + delay)
+            return ended(RequestState.ERRORED, error=error)
+        except Exception as exc:  # a bug in a backend must not kill the worker
+            log.exception("backend %s crashed on request %s", lane.model.name, request.id)
+            return ended(
+                RequestState.ERRORED,
+                error={"type": "api_error", "message": f"internal error: {exc!r}"},
+            )
+        usage = response.usage
+        return ended(
+            RequestState.SUCCEEDED,
+            result=response.model_dump(exclude_none=True),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost=self.settings.batch_cost(lane.model.name, usage.input_tokens, usage.output_tokens),
+        )
+
+    # -- leases and sweeps ----------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        """Extend our leases; cancel the tasks of requests we no longer hold."""
+        settings = self.settings.worker
+        last_extend = time.monotonic()
+        while True:
+            await asyncio.sleep(min(settings.sweep_seconds, settings.heartbeat_seconds))
+            asked_at = time.monotonic()
+            try:
+                if asked_at - last_extend >= settings.heartbeat_seconds:
+                    held = await asyncio.to_thread(
+                        self.store.extend_leases,
+                        self.worker_id,
+                        time.time(),
+                        settings.lease_seconds,
+                    )
+                    last_extend = time.monotonic()
+                else:
+                    held = await asyncio.to_thread(self.store.held_request_ids, self.worker_id)
+            except Exception:
+                log.exception("heartbeat failed")
+                continue
+            for lane in self.lanes.values():
+                for request_id, (task, claimed_at) in list(lane.inflight.items()):
+                    # A claim that committed after we asked is simply not in
+                    # the answer yet; only older ones were really lost.
+                    if request_id not in held and claimed_at < asked_at:
+                        task.cancel()
+
+    async def _sweep_loop(self) -> None:
+        settings = self.settings.worker
+        while True:
+            await asyncio.sleep(settings.sweep_seconds)
+            try:
+                await asyncio.to_thread(self.sweep_once)
+            except Exception:
+                log.exception("sweep failed")
+
+    def sweep_once(self) -> None:
+        now = time.time()
+        self.store.requeue_lost_leases(now, self.settings.worker.max_attempts)
+        self.store.expire_batches(now)
+        self.store.finalize_batches(now)

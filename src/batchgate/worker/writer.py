@@ -1,0 +1,65 @@
+"""Group commit for outcomes: many finished attempts, one transaction.
+
+Writing each result in its own transaction would cap a SQLite-backed worker at
+a few hundred results per second (one fsync-bound commit each); collecting
+what finished in the last few milliseconds keeps the store off the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from batchgate.store import port
+
+FLUSH_SECONDS = 0.01
+MAX_GROUP = 500
+
+
+class OutcomeWriter:
+    def __init__(
+        self, store: port.JobStore, on_written: Callable[[set[str]], None] | None = None
+    ) -> None:
+        self.store = store
+        self._queue: asyncio.Queue[tuple[port.Outcome, str, asyncio.Future[bool]]] = asyncio.Queue()
+        self._on_written = on_written
+
+    async def write(self, outcome: port.Outcome, batch_id: str) -> bool:
+        """Queue one outcome; resolves to whether the fenced write applied."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        await self._queue.put((outcome, batch_id, future))
+        return await future
+
+    async def run(self) -> None:
+        """Flush forever (until cancelled, after which pending items are flushed)."""
+        try:
+            while True:
+                first = await self._queue.get()
+                await asyncio.sleep(FLUSH_SECONDS)
+                await self._flush(first)
+        except asyncio.CancelledError:
+            while not self._queue.empty():
+                await self._flush(self._queue.get_nowait())
+            raise
+
+    async def _flush(self, first: tuple[port.Outcome, str, asyncio.Future[bool]]) -> None:
+        group = [first]
+        while not self._queue.empty() and len(group) < MAX_GROUP:
+            group.append(self._queue.get_nowait())
+        try:
+            applied = await asyncio.to_thread(
+                self.store.record_outcomes, [item[0] for item in group], time.time()
+            )
+            batch_ids = {batch_id for _, batch_id, _ in group}
+            await asyncio.to_thread(self.store.finalize_batches, time.time(), batch_ids)
+        except Exception as exc:  # the store is down: let each caller decide
+            for _, _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, _, future), ok in zip(group, applied, strict=True):
+            if not future.done():
+                future.set_result(ok)
+        if self._on_written is not None:
+            self._on_written(batch_ids)
