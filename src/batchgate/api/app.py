@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi.responses import ORJSONResponse
-
 from batchgate import config
 from batchgate.api import batches, deps, errors, models
+from batchgate.api.common import JsonResponse
 from batchgate.services.batches import BatchService
 from batchgate.services.keys import KeyService
 from batchgate.store import port
@@ -21,9 +20,7 @@ def build_services(settings: config.Settings, store: port.JobStore) -> deps.Serv
 
 
 def create_app(services: deps.Services) -> deps.BatchgateApp:
-    app = deps.BatchgateApp(
-        title="batchgate", version="0.1.0", default_response_class=ORJSONResponse
-    )
+    app = deps.BatchgateApp(title="batchgate", version="0.1.0", default_response_class=JsonResponse)
     app.services = services
     errors.install(app)
     app.include_router(batches.router)

@@ -4,7 +4,7 @@ OpenAI dialect shares (file batches, same paths)."""
 from __future__ import annotations
 
 import fastapi
-from fastapi.responses import ORJSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from batchgate.api import common
 from batchgate.api.deps import CallerDep, ServicesDep
@@ -25,7 +25,9 @@ def render(batch: Batch) -> dict[str, object]:
 
 
 @router.post("/v1/batches")
-def create_batch(body: common.RawBody, caller: CallerDep, services: ServicesDep) -> ORJSONResponse:
+def create_batch(
+    body: common.RawBody, caller: CallerDep, services: ServicesDep
+) -> common.JsonResponse:
     parsed = native.parse_create(body)
     items = [ParsedRequest(item.custom_id, item.params) for item in parsed.requests]
     services.batches.check_size(len(items))
@@ -39,13 +41,13 @@ def create_batch(body: common.RawBody, caller: CallerDep, services: ServicesDep)
         input_file_id=input_file.id,
     )
     services.on_new_work()
-    return ORJSONResponse(native.render_created(batch, input_file))
+    return common.JsonResponse(native.render_created(batch, input_file))
 
 
 @router.get("/v1/batches/{batch_id}", response_model=None)
 def get_batch(
     batch_id: str, request: fastapi.Request, caller: CallerDep, services: ServicesDep
-) -> ORJSONResponse | StreamingResponse:
+) -> common.JsonResponse | StreamingResponse:
     batch = services.batches.get(caller.id, batch_id)
     if batch.dialect not in _DIALECTS:
         raise errors.NotFound(f"no batch with id {batch_id!r}", param="batch_id")
@@ -58,26 +60,26 @@ def get_batch(
             common.json_lines(services.batches.results(batch), message_results.result_line),
             media_type="application/x-ndjson",
         )
-    return ORJSONResponse(render(batch))
+    return common.JsonResponse(render(batch))
 
 
 @router.post("/v1/batches/{batch_id}/cancel")
-def cancel_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> ORJSONResponse:
+def cancel_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> common.JsonResponse:
     batch = services.batches.get(caller.id, batch_id)
     if batch.dialect not in _DIALECTS:
         raise errors.NotFound(f"no batch with id {batch_id!r}", param="batch_id")
-    return ORJSONResponse(render(services.batches.cancel(caller.id, batch_id)))
+    return common.JsonResponse(render(services.batches.cancel(caller.id, batch_id)))
 
 
 @router.get("/v1/batches")
 def list_batches(
     caller: CallerDep, services: ServicesDep, limit: int = 20, after: str | None = None
-) -> ORJSONResponse:
+) -> common.JsonResponse:
     batches, has_more = services.batches.list(
         caller.id, limit=limit, after=after, dialects=_DIALECTS
     )
     data = [render(batch) for batch in batches]
-    return ORJSONResponse(
+    return common.JsonResponse(
         {
             "object": "list",
             "data": data,

@@ -13,6 +13,16 @@ T = TypeVar("T")
 _STREAM_CHUNK = 64 * 1024
 
 
+class JsonResponse(fastapi.Response):
+    """JSON rendered with orjson (fast on large objects; FastAPI's own
+    ORJSONResponse is deprecated)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 async def raw_body(request: fastapi.Request) -> bytes:
     return await request.body()
 

@@ -8,8 +8,8 @@ from typing import Any
 import fastapi
 import fastapi.exceptions
 import starlette.exceptions
-from fastapi.responses import ORJSONResponse
 
+from batchgate.api.common import JsonResponse
 from batchgate.domain import errors
 
 _ANTHROPIC_TYPES = {
@@ -48,24 +48,24 @@ def anthropic_envelope(status: int, message: str) -> dict[str, Any]:
 
 def _render(
     request: fastapi.Request, status: int, message: str, param: str | None, code: str | None
-) -> ORJSONResponse:
+) -> JsonResponse:
     if request.url.path.startswith("/v1/messages"):
         body = anthropic_envelope(status, message)
     else:
         body = openai_envelope(status, message, param, code)
     headers = {"www-authenticate": "Bearer"} if status == 401 else None
-    return ORJSONResponse(body, status_code=status, headers=headers)
+    return JsonResponse(body, status_code=status, headers=headers)
 
 
 def install(app: fastapi.FastAPI) -> None:
     @app.exception_handler(errors.BatchgateError)
-    async def _domain(request: fastapi.Request, exc: errors.BatchgateError) -> ORJSONResponse:
+    async def _domain(request: fastapi.Request, exc: errors.BatchgateError) -> JsonResponse:
         return _render(request, exc.status_code, exc.message, exc.param, exc.code)
 
     @app.exception_handler(fastapi.exceptions.RequestValidationError)
     async def _validation(
         request: fastapi.Request, exc: fastapi.exceptions.RequestValidationError
-    ) -> ORJSONResponse:
+    ) -> JsonResponse:
         first = exc.errors()[0]
         loc = ".".join(str(part) for part in first["loc"][1:])
         return _render(
@@ -79,7 +79,7 @@ def install(app: fastapi.FastAPI) -> None:
     @app.exception_handler(starlette.exceptions.HTTPException)
     async def _http(
         request: fastapi.Request, exc: starlette.exceptions.HTTPException
-    ) -> ORJSONResponse:
+    ) -> JsonResponse:
         message = str(exc.detail)
         if exc.status_code == 404:
             message = f"no route for {request.method} {request.url.path}"

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import fastapi
-from fastapi.responses import ORJSONResponse
 
+from batchgate.api.common import JsonResponse
 from batchgate.api.deps import CallerDep, ServicesDep
 
 router = fastapi.APIRouter()
 
 
 @router.get("/v1/models")
-def list_models(_caller: CallerDep, services: ServicesDep) -> ORJSONResponse:
-    return ORJSONResponse(
+def list_models(_caller: CallerDep, services: ServicesDep) -> JsonResponse:
+    return JsonResponse(
         {
             "object": "list",
             "data": [
