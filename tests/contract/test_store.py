@@ -16,25 +16,51 @@ from batchgate.store import port, sql
 LEASE = 30.0
 
 
-def make_batch(store: sql.SqlJobStore, n: int, *, owner: str = "key_a", model: str = "m",
-               window: float = 3600.0, created_at: float | None = None) -> bm.Batch:
+def make_batch(
+    store: sql.SqlJobStore,
+    n: int,
+    *,
+    owner: str = "key_a",
+    model: str = "m",
+    window: float = 3600.0,
+    created_at: float | None = None,
+) -> bm.Batch:
     now = created_at if created_at is not None else time.time()
     batch = bm.Batch(
-        id=ids.new_batch_id(Dialect.NATIVE), owner=owner, dialect=Dialect.NATIVE,
-        endpoint="/v1/messages", input_file_id=None, completion_window="24h", metadata=None,
-        status=BatchStatus.IN_PROGRESS, errors=None, total=n, created_at=now,
-        expires_at=now + window, in_progress_at=now,
+        id=ids.new_batch_id(Dialect.NATIVE),
+        owner=owner,
+        dialect=Dialect.NATIVE,
+        endpoint="/v1/messages",
+        input_file_id=None,
+        completion_window="24h",
+        metadata=None,
+        status=BatchStatus.IN_PROGRESS,
+        errors=None,
+        total=n,
+        created_at=now,
+        expires_at=now + window,
+        in_progress_at=now,
     )
-    store.create_batch(batch, [bm.NewRequest(custom_id=f"r{i}", model=model, params="{}")
-                               for i in range(n)])
+    store.create_batch(
+        batch, [bm.NewRequest(custom_id=f"r{i}", model=model, params="{}") for i in range(n)]
+    )
     return batch
 
 
 def succeed(store: sql.SqlJobStore, claimed: bm.ClaimedRequest, worker: str = "w1") -> bool:
     return store.record_outcomes(
-        [port.Outcome(claimed.id, claimed.attempt, worker, RequestState.SUCCEEDED,
-                      result={"ok": claimed.custom_id}, input_tokens=2, output_tokens=3,
-                      cost=0.5)],
+        [
+            port.Outcome(
+                claimed.id,
+                claimed.attempt,
+                worker,
+                RequestState.SUCCEEDED,
+                result={"ok": claimed.custom_id},
+                input_tokens=2,
+                output_tokens=3,
+                cost=0.5,
+            )
+        ],
         time.time(),
     )[0]
 
@@ -113,8 +139,19 @@ def test_retry_outcome_requeues_not_before(store: sql.SqlJobStore) -> None:
     make_batch(store, 1)
     claimed = store.claim("m", 1, "w1", time.time(), LEASE)[0]
     later = time.time() + 60
-    store.record_outcomes([port.Outcome(claimed.id, claimed.attempt, "w1", RequestState.QUEUED,
-                                        error={"message": "429"}, not_before=later)], time.time())
+    store.record_outcomes(
+        [
+            port.Outcome(
+                claimed.id,
+                claimed.attempt,
+                "w1",
+                RequestState.QUEUED,
+                error={"message": "429"},
+                not_before=later,
+            )
+        ],
+        time.time(),
+    )
     assert store.claim("m", 1, "w1", time.time(), LEASE) == []
     again = store.claim("m", 1, "w1", later + 1, LEASE)
     assert [c.attempt for c in again] == [2]
@@ -176,9 +213,17 @@ def test_fair_claim_serves_small_batch_beside_big_one(store: sql.SqlJobStore) ->
 def test_custom_ids_are_unique_within_a_batch(store: sql.SqlJobStore) -> None:
     now = time.time()
     batch = bm.Batch(
-        id="batch_dup", owner="key_a", dialect=Dialect.NATIVE, endpoint="/v1/messages",
-        input_file_id=None, completion_window="24h", metadata=None,
-        status=BatchStatus.IN_PROGRESS, errors=None, total=2, created_at=now,
+        id="batch_dup",
+        owner="key_a",
+        dialect=Dialect.NATIVE,
+        endpoint="/v1/messages",
+        input_file_id=None,
+        completion_window="24h",
+        metadata=None,
+        status=BatchStatus.IN_PROGRESS,
+        errors=None,
+        total=2,
+        created_at=now,
         expires_at=now + 60,
     )
     with pytest.raises(sa.exc.IntegrityError):
@@ -200,8 +245,15 @@ def test_list_is_newest_first_with_cursor_and_owner_scope(store: sql.SqlJobStore
 
 def test_file_content_round_trips_in_chunks(store: sql.SqlJobStore) -> None:
     payload = [bytes([i % 251]) * 700_000 for i in range(4)]
-    record = port.FileRecord(id="file-x", owner="key_a", purpose="batch", filename="a.jsonl",
-                             bytes=0, status="processed", created_at=time.time())
+    record = port.FileRecord(
+        id="file-x",
+        owner="key_a",
+        purpose="batch",
+        filename="a.jsonl",
+        bytes=0,
+        status="processed",
+        created_at=time.time(),
+    )
     stored = store.create_file(record, payload)
     assert stored.bytes == 2_800_000
     assert b"".join(store.iter_file_chunks("file-x")) == b"".join(payload)

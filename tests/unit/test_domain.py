@@ -11,8 +11,12 @@ from batchgate.domain.states import BatchStatus, RequestState, can_transition
 
 
 def test_ended_batches_never_change_again() -> None:
-    for status in (BatchStatus.COMPLETED, BatchStatus.CANCELLED, BatchStatus.EXPIRED,
-                   BatchStatus.FAILED):
+    for status in (
+        BatchStatus.COMPLETED,
+        BatchStatus.CANCELLED,
+        BatchStatus.EXPIRED,
+        BatchStatus.FAILED,
+    ):
         assert status.is_ended
         assert not any(can_transition(status, target) for target in BatchStatus)
 
@@ -59,9 +63,15 @@ def test_retry_stops_at_max_attempts_and_on_final_errors() -> None:
 
 
 def test_tally_failed_counts_every_unsuccessful_end() -> None:
-    tally = StateTally(by_state={RequestState.SUCCEEDED: 2, RequestState.ERRORED: 1,
-                                 RequestState.CANCELED: 3, RequestState.EXPIRED: 4,
-                                 RequestState.QUEUED: 5})
+    tally = StateTally(
+        by_state={
+            RequestState.SUCCEEDED: 2,
+            RequestState.ERRORED: 1,
+            RequestState.CANCELED: 3,
+            RequestState.EXPIRED: 4,
+            RequestState.QUEUED: 5,
+        }
+    )
     assert tally.failed == 8
     assert tally.open == 5
     assert tally.total == 15

@@ -25,11 +25,21 @@ def error_of(raw: bytes) -> errors.InvalidRequest:
 
 
 def test_every_param_of_the_upstream_example_is_accepted() -> None:
-    parsed = native.parse_create(body(ok(
-        metadata={"user_id": "u1"}, stop_sequences=["\n\n"], system="Be brief.",
-        temperature=1, tool_choice=None, tools=[], top_k=1, top_p=1,
-        thinking={"budget_tokens": 1024, "type": "enabled"},
-    )))
+    parsed = native.parse_create(
+        body(
+            ok(
+                metadata={"user_id": "u1"},
+                stop_sequences=["\n\n"],
+                system="Be brief.",
+                temperature=1,
+                tool_choice=None,
+                tools=[],
+                top_k=1,
+                top_p=1,
+                thinking={"budget_tokens": 1024, "type": "enabled"},
+            )
+        )
+    )
     params = parsed.requests[0].params
     assert params.temperature == 1.0 and params.top_k == 1 and params.tools == []
 
