@@ -20,7 +20,7 @@ def test_serve_killed_mid_batch_completes_after_restart_with_one_line_per_reques
     tmp_path: Path,
 ) -> None:
     n = 500
-    with start_process(latency_ms=50, *("--no-log-bodies",)) as upstream:
+    with start_process("--no-log-bodies", latency_ms=50) as upstream:
         config = processes.write_config(
             tmp_path / "batchgate.toml",
             {
