@@ -1,0 +1,151 @@
+"""How HTTP backends report failures: one classification for every upstream.
+
+The worker owns the only retry loop; this module only decides what a failed
+call means. Retryable: 408, 409, 429, 500, 502, 503, 504, 529, timeouts and
+broken connections. Final: every other status, with the upstream's own status
+and message so the client sees why. 429 and 529 also say "the whole model is
+overloaded" so the worker can slow down for every request, not just this one.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from batchgate.backends import base
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+OVERLOADED_STATUSES = frozenset({429, 529})
+
+# Error types in Anthropic's vocabulary, which the dialects render.
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+_MAX_MESSAGE_CHARS = 1000
+
+
+def is_retryable_status(status_code: int) -> bool:
+    return status_code in RETRYABLE_STATUSES
+
+
+def error_type_for_status(status_code: int) -> str:
+    if status_code in _ERROR_TYPES:
+        return _ERROR_TYPES[status_code]
+    return "invalid_request_error" if 400 <= status_code < 500 else "api_error"
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """The upstream's wait hint in seconds, or None.
+
+    ``retry-after-ms`` (OpenAI, Anthropic) is preferred for its precision;
+    ``Retry-After`` may be seconds or an HTTP-date (RFC 9110). Negative or
+    unparsable values are ignored rather than trusted.
+    """
+    lowered = {key.lower(): value for key, value in headers.items()}
+    millis = _non_negative_float(lowered.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000.0
+    raw = lowered.get("retry-after")
+    if raw is None:
+        return None
+    seconds = _non_negative_float(raw)
+    if seconds is not None:
+        return seconds
+    try:
+        when = email.utils.parsedate_to_datetime(raw.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # HTTP-dates are GMT by definition
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _non_negative_float(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    if number != number or number < 0 or number == float("inf"):  # NaN, negative, inf
+        return None
+    return number
+
+
+def upstream_message(body: bytes, *, fallback: str) -> str:
+    """The human-readable message in an error body.
+
+    OpenAI and Anthropic both nest it at ``error.message``; some servers put a
+    bare string in ``error``, ``message`` or ``detail``; otherwise the raw text.
+    """
+    try:
+        parsed: Any = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", "replace").strip()
+        return text[:_MAX_MESSAGE_CHARS] or fallback
+    candidates: list[Any] = []
+    if isinstance(parsed, dict):
+        error = parsed.get("error")
+        if isinstance(error, dict):
+            candidates.append(error.get("message"))
+        candidates += [error, parsed.get("message"), parsed.get("detail")]
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate:
+            return candidate[:_MAX_MESSAGE_CHARS]
+    return fallback
+
+
+def error_from_status(
+    status_code: int, headers: Mapping[str, str], body: bytes
+) -> base.BackendError:
+    """A BackendError for an HTTP error response (pure: no httpx types)."""
+    message = upstream_message(body, fallback=f"HTTP {status_code}")
+    return base.BackendError(
+        f"upstream returned HTTP {status_code}: {message}",
+        retryable=is_retryable_status(status_code),
+        status_code=status_code,
+        error_type=error_type_for_status(status_code),
+        retry_after=parse_retry_after(headers),
+        overloaded=status_code in OVERLOADED_STATUSES,
+    )
+
+
+def error_from_response(response: httpx.Response) -> base.BackendError:
+    """A BackendError for a non-2xx ``response`` whose body has been read."""
+    return error_from_status(response.status_code, response.headers, response.content)
+
+
+def error_from_exception(exc: httpx.HTTPError) -> base.BackendError:
+    """A BackendError for a call that got no usable response.
+
+    Timeouts and broken connections are worth another try; a malformed URL or
+    an unsupported scheme will fail the same way every time.
+    """
+    if isinstance(exc, httpx.TimeoutException):
+        return base.BackendError(
+            f"upstream timed out ({type(exc).__name__})",
+            retryable=True,
+            error_type="timeout_error",
+        )
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.TooManyRedirects):
+        return base.BackendError(f"cannot call upstream: {exc}", retryable=False)
+    if isinstance(exc, httpx.TransportError | httpx.DecodingError):
+        detail = str(exc) or type(exc).__name__
+        return base.BackendError(f"upstream connection failed: {detail}", retryable=True)
+    return base.BackendError(f"upstream call failed: {exc}", retryable=False)
