@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from batchgate import config
-from batchgate.api import batches, deps, errors, models
+from batchgate.api import anthropic, batches, deps, errors, models
 from batchgate.api.common import JsonResponse
 from batchgate.services.batches import BatchService
 from batchgate.services.keys import KeyService
@@ -24,6 +24,7 @@ def create_app(services: deps.Services) -> deps.BatchgateApp:
     app.services = services
     errors.install(app)
     app.include_router(batches.router)
+    app.include_router(anthropic.router)
     app.include_router(models.router)
 
     @app.get("/health", include_in_schema=False)

@@ -144,3 +144,16 @@ class BatchService:
         if batch is None:
             raise errors.NotFound(f"no batch with id {batch_id!r}", param="batch_id")
         return batch
+
+    def delete(self, batch: batch_model.Batch) -> None:
+        """Delete an ended batch with its results (Anthropic lets only ended
+        batches go). An ended batch never changes again, so checking and then
+        deleting cannot race a worker writing into it."""
+        if not batch.status.is_ended:
+            raise errors.Conflict(
+                f"batch {batch.id!r} has not ended yet; cancel it and wait until it has "
+                "ended before deleting it",
+                param="batch_id",
+            )
+        if not self.store.delete_batch(batch.id, batch.owner, time.time()):
+            raise errors.NotFound(f"no batch with id {batch.id!r}", param="batch_id")

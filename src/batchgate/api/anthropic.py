@@ -1,0 +1,103 @@
+"""``/v1/messages/batches``: Anthropic's Message Batches API.
+
+Errors on these paths are rendered in Anthropic's envelope by api/errors.py
+(chosen by the ``/v1/messages`` prefix). The ``anthropic-version`` header the
+SDK sends is accepted and not checked: there is one version of this API.
+"""
+
+from __future__ import annotations
+
+import fastapi
+from fastapi.responses import StreamingResponse
+
+from batchgate.api import common
+from batchgate.api.deps import CallerDep, ServicesDep
+from batchgate.dialects import anthropic, message_results
+from batchgate.domain import errors
+from batchgate.domain.batch import Batch
+from batchgate.domain.states import Dialect
+from batchgate.services.batches import ParsedRequest
+
+router = fastapi.APIRouter(prefix="/v1/messages/batches")
+
+_RESULTS_ROUTE = "anthropic_batch_results"
+
+
+def _render(request: fastapi.Request, batch: Batch) -> dict[str, object]:
+    # Absolute, from the URL the client used: the SDK GETs it as given.
+    results_url = str(request.url_for(_RESULTS_ROUTE, batch_id=batch.id))
+    return anthropic.render_batch(batch, results_url=results_url)
+
+
+def _get(services: ServicesDep, owner: str, batch_id: str) -> Batch:
+    """The caller's Anthropic batch; batches made through the other front
+    doors do not exist here."""
+    batch = services.batches.get(owner, batch_id)
+    if batch.dialect is not Dialect.ANTHROPIC:
+        raise errors.NotFound(f"no batch with id {batch_id!r}", param="batch_id")
+    return batch
+
+
+@router.post("")
+def create_batch(
+    body: common.RawBody, request: fastapi.Request, caller: CallerDep, services: ServicesDep
+) -> common.JsonResponse:
+    items = [ParsedRequest(item.custom_id, item.params) for item in anthropic.parse_create(body)]
+    batch = services.batches.create(
+        owner=caller.id, dialect=Dialect.ANTHROPIC, endpoint=anthropic.ENDPOINT, requests=items
+    )
+    services.on_new_work()
+    return common.JsonResponse(_render(request, batch))
+
+
+@router.get("")
+def list_batches(
+    request: fastapi.Request,
+    caller: CallerDep,
+    services: ServicesDep,
+    limit: int = 20,
+    before_id: str | None = None,
+    after_id: str | None = None,
+) -> common.JsonResponse:
+    batches, has_more = services.batches.list(
+        caller.id, limit=limit, after=after_id, before=before_id, dialects=[Dialect.ANTHROPIC]
+    )
+    items = [_render(request, batch) for batch in batches]
+    return common.JsonResponse(anthropic.render_page(items, has_more))
+
+
+@router.get("/{batch_id}")
+def get_batch(
+    batch_id: str, request: fastapi.Request, caller: CallerDep, services: ServicesDep
+) -> common.JsonResponse:
+    return common.JsonResponse(_render(request, _get(services, caller.id, batch_id)))
+
+
+@router.post("/{batch_id}/cancel")
+def cancel_batch(
+    batch_id: str, request: fastapi.Request, caller: CallerDep, services: ServicesDep
+) -> common.JsonResponse:
+    _get(services, caller.id, batch_id)
+    return common.JsonResponse(_render(request, services.batches.cancel(caller.id, batch_id)))
+
+
+@router.delete("/{batch_id}")
+def delete_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> common.JsonResponse:
+    services.batches.delete(_get(services, caller.id, batch_id))
+    return common.JsonResponse(anthropic.render_deleted(batch_id))
+
+
+@router.get("/{batch_id}/results", name=_RESULTS_ROUTE)
+def batch_results(batch_id: str, caller: CallerDep, services: ServicesDep) -> StreamingResponse:
+    batch = _get(services, caller.id, batch_id)
+    if not batch.status.is_ended:
+        # Until then some requests have no outcome to report.
+        raise errors.Conflict(
+            f"batch {batch_id!r} is still {anthropic.processing_status(batch.status)}; "
+            "results are available once processing_status is 'ended'",
+            param="batch_id",
+        )
+    return StreamingResponse(
+        common.json_lines(services.batches.results(batch), message_results.result_line),
+        media_type="application/x-jsonl",
+    )
