@@ -63,6 +63,9 @@ class ModelConfig(BaseModel):
     max_concurrency: int = Field(default=8, ge=1)
     requests_per_minute: int | None = Field(default=None, ge=1)
     tokens_per_minute: int | None = Field(default=None, ge=1)
+    # The limits above hold over every window of this many seconds, scaled
+    # (600 rpm with a 10 s period = 100 requests in any 10 s).
+    rate_period_seconds: float = Field(default=60.0, gt=0)
 
     @property
     def options(self) -> dict[str, Any]:

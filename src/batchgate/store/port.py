@@ -58,6 +58,9 @@ class Outcome:
     output_tokens: int = 0
     cost: float = 0.0
     not_before: float = 0.0
+    # A call made only to probe an upstream that looks down does not use up
+    # one of the request's attempts.
+    refund_attempt: bool = False
 
 
 class JobStore(Protocol):

@@ -25,13 +25,14 @@ from batchgate.domain.batch import ClaimedRequest
 from batchgate.domain.retry import RetryPolicy
 from batchgate.domain.states import RequestState
 from batchgate.store import port
+from batchgate.worker import limits
 from batchgate.worker.writer import OutcomeWriter
 
 log = logging.getLogger("batchgate.worker")
 
 
 class Lane:
-    """The in-flight requests of one model on this worker."""
+    """The in-flight requests of one model on this worker, and its pacing."""
 
     def __init__(self, model: config.ModelConfig, backend: base.Backend) -> None:
         self.model = model
@@ -39,10 +40,21 @@ class Lane:
         # request id -> (task, monotonic time it was claimed)
         self.inflight: dict[int, tuple[asyncio.Task[None], float]] = {}
         self.slot_freed = asyncio.Event()
+        self.throttle = limits.ModelThrottle(model.max_concurrency)
+        scale = model.rate_period_seconds / 60.0
+        self.limiter = limits.SlidingWindowLimiter(
+            max_requests=_scaled(model.requests_per_minute, scale),
+            max_tokens=_scaled(model.tokens_per_minute, scale),
+            period=model.rate_period_seconds,
+        )
 
     @property
     def free(self) -> int:
-        return self.model.max_concurrency - len(self.inflight)
+        return self.throttle.capacity(len(self.inflight), time.monotonic())
+
+
+def _scaled(per_minute: int | None, scale: float) -> int | None:
+    return None if per_minute is None else max(1, int(per_minute * scale))
 
 
 class Worker:
@@ -117,8 +129,12 @@ class Worker:
         poll = self.settings.worker.poll_seconds
         while not self._draining.is_set():
             if lane.free <= 0:
+                # Full, or paused by overload / a down upstream: wait for a
+                # slot, or for the pause to pass.
                 lane.slot_freed.clear()
-                await lane.slot_freed.wait()
+                pause = lane.throttle.paused_until - time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lane.slot_freed.wait(), max(pause, poll))
                 continue
             claimed = await self._claim(lane)
             for request in claimed:
@@ -164,11 +180,31 @@ class Worker:
                 **fields,
             )
 
+        probing = lane.throttle.breaker_open
+        grant = None
         try:
             chat_request = chat.ChatRequest.model_validate_json(request.params)
+            if lane.limiter.enabled:
+                grant = await lane.limiter.acquire(limits.estimate_tokens(chat_request))
             response = await lane.backend.complete(chat_request)
         except base.BackendError as exc:
+            if grant is not None:
+                lane.limiter.settle(grant, 0)
+            if exc.retryable:
+                lane.throttle.on_failure(
+                    overloaded=exc.overloaded, retry_after=exc.retry_after, now=time.monotonic()
+                )
             error = {"type": exc.error_type, "message": exc.message, "status_code": exc.status_code}
+            if exc.retryable and probing:
+                # The upstream looked down before this call: it was a probe,
+                # and the request keeps its attempts until the upstream is back.
+                delay = max(lane.throttle.paused_until - time.monotonic(), 0.0)
+                return ended(
+                    RequestState.QUEUED,
+                    error=error,
+                    not_before=time.time() + delay,
+                    refund_attempt=True,
+                )
             if self.policy.should_retry(request.attempt, exc.retryable):
                 delay = self.policy.backoff(request.attempt, exc.retry_after)
                 return ended(RequestState.QUEUED, error=error, not_before=time.time() + delay)
@@ -179,7 +215,10 @@ class Worker:
                 RequestState.ERRORED,
                 error={"type": "api_error", "message": f"internal error: {exc!r}"},
             )
+        lane.throttle.on_success()
         usage = response.usage
+        if grant is not None:
+            lane.limiter.settle(grant, usage.input_tokens + usage.output_tokens)
         return ended(
             RequestState.SUCCEEDED,
             result=response.model_dump(exclude_none=True),

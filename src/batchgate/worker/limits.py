@@ -1,0 +1,141 @@
+"""Per-model pacing: rate limits, overload back-off, and the down-upstream breaker.
+
+All of it is per worker process (limits configured on a model apply to each
+worker that serves it; run one worker per rate-limited upstream, or divide).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import math
+import time
+
+from batchgate import chat
+
+# Requests are counted over the period plus this margin, so that jitter in
+# delivery cannot squeeze one extra call into any window the upstream sees.
+WINDOW_MARGIN_SECONDS = 0.5
+
+
+def estimate_tokens(request: chat.ChatRequest) -> int:
+    """An upper bound on the tokens a call will use, known before the call:
+    prompt bytes (no BPE tokenizer emits more tokens than UTF-8 bytes, short
+    of template overhead, which the constant covers) plus ``max_tokens``."""
+    size = len((request.system_text() or "").encode())
+    for message in request.messages:
+        for block in message.blocks():
+            size += len(block.model_dump_json(exclude_none=True).encode())
+    return size + 16 * len(request.messages) + request.max_tokens
+
+
+@dataclasses.dataclass
+class _Grant:
+    at: float
+    tokens: int
+
+
+class SlidingWindowLimiter:
+    """At most ``max_requests`` calls and ``max_tokens`` tokens in any window of
+    ``period`` seconds. Exact (a log of grants), not a token bucket, so the
+    guarantee holds for every window, not on average."""
+
+    def __init__(self, max_requests: int | None, max_tokens: int | None, period: float) -> None:
+        self.max_requests = max_requests
+        self.max_tokens = max_tokens
+        self.period = period + WINDOW_MARGIN_SECONDS
+        self._grants: collections.deque[_Grant] = collections.deque()
+        self._lock = asyncio.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_requests is not None or self.max_tokens is not None
+
+    def _prune(self, now: float) -> None:
+        while self._grants and self._grants[0].at <= now - self.period:
+            self._grants.popleft()
+
+    def _wait_needed(self, now: float, tokens: int) -> float:
+        self._prune(now)
+        waits = [0.0]
+        if self.max_requests is not None and len(self._grants) >= self.max_requests:
+            oldest = self._grants[len(self._grants) - self.max_requests]
+            waits.append(oldest.at + self.period - now)
+        if self.max_tokens is not None:
+            tokens = min(tokens, self.max_tokens)  # a huge request still runs, alone
+            used = sum(grant.tokens for grant in self._grants)
+            excess = used + tokens - self.max_tokens
+            for grant in self._grants:
+                if excess <= 0:
+                    break
+                excess -= grant.tokens
+                waits.append(grant.at + self.period - now)
+        return max(waits)
+
+    async def acquire(self, tokens: int) -> _Grant:
+        """Wait until a call of ``tokens`` fits; returns the grant, whose
+        ``tokens`` the caller corrects with the real usage afterwards."""
+        async with self._lock:  # FIFO: the lock queues waiters in order
+            while True:
+                now = time.monotonic()
+                wait = self._wait_needed(now, tokens)
+                if wait <= 0:
+                    grant = _Grant(now, tokens)
+                    self._grants.append(grant)
+                    return grant
+                await asyncio.sleep(wait)
+
+    @staticmethod
+    def settle(grant: _Grant, real_tokens: int) -> None:
+        grant.tokens = real_tokens
+
+
+class ModelThrottle:
+    """How many calls a model may have in flight right now, and when.
+
+    Overload (429/529) halves the allowed concurrency and pauses new calls
+    until the upstream's Retry-After; each success adds back a little
+    (additive increase), so throughput recovers gradually instead of
+    stampeding. A run of failures of any retryable kind opens a breaker: the
+    upstream is treated as down, and only one probe call at a time goes out
+    until one succeeds.
+    """
+
+    BREAKER_THRESHOLD = 5
+    BREAKER_MAX_PAUSE = 30.0
+
+    def __init__(self, max_concurrency: int) -> None:
+        self.max_concurrency = max_concurrency
+        self.allowed = float(max_concurrency)
+        self.paused_until = 0.0
+        self.consecutive_failures = 0
+        self._breaker_pause = 1.0
+
+    @property
+    def breaker_open(self) -> bool:
+        return self.consecutive_failures >= self.BREAKER_THRESHOLD
+
+    def capacity(self, inflight: int, now: float) -> int:
+        """How many more calls may start now."""
+        if now < self.paused_until:
+            return 0
+        limit = 1 if self.breaker_open else max(1, math.floor(self.allowed))
+        return max(0, limit - inflight)
+
+    def on_success(self) -> None:
+        self.consecutive_failures = 0
+        self._breaker_pause = 1.0
+        self.allowed = min(float(self.max_concurrency), self.allowed + 1.0 / max(self.allowed, 1))
+
+    def on_failure(self, *, overloaded: bool, retry_after: float | None, now: float) -> None:
+        self.consecutive_failures += 1
+        pause = 0.0
+        if overloaded:
+            self.allowed = max(1.0, self.allowed / 2)
+            pause = retry_after if retry_after is not None else 1.0
+        if self.breaker_open:
+            pause = max(pause, self._breaker_pause)
+            self._breaker_pause = min(self.BREAKER_MAX_PAUSE, self._breaker_pause * 2)
+        if pause:
+            self.paused_until = max(self.paused_until, now + pause)
