@@ -548,6 +548,8 @@ class SqlJobStore:
                 }
                 if outcome.state is RequestState.QUEUED:
                     values["not_before"] = outcome.not_before
+                    if outcome.refund_attempt:
+                        values["attempts"] = R.c.attempts - 1
                 else:
                     values.update(
                         result=_dumps(outcome.result),
