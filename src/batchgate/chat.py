@@ -7,8 +7,9 @@ serves. Dialects translate their wire bodies into :class:`ChatRequest` at submit
 time (so bad input is rejected before anything is stored), the store keeps the
 canonical JSON, and backends never see a wire dialect.
 
-Translation to and from Chat Completions lives here too, because both the OpenAI
-dialect and the OpenAI-compatible backend need it.
+Translation to and from Chat Completions lives beside it, in
+``chat_completions.py``: both the OpenAI dialect and the OpenAI-compatible
+backend need it.
 """
 
 from __future__ import annotations

@@ -216,6 +216,8 @@ class Worker:
                 error={"type": "api_error", "message": f"internal error: {exc!r}"},
             )
         lane.throttle.on_success()
+        # Clients see the model name they asked for, not the upstream's alias.
+        response = response.model_copy(update={"model": chat_request.model})
         usage = response.usage
         if grant is not None:
             lane.limiter.settle(grant, usage.input_tokens + usage.output_tokens)
