@@ -56,8 +56,9 @@ class UnsupportedRequest(BackendError):
     """The request asks for something this backend cannot honour (final)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=False, status_code=400,
-                         error_type="invalid_request_error")
+        super().__init__(
+            message, retryable=False, status_code=400, error_type="invalid_request_error"
+        )
 
 
 @runtime_checkable
