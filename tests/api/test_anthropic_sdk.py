@@ -9,12 +9,14 @@ translates both ways).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 import pytest
 from anthropic.types.messages import MessageBatch
 
@@ -319,3 +321,20 @@ def test_bad_input_is_a_400_naming_the_path_and_stores_nothing(
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
     assert path in body["error"]["message"]
     assert list(client.messages.batches.list()) == []
+
+
+def test_results_stream_as_jsonl_for_a_raw_client_with_anthropic_headers(
+    client: anthropic.Anthropic, server: harness.RunningServer
+) -> None:
+    created = client.messages.batches.create(requests=[request("x", "hi"), request("y", "yo")])
+    wait_ended(client, created.id)
+    headers = {"x-api-key": server.api_key, "anthropic-version": "2023-06-01"}
+    with httpx.Client(base_url=server.url, headers=headers) as http:
+        response = http.get(f"/v1/messages/batches/{created.id}/results")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-jsonl"
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert [(line["custom_id"], line["result"]["type"]) for line in lines] == [
+        ("x", "succeeded"),
+        ("y", "succeeded"),
+    ]
