@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from batchgate import config
-from batchgate.api import anthropic, batches, deps, errors, models
+from batchgate.api import anthropic, batches, deps, errors, files, models
 from batchgate.api.common import JsonResponse
 from batchgate.services.batches import BatchService
+from batchgate.services.file_batches import FileBatchService
+from batchgate.services.files import FileService
 from batchgate.services.keys import KeyService
 from batchgate.store import port
 
 
 def build_services(settings: config.Settings, store: port.JobStore) -> deps.Services:
+    batch_service = BatchService(store, settings)
+    file_service = FileService(store, settings)
     return deps.Services(
         settings=settings,
         store=store,
-        batches=BatchService(store, settings),
+        batches=batch_service,
         keys=KeyService(store),
+        files=file_service,
+        file_batches=FileBatchService(batch_service, file_service, settings),
     )
 
 
@@ -24,6 +30,7 @@ def create_app(services: deps.Services) -> deps.BatchgateApp:
     app.services = services
     errors.install(app)
     app.include_router(batches.router)
+    app.include_router(files.router)
     app.include_router(anthropic.router)
     app.include_router(models.router)
 

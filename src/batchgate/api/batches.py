@@ -3,12 +3,15 @@ OpenAI dialect shares (file batches, same paths)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import fastapi
+import orjson
 from fastapi.responses import StreamingResponse
 
 from batchgate.api import common
 from batchgate.api.deps import CallerDep, ServicesDep
-from batchgate.dialects import message_results, native, openai_objects
+from batchgate.dialects import message_results, native, openai
 from batchgate.domain import errors
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import Dialect
@@ -21,13 +24,30 @@ _DIALECTS = (Dialect.NATIVE, Dialect.OPENAI)
 
 
 def render(batch: Batch) -> dict[str, object]:
-    return openai_objects.batch_object(batch)
+    # The OpenAI rendering names result files, which only OpenAI batches have.
+    return openai.batch_object(batch)
+
+
+def _is_file_batch(body: bytes) -> bool:
+    """Whether a create body is OpenAI's ``{input_file_id, ...}`` rather than
+    native inline requests. The substring test spares parsing a large native
+    body twice; only a body that might be a file batch is parsed here."""
+    if b'"input_file_id"' not in body:
+        return False
+    with contextlib.suppress(orjson.JSONDecodeError):
+        parsed = orjson.loads(body)
+        return isinstance(parsed, dict) and "input_file_id" in parsed
+    return False
 
 
 @router.post("/v1/batches")
 def create_batch(
     body: common.RawBody, caller: CallerDep, services: ServicesDep
 ) -> common.JsonResponse:
+    if _is_file_batch(body):
+        batch = services.file_batches.create(caller.id, openai.parse_create(body))
+        services.on_new_work()
+        return common.JsonResponse(render(batch))
     parsed = native.parse_create(body)
     items = [ParsedRequest(item.custom_id, item.params) for item in parsed.requests]
     services.batches.check_size(len(items))

@@ -10,6 +10,8 @@ import fastapi
 
 from batchgate import config
 from batchgate.services.batches import BatchService
+from batchgate.services.file_batches import FileBatchService
+from batchgate.services.files import FileService
 from batchgate.services.keys import KeyService
 from batchgate.store import port
 
@@ -20,6 +22,8 @@ class Services:
     store: port.JobStore
     batches: BatchService
     keys: KeyService
+    files: FileService
+    file_batches: FileBatchService
     # Called after a batch is stored, so an in-process worker claims at once.
     on_new_work: Callable[[], None] = lambda: None
 

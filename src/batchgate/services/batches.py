@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import orjson
 
@@ -48,10 +49,70 @@ class BatchService:
         batch_id: str | None = None,
     ) -> batch_model.Batch:
         self.check_size(len(requests))
+        return self.create_streamed(
+            owner=owner,
+            dialect=dialect,
+            endpoint=endpoint,
+            total=len(requests),
+            requests=requests,
+            metadata=metadata,
+            input_file_id=input_file_id,
+            batch_id=batch_id,
+        )
+
+    def create_streamed(
+        self,
+        *,
+        owner: str,
+        dialect: Dialect,
+        endpoint: str,
+        total: int,
+        requests: Iterable[ParsedRequest],
+        metadata: dict[str, str] | None = None,
+        input_file_id: str | None = None,
+        batch_id: str | None = None,
+    ) -> batch_model.Batch:
+        """Create a batch from ``total`` already validated requests, consumed
+        once, one at a time (a 50k-request file is never a list in memory)."""
         now = time.time()
+        batch = self._record(owner, dialect, endpoint, total, metadata, input_file_id, now)
+        if batch_id:
+            batch = dataclasses.replace(batch, id=batch_id)
+        self.store.create_batch(batch, self._new_requests(requests, total))
+        # A batch whose every request was born finished (unknown models) ends now.
+        self.store.finalize_batches(now, [batch.id])
+        return self.get(owner, batch.id)
+
+    def create_failed(
+        self,
+        *,
+        owner: str,
+        dialect: Dialect,
+        endpoint: str,
+        line_errors: list[dict[str, Any]],
+        metadata: dict[str, str] | None = None,
+        input_file_id: str | None = None,
+    ) -> batch_model.Batch:
+        """Store a batch whose input failed validation: status ``failed``, no
+        requests, the errors kept for the client to read (OpenAI's behaviour)."""
+        now = time.time()
+        batch = self._record(owner, dialect, endpoint, 0, metadata, input_file_id, now)
+        self.store.fail_batch(batch, line_errors, now)
+        return self.get(owner, batch.id)
+
+    def _record(
+        self,
+        owner: str,
+        dialect: Dialect,
+        endpoint: str,
+        total: int,
+        metadata: dict[str, str] | None,
+        input_file_id: str | None,
+        now: float,
+    ) -> batch_model.Batch:
         window = self.settings.completion_window_seconds
-        batch = batch_model.Batch(
-            id=batch_id or ids.new_batch_id(dialect),
+        return batch_model.Batch(
+            id=ids.new_batch_id(dialect),
             owner=owner,
             dialect=dialect,
             endpoint=endpoint,
@@ -60,15 +121,26 @@ class BatchService:
             metadata=metadata,
             status=BatchStatus.IN_PROGRESS,
             errors=None,
-            total=len(requests),
+            total=total,
             created_at=now,
             expires_at=now + window,
             in_progress_at=now,
         )
-        self.store.create_batch(batch, (self._new_request(item) for item in requests))
-        # A batch whose every request was born finished (unknown models) ends now.
-        self.store.finalize_batches(now, [batch.id])
-        return self.get(owner, batch.id)
+
+    def _new_requests(
+        self, requests: Iterable[ParsedRequest], total: int
+    ) -> Iterator[batch_model.NewRequest]:
+        count = 0
+        for item in requests:
+            count += 1
+            yield self._new_request(item)
+        if count != total:
+            # The source changed under us (an input file deleted mid-read):
+            # raising here rolls the whole batch back.
+            raise errors.Conflict(
+                f"expected {total} requests but read {count}; the input changed while the "
+                "batch was being created"
+            )
 
     def _new_request(self, item: ParsedRequest) -> batch_model.NewRequest:
         model = item.request.model

@@ -36,7 +36,7 @@ class FileRecord:
     created_at: float
     batch_id: str | None = None
     # "stored": content in file_chunks; "output"/"errors": rendered on demand
-    # from the batch's request rows.
+    # from the batch's request rows (domain/result_files.py).
     kind: str = "stored"
 
 
@@ -79,6 +79,7 @@ class JobStore(Protocol):
     ) -> tuple[list[FileRecord], bool]: ...
     def iter_file_chunks(self, file_id: str) -> Iterator[bytes]: ...
     def delete_file(self, file_id: str, owner: str, now: float) -> bool: ...
+    def set_file_bytes(self, file_id: str, size: int) -> None: ...
 
     # -- batches --------------------------------------------------------------
     def create_batch(

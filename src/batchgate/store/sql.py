@@ -16,7 +16,7 @@ import orjson
 import sqlalchemy as sa
 
 from batchgate.domain import batch as batch_model
-from batchgate.domain import fairness
+from batchgate.domain import fairness, result_files
 from batchgate.domain.counts import StateTally
 from batchgate.domain.states import (
     CANCELLABLE_BATCH_STATUSES,
@@ -200,6 +200,12 @@ class SqlJobStore:
             if result.rowcount:
                 conn.execute(FC.delete().where(FC.c.file_id == file_id))
         return bool(result.rowcount)
+
+    def set_file_bytes(self, file_id: str, size: int) -> None:
+        """Record the measured size of a rendered result file (status
+        ``processed`` from then on)."""
+        with self._write() as conn:
+            conn.execute(F.update().where(F.c.id == file_id).values(bytes=size, status="processed"))
 
     @staticmethod
     def _file(row: Any) -> port.FileRecord:
@@ -591,30 +597,33 @@ class SqlJobStore:
     def expire_batches(self, now: float) -> list[str]:
         """Batches past their completion window: unfinished requests end
         expired, finished ones are kept, the batch is expired."""
+        expirable = [BatchStatus.IN_PROGRESS.value, BatchStatus.VALIDATING.value]
         with self._write() as conn:
             ids = [
                 row.id
                 for row in conn.execute(
-                    sa.select(B.c.id).where(
-                        B.c.status.in_(
-                            [BatchStatus.IN_PROGRESS.value, BatchStatus.VALIDATING.value]
-                        ),
-                        B.c.expires_at <= now,
-                    )
+                    sa.select(B.c.id).where(B.c.status.in_(expirable), B.c.expires_at <= now)
                 ).all()
             ]
+            expired: list[str] = []
             for batch_id in ids:
+                # Guarded on the status, so of two concurrent sweeps only one
+                # ends the batch (and creates its result files).
+                flipped = conn.execute(
+                    B.update()
+                    .where(B.c.id == batch_id, B.c.status.in_(expirable))
+                    .values(status=BatchStatus.EXPIRED.value, expired_at=now)
+                ).rowcount
+                if not flipped:
+                    continue
                 conn.execute(
                     R.update()
                     .where(R.c.batch_id == batch_id, R.c.state.in_(_OPEN))
                     .values(state=RequestState.EXPIRED.value, lease_owner=None, finished_at=now)
                 )
-                conn.execute(
-                    B.update()
-                    .where(B.c.id == batch_id)
-                    .values(status=BatchStatus.EXPIRED.value, expired_at=now)
-                )
-        return ids
+                expired.append(batch_id)
+            _add_result_files(conn, expired, now)
+        return expired
 
     def finalize_batches(self, now: float, batch_ids: Iterable[str] | None = None) -> list[str]:
         """Batches with no open request left end: in_progress -> completed
@@ -642,10 +651,12 @@ class SqlJobStore:
                         "finalizing_at": now,
                         "completed_at": now,
                     }
-                conn.execute(
+                flipped = conn.execute(
                     B.update().where(B.c.id == row.id, B.c.status == row.status).values(**values)
-                )
-                ended.append(row.id)
+                ).rowcount
+                if flipped:
+                    ended.append(row.id)
+            _add_result_files(conn, ended, now)
         return ended
 
     def queued_models(self, now: float) -> set[str]:
@@ -660,6 +671,43 @@ class SqlJobStore:
                 )
             ).all()
         return {row.model for row in rows}
+
+
+def _add_result_files(conn: sa.Connection, batch_ids: Sequence[str], now: float) -> None:
+    """Create the output/error file rows of batches that just ended, in the
+    transaction that ended them (see domain/result_files.py). Their size is
+    measured later, on first description (``set_file_bytes``)."""
+    if not batch_ids:
+        return
+    rows = conn.execute(
+        sa.select(B.c.id, B.c.owner, R.c.state)
+        .distinct()
+        .join(R, R.c.batch_id == B.c.id)
+        .where(
+            B.c.id.in_(list(batch_ids)),
+            B.c.dialect.in_([d.value for d in result_files.DIALECTS]),
+        )
+    ).all()
+    wanted = {(row.id, result_files.kind_of(RequestState(row.state))): row.owner for row in rows}
+    if not wanted:
+        return
+    conn.execute(
+        F.insert(),
+        [
+            {
+                "id": result_files.file_id(batch_id, kind),
+                "owner": owner,
+                "purpose": result_files.PURPOSE,
+                "filename": result_files.filename(batch_id, kind),
+                "bytes": 0,
+                "status": "uploaded",
+                "created_at": now,
+                "batch_id": batch_id,
+                "kind": kind.value,
+            }
+            for (batch_id, kind), owner in sorted(wanted.items())
+        ],
+    )
 
 
 def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:

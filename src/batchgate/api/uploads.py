@@ -1,0 +1,186 @@
+"""Streaming ``multipart/form-data`` uploads with a byte limit.
+
+The body is fed to python-multipart's push parser chunk by chunk as it
+arrives; the file part goes to an anonymous temporary file (spool) under the
+data directory, never into memory, and its bytes are counted on the stream,
+so a file past the limit is refused (413) as soon as the limit is crossed,
+whatever ``Content-Length`` said or if there was none.
+
+Why a spool rather than writing chunks straight into the database: the store
+writes a file in one transaction (all or nothing), and on SQLite a write
+transaction blocks every other writer, workers included. Holding it open while
+a slow client trickles in 200 MB would stall the whole server; copying from a
+local spool takes well under a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import fastapi
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from batchgate.domain import errors
+
+_MAX_FIELD_BYTES = 64 * 1024  # non-file fields (purpose, ...) are short
+_FORM_OVERHEAD = 1024 * 1024  # boundaries, part headers and fields around the file
+_WRITE_BATCH = 1024 * 1024  # spool writes happen off the event loop, a MiB at a time
+READ_CHUNK = 1024 * 1024
+
+
+@dataclasses.dataclass
+class Upload:
+    fields: dict[str, str]
+    filename: str | None
+    spool: IO[bytes]
+    size: int
+
+    def chunks(self) -> Iterator[bytes]:
+        """The file's content from the start of the spool, a chunk at a time."""
+        self.spool.seek(0)
+        while chunk := self.spool.read(READ_CHUNK):
+            yield chunk
+
+
+class _Collector:
+    """python-multipart callbacks: fields into memory (small), the one file
+    part into the spool (counted)."""
+
+    def __init__(
+        self,
+        file_field: str,
+        max_file_bytes: int,
+        spool: IO[bytes],
+        on_file_start: Callable[[dict[str, str]], None],
+    ) -> None:
+        self.file_field = file_field
+        self.max_file_bytes = max_file_bytes
+        self.spool = spool
+        self.on_file_start = on_file_start
+        self.fields: dict[str, str] = {}
+        self.filename: str | None = None
+        self.size = 0
+        self.pending = bytearray()  # file bytes not yet written to the spool
+        self._headers: dict[bytes, bytes] = {}
+        self._header_name = b""
+        self._header_value = b""
+        self._name = ""
+        self._in_file = False
+        self._field = bytearray()
+
+    def callbacks(self) -> dict[str, Callable[..., None]]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value_cb,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._field = bytearray()
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _header_value_cb(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._header_name.lower()] = self._header_value
+        self._header_name = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        _kind, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        self._in_file = b"filename" in options
+        if not self._in_file:
+            return
+        if self._name != self.file_field:
+            raise errors.InvalidRequest(
+                f"unexpected file field {self._name!r}; send the file as {self.file_field!r}",
+                param=self._name,
+            )
+        if self.filename is not None:
+            raise errors.InvalidRequest("send exactly one file", param=self.file_field)
+        self.filename = options[b"filename"].decode("utf-8", "replace") or "upload.jsonl"
+        self.on_file_start(self.fields)
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_file:
+            self.size += end - start
+            if self.size > self.max_file_bytes:
+                raise too_large(self.max_file_bytes)
+            self.pending += data[start:end]
+            return
+        self._field += data[start:end]
+        if len(self._field) > _MAX_FIELD_BYTES:
+            raise errors.InvalidRequest(f"form field {self._name!r} is too long", param=self._name)
+
+    def _part_end(self) -> None:
+        if not self._in_file:
+            self.fields[self._name] = self._field.decode("utf-8", "replace")
+
+
+def too_large(limit: int) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(
+        f"the file is larger than this server's limit of {limit} bytes",
+        param="file",
+        code="file_too_large",
+    )
+
+
+@contextlib.asynccontextmanager
+async def receive(
+    request: fastapi.Request,
+    *,
+    file_field: str,
+    max_file_bytes: int,
+    spool_dir: Path,
+    on_file_start: Callable[[dict[str, str]], None] = lambda fields: None,
+) -> AsyncIterator[Upload]:
+    """Parse the request's multipart body as it streams in; the upload's
+    spool lives as long as the context. ``on_file_start`` sees the fields
+    sent before the file, so a bad field is refused before the file is read."""
+    _kind, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if _kind != b"multipart/form-data" or not boundary:
+        raise errors.InvalidRequest(
+            "send the file as multipart/form-data (fields 'file' and 'purpose')",
+            param=file_field,
+        )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_file_bytes + _FORM_OVERHEAD:
+        raise too_large(max_file_bytes)  # no need to read what is certain to be refused
+
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=spool_dir, prefix="upload-") as spool:
+        collector = _Collector(file_field, max_file_bytes, spool, on_file_start)
+        parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+        try:
+            async for chunk in request.stream():
+                parser.write(chunk)
+                if len(collector.pending) >= _WRITE_BATCH:
+                    await _flush(collector)
+            parser.finalize()
+        except MultipartParseError as exc:
+            raise errors.InvalidRequest(f"malformed multipart body: {exc}") from None
+        await _flush(collector)
+        yield Upload(collector.fields, collector.filename, spool, collector.size)
+
+
+async def _flush(collector: _Collector) -> None:
+    data = bytes(collector.pending)
+    collector.pending.clear()
+    if data:
+        await asyncio.to_thread(collector.spool.write, data)
