@@ -338,3 +338,10 @@ def test_results_stream_as_jsonl_for_a_raw_client_with_anthropic_headers(
         ("x", "succeeded"),
         ("y", "succeeded"),
     ]
+
+
+@pytest.mark.parametrize("limit", [0, 1001])
+def test_list_limit_outside_1_to_1000_is_a_400(client: anthropic.Anthropic, limit: int) -> None:
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client.messages.batches.list(limit=limit)
+    assert info.value.body["error"]["type"] == "invalid_request_error"
