@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from batchgate.domain import batch as bm
-from batchgate.domain import ids
+from batchgate.domain import ids, result_files
 from batchgate.domain.states import BatchStatus, Dialect, RequestState
 from batchgate.store import port, sql
 
@@ -24,12 +24,13 @@ def make_batch(
     model: str = "m",
     window: float = 3600.0,
     created_at: float | None = None,
+    dialect: Dialect = Dialect.NATIVE,
 ) -> bm.Batch:
     now = created_at if created_at is not None else time.time()
     batch = bm.Batch(
-        id=ids.new_batch_id(Dialect.NATIVE),
+        id=ids.new_batch_id(dialect),
         owner=owner,
-        dialect=Dialect.NATIVE,
+        dialect=dialect,
         endpoint="/v1/messages",
         input_file_id=None,
         completion_window="24h",
@@ -274,3 +275,69 @@ def test_keys_are_found_by_prefix_and_revocable(store: sql.SqlJobStore) -> None:
 def test_migrations_are_idempotent(store_url: str) -> None:
     for _ in range(2):
         sql.SqlJobStore.open(store_url).close()
+
+
+def _result_files(store: sql.SqlJobStore, owner: str = "key_a") -> dict[str, port.FileRecord]:
+    records, _ = store.list_files(
+        owner, purpose=result_files.PURPOSE, limit=100, after=None, ascending=True
+    )
+    return {record.kind: record for record in records}
+
+
+def test_ending_an_openai_batch_creates_its_result_file_rows(store: sql.SqlJobStore) -> None:
+    batch = make_batch(store, 3, dialect=Dialect.OPENAI)
+    first, second, third = store.claim("m", 3, "w1", time.time(), LEASE)
+    succeed(store, first)
+    succeed(store, second)
+    store.record_outcomes(
+        [port.Outcome(third.id, third.attempt, "w1", RequestState.ERRORED, error={"m": 1})],
+        time.time(),
+    )
+    assert store.finalize_batches(time.time()) == [batch.id]
+    files = _result_files(store)
+    assert set(files) == {"output", "errors"}
+    for kind, record in files.items():
+        assert record.id == result_files.file_id(batch.id, result_files.FileKind(kind))
+        assert record.batch_id == batch.id and record.status == "uploaded"
+    assert _result_files(store, owner="key_b") == {}
+
+
+def test_a_batch_with_no_failures_gets_no_error_file(store: sql.SqlJobStore) -> None:
+    make_batch(store, 1, dialect=Dialect.OPENAI)
+    succeed(store, store.claim("m", 1, "w1", time.time(), LEASE)[0])
+    store.finalize_batches(time.time())
+    assert set(_result_files(store)) == {"output"}
+
+
+def test_native_batches_get_no_result_files(store: sql.SqlJobStore) -> None:
+    make_batch(store, 1)
+    succeed(store, store.claim("m", 1, "w1", time.time(), LEASE)[0])
+    store.finalize_batches(time.time())
+    assert _result_files(store) == {}
+
+
+def test_expiry_creates_the_error_file_once(store: sql.SqlJobStore) -> None:
+    batch = make_batch(store, 2, window=0.01, dialect=Dialect.OPENAI)
+    time.sleep(0.05)
+    assert store.expire_batches(time.time()) == [batch.id]
+    assert store.expire_batches(time.time()) == []
+    assert store.finalize_batches(time.time()) == []
+    assert set(_result_files(store)) == {"errors"}
+
+
+def test_cancelled_openai_batch_gets_an_error_file(store: sql.SqlJobStore) -> None:
+    batch = make_batch(store, 2, dialect=Dialect.OPENAI)
+    store.cancel_batch(batch.id, "key_a", time.time())
+    assert store.finalize_batches(time.time()) == [batch.id]
+    assert store.finalize_batches(time.time()) == []
+    assert set(_result_files(store)) == {"errors"}
+
+
+def test_set_file_bytes_records_a_measured_size(store: sql.SqlJobStore) -> None:
+    make_batch(store, 1, dialect=Dialect.OPENAI)
+    succeed(store, store.claim("m", 1, "w1", time.time(), LEASE)[0])
+    store.finalize_batches(time.time())
+    output = _result_files(store)["output"]
+    store.set_file_bytes(output.id, 1234)
+    measured = store.get_file(output.id, "key_a")
+    assert measured is not None and (measured.bytes, measured.status) == (1234, "processed")
