@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import math
 import time
@@ -47,6 +48,7 @@ class SlidingWindowLimiter:
         self.period = period + WINDOW_MARGIN_SECONDS
         self._grants: collections.deque[_Grant] = collections.deque()
         self._lock = asyncio.Lock()
+        self._settled = asyncio.Event()
 
     @property
     def enabled(self) -> bool:
@@ -84,11 +86,15 @@ class SlidingWindowLimiter:
                     grant = _Grant(now, tokens)
                     self._grants.append(grant)
                     return grant
-                await asyncio.sleep(wait)
+                # Sleep until the window frees room, or until a settled grant
+                # (real usage below its estimate) may already have made some.
+                self._settled.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled.wait(), wait)
 
-    @staticmethod
-    def settle(grant: _Grant, real_tokens: int) -> None:
+    def settle(self, grant: _Grant, real_tokens: int) -> None:
         grant.tokens = real_tokens
+        self._settled.set()
 
 
 class ModelThrottle:
