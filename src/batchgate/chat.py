@@ -29,6 +29,7 @@ class TextBlock(BaseModel):
     type: Literal["text"] = "text"
     text: str
     cache_control: dict[str, Any] | None = None
+    citations: list[dict[str, Any]] | None = None
 
 
 class ImageSource(BaseModel):
@@ -37,6 +38,14 @@ class ImageSource(BaseModel):
     media_type: str | None = None
     data: str | None = None
     url: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _complete(self) -> ImageSource:
+        if self.type == "base64" and (self.data is None or self.media_type is None):
+            raise ValueError("a base64 image source needs both 'data' and 'media_type'")
+        if self.type == "url" and self.url is None:
+            raise ValueError("a url image source needs 'url'")
+        return self
 
 
 class ImageBlock(BaseModel):
@@ -47,7 +56,9 @@ class ImageBlock(BaseModel):
 
 
 class ToolUseBlock(BaseModel):
-    model_config = _STRICT
+    # Replies carry extra fields on tool_use blocks (``caller``); passing a
+    # reply back as conversation history must not be refused.
+    model_config = ConfigDict(extra="allow", strict=True)
     type: Literal["tool_use"] = "tool_use"
     id: str
     name: str
@@ -108,11 +119,24 @@ class ToolChoice(BaseModel):
     name: str | None = None
     disable_parallel_tool_use: bool | None = None
 
+    @pydantic.model_validator(mode="after")
+    def _named(self) -> ToolChoice:
+        if self.type == "tool" and not self.name:
+            raise ValueError("tool_choice of type 'tool' needs the tool's 'name'")
+        return self
+
 
 class Thinking(BaseModel):
     model_config = _STRICT
-    type: Literal["enabled", "disabled"]
+    type: Literal["enabled", "disabled", "adaptive"]
     budget_tokens: int | None = None
+    display: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _budget(self) -> Thinking:
+        if self.type == "enabled" and (self.budget_tokens is None or self.budget_tokens < 1024):
+            raise ValueError("thinking of type 'enabled' needs budget_tokens of at least 1024")
+        return self
 
 
 class ChatRequest(BaseModel):
@@ -138,6 +162,9 @@ class ChatRequest(BaseModel):
     thinking: Thinking | None = None
     seed: int | None = None
     response_format: dict[str, Any] | None = None
+    # Accepted for compatibility; a batch is never streamed and has its own tier.
+    service_tier: str | None = None
+    stream: Literal[False] | None = None
 
     def system_text(self) -> str | None:
         """The system prompt as one string (text blocks joined), or None."""

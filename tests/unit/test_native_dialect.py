@@ -75,3 +75,44 @@ def test_duplicate_custom_id_names_it_and_its_index() -> None:
     err = error_of(body(ok("a"), ok("b"), ok("a")))
     assert "'a'" in err.message and "requests[2]" in err.message
     assert err.param == "requests[2].custom_id"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"thinking": {"type": "enabled"}}, "requests[0].params.thinking"),
+        ({"tool_choice": {"type": "tool"}}, "requests[0].params.tool_choice"),
+        ({"stream": True}, "requests[0].params.stream"),
+    ],
+)
+def test_params_anthropic_would_refuse_are_refused_at_submit(
+    extra: dict[str, object], param: str
+) -> None:
+    assert error_of(body(ok(**extra))).param == param
+
+
+def test_a_reply_passed_back_as_history_is_accepted() -> None:
+    reply = {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": "hi", "citations": None},
+            {
+                "type": "tool_use",
+                "id": "t1",
+                "name": "f",
+                "input": {},
+                "caller": {"type": "direct"},
+            },
+        ],
+    }
+    request = ok(
+        messages=[
+            {"role": "user", "content": "q"},
+            reply,
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}],
+            },
+        ]
+    )
+    assert len(native.parse_create(body(request)).requests[0].params.messages) == 3

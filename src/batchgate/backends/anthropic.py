@@ -53,7 +53,9 @@ _STOP_REASONS = {"model_context_window_exceeded": "max_tokens"}
 
 def messages_body(request: chat.ChatRequest, *, upstream_model: str) -> dict[str, Any]:
     """The Messages API body for ``request``."""
-    body = request.model_dump(mode="json", exclude_none=True, exclude={"seed", "response_format"})
+    body = request.model_dump(
+        mode="json", exclude_none=True, exclude={"seed", "response_format", "stream"}
+    )
     body["model"] = upstream_model
     user_id = (request.metadata or {}).get("user_id")
     body.pop("metadata", None)
