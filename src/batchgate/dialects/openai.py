@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Any
 
 import orjson
@@ -229,12 +228,11 @@ def deleted_file(file_id: str) -> dict[str, Any]:
     return {"id": file_id, "object": "file", "deleted": True}
 
 
-def _line_ids(batch_id: str, index: int) -> tuple[str, str]:
-    """Stable ids for a result line, derived from the batch and the request's
-    position: a rendered file is byte-identical on every download, so the
-    size it reports stays true."""
-    digest = hashlib.blake2b(f"{batch_id}/{index}".encode(), digest_size=12).hexdigest()
-    return f"batch_req_{digest}", f"req_{digest}"
+def _suffix(batch_id: str, index: int) -> str:
+    """Stable id part for a result line, derived from the batch and the
+    request's position: a rendered file is byte-identical on every download,
+    so the size it reports stays true."""
+    return f"{batch_id.split('_', 1)[-1]}{index:08x}"
 
 
 _UNFINISHED = {
@@ -247,36 +245,45 @@ _UNFINISHED = {
 
 
 def result_line(batch: Batch, row: ResultRow) -> dict[str, Any]:
-    """One line of the output file (succeeded) or the error file (the rest)."""
-    line_id, request_id = _line_ids(batch.id, row.index)
-    line: dict[str, Any] = {"id": line_id, "custom_id": row.custom_id, "response": None}
+    """One line of the output file (succeeded) or the error file (the rest).
+    Called once per line of a download: kept to one dict build per branch."""
+    suffix = _suffix(batch.id, row.index)
     if row.state is RequestState.SUCCEEDED and row.result is not None:
         body = chat_completions.response_to_chat_completion(
             chat.ChatResponse.model_validate(row.result),
             created=int(row.finished_at or batch.created_at),
         )
-        line["response"] = {"status_code": 200, "request_id": request_id, "body": body}
-        line["error"] = None
-    elif row.state in _UNFINISHED:
-        code, message = _UNFINISHED[row.state]
-        line["error"] = {"code": code, "message": message}
-    else:
-        error = row.error or {}
-        kind = str(error.get("type") or "api_error")
-        status = error.get("status_code")
-        if not isinstance(status, int):
-            status = 400 if kind == "invalid_request_error" else 500
-        line["response"] = {
-            "status_code": status,
-            "request_id": request_id,
-            "body": {
-                "error": {
-                    "message": str(error.get("message") or "the request failed"),
-                    "type": kind,
-                    "param": None,
-                    "code": error.get("code"),
-                }
-            },
+        response = {"status_code": 200, "request_id": f"req_{suffix}", "body": body}
+        return {
+            "id": f"batch_req_{suffix}",
+            "custom_id": row.custom_id,
+            "response": response,
+            "error": None,
         }
-        line["error"] = None
-    return line
+    unfinished = _UNFINISHED.get(row.state)
+    if unfinished is not None:
+        return {
+            "id": f"batch_req_{suffix}",
+            "custom_id": row.custom_id,
+            "response": None,
+            "error": {"code": unfinished[0], "message": unfinished[1]},
+        }
+    error = row.error or {}
+    kind = str(error.get("type") or "api_error")
+    status = error.get("status_code")
+    if not isinstance(status, int):
+        status = 400 if kind == "invalid_request_error" else 500
+    body = {
+        "error": {
+            "message": str(error.get("message") or "the request failed"),
+            "type": kind,
+            "param": None,
+            "code": error.get("code"),
+        }
+    }
+    return {
+        "id": f"batch_req_{suffix}",
+        "custom_id": row.custom_id,
+        "response": {"status_code": status, "request_id": f"req_{suffix}", "body": body},
+        "error": None,
+    }
