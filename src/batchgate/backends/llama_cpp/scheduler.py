@@ -1,0 +1,324 @@
+"""Continuous batching with shared-prefix reuse, one ``llama_decode`` per step.
+
+Each step builds one batch: first the next token of every generating
+sequence, then prompt chunks (prefixes being cached first, then requests in
+admission order) until the step's token budget (``n_batch``) is spent. A long
+prompt is thus prefilled over several steps while the others keep decoding,
+and a slot freed by a finished request is refilled at the start of the next
+step.
+
+Prefix reuse: KV sequences ``n_parallel ..`` hold prompt prefixes. When a new
+request's prompt shares at least ``MIN_SHARED_TOKENS`` leading tokens with
+another queued or recent prompt, that shared part is prefilled once into a
+prefix sequence, and every request starting with it gets a copy of its KV cache
+(``llama_memory_seq_cp``) and prefills only the rest. Requests that match a
+prefix still being computed wait for it rather than compute it again.
+
+Runs on the engine thread only.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import uuid
+from collections.abc import Callable, Sequence
+
+from batchgate import chat
+from batchgate.backends import base
+from batchgate.backends.llama_cpp import options, runtime, text
+
+# Below this, copying a KV stream costs about as much as prefilling the tokens.
+MIN_SHARED_TOKENS = 32
+# How many other prompts a new one is compared with to detect a shared prefix.
+_PEERS = 16
+
+Deliver = Callable[[chat.ChatResponse | BaseException], None]
+
+
+@dataclasses.dataclass(eq=False)
+class Job:
+    """One request travelling through the engine. ``cancelled`` is set from
+    the event-loop thread; the engine drops the job at its next step."""
+
+    request: chat.ChatRequest
+    deliver: Deliver
+    cancelled: bool = False
+    tokens: list[int] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Stats:
+    """Counters for benchmarks and tests (written by the engine thread only)."""
+
+    admitted: int = 0
+    prefix_hits: int = 0
+    reused_tokens: int = 0  # prompt tokens copied from a cached prefix
+    prefilled_tokens: int = 0  # prompt tokens computed (requests and prefixes)
+    steps: int = 0
+
+
+@dataclasses.dataclass(eq=False)
+class _Slot:
+    seq: int
+    job: Job
+    sampler: runtime.Sampler
+    output: text.OutputText
+    admitted: int
+    n_past: int = 0  # tokens of this sequence in the KV cache
+    next_token: int | None = None  # sampled, to be decoded next step
+    n_out: int = 0
+    out_index: int = -1  # where this step's logits are in the batch
+
+
+@dataclasses.dataclass(eq=False)
+class _Prefix:
+    seq: int
+    tokens: list[int] = dataclasses.field(default_factory=list)
+    n_past: int = 0
+    last_used: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.tokens) and self.n_past == len(self.tokens)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class Scheduler:
+    def __init__(
+        self, rt: runtime.Runtime, opts: options.EngineOptions, stats: Stats | None = None
+    ) -> None:
+        self._rt = rt
+        self.stats = stats or Stats()
+        self._unified = opts.kv_unified
+        self._slots: list[_Slot | None] = [None] * opts.n_parallel
+        self._prefixes = (
+            [_Prefix(seq=opts.n_parallel + i) for i in range(opts.prefix_slots)]
+            if opts.prefix_cache
+            else []
+        )
+        self._pending: collections.deque[Job] = collections.deque()
+        self._recent: collections.deque[list[int]] = collections.deque(maxlen=_PEERS)
+        self._ticks = itertools.count()
+
+    # -- intake ---------------------------------------------------------------
+
+    def add(self, job: Job) -> None:
+        """Tokenize and queue a job, or deliver the reason it cannot run."""
+        try:
+            job.tokens = self._rt.tokenize(self._rt.render(text.chat_messages(job.request)))
+        except base.UnsupportedRequest as exc:
+            job.deliver(exc)
+            return
+        if len(job.tokens) >= self._rt.n_ctx:
+            job.deliver(
+                base.UnsupportedRequest(
+                    f"the prompt is {len(job.tokens)} tokens; this model's context holds "
+                    f"{self._rt.n_ctx} tokens per request (prompt + output)"
+                )
+            )
+            return
+        self._pending.append(job)
+
+    def idle(self) -> bool:
+        return (
+            not self._pending
+            and all(slot is None for slot in self._slots)
+            and not any(p.tokens and not p.ready for p in self._prefixes)
+        )
+
+    def step(self) -> None:
+        self._reap_cancelled()
+        self._admit()
+        self._decode_step()
+
+    def fail_all(self, error: BaseException) -> None:
+        for slot in self._slots:
+            if slot is not None:
+                slot.job.deliver(error)
+                self._release(slot)
+        while self._pending:
+            self._pending.popleft().deliver(error)
+
+    def close(self) -> None:
+        """Free the native samplers (after fail_all, slots are empty anyway)."""
+        for slot in self._slots:
+            if slot is not None:
+                self._release(slot)
+
+    # -- admission --------------------------------------------------------------
+
+    def _reap_cancelled(self) -> None:
+        for slot in self._slots:
+            if slot is not None and slot.job.cancelled:
+                self._release(slot)
+        if any(job.cancelled for job in self._pending):
+            self._pending = collections.deque(j for j in self._pending if not j.cancelled)
+
+    def _admit(self) -> None:
+        free = [i for i, slot in enumerate(self._slots) if slot is None]
+        waiting: collections.deque[Job] = collections.deque()
+        while free and self._pending:
+            job = self._pending.popleft()
+            plan = self._plan(job)
+            if plan is None:
+                waiting.append(job)
+                continue
+            self._start(free.pop(0), job, *plan)
+        waiting.extend(self._pending)
+        self._pending = waiting
+
+    def _plan(self, job: Job) -> tuple[_Prefix | None, int] | None:
+        """Where ``job``'s KV comes from: (cached prefix, tokens to copy), or
+        None to wait for a prefix that is being computed."""
+        if not self._prefixes:
+            return None, 0
+        limit = len(job.tokens) - 1  # decode at least one token to get logits
+        best, best_len = None, 0
+        for prefix in self._prefixes:
+            if prefix.tokens:
+                n = min(_common_prefix(prefix.tokens, job.tokens), limit)
+                if n > best_len:
+                    best, best_len = prefix, n
+        if best is not None and best_len >= MIN_SHARED_TOKENS:
+            return (best, best_len) if best.ready else None
+        peers = [other.tokens for other in itertools.islice(self._pending, _PEERS)]
+        peers.extend(self._recent)
+        shared = min(limit, max((_common_prefix(job.tokens, p) for p in peers), default=0))
+        if shared >= MIN_SHARED_TOKENS:
+            victim = self._evictable()
+            if victim is not None:
+                self._rt.seq_clear(victim.seq)
+                victim.tokens, victim.n_past = job.tokens[:shared], 0
+                return None
+        return None, 0
+
+    def _evictable(self) -> _Prefix | None:
+        """An empty prefix sequence, else the least recently used ready one."""
+        candidates = [p for p in self._prefixes if not p.tokens or p.ready]
+        return min(candidates, key=lambda p: (bool(p.tokens), p.last_used), default=None)
+
+    def _start(self, seq: int, job: Job, prefix: _Prefix | None, n_reused: int) -> None:
+        request = job.request
+        self.stats.admitted += 1
+        if prefix is not None:
+            self._rt.seq_copy_prefix(prefix.seq, seq, n_reused, self._unified)
+            prefix.last_used = next(self._ticks)
+            self.stats.prefix_hits += 1
+            self.stats.reused_tokens += n_reused
+        else:
+            self._rt.seq_clear(seq)
+        temperature = 1.0 if request.temperature is None else request.temperature
+        sampler = self._rt.new_sampler(temperature, request.top_p, request.top_k, request.seed)
+        self._slots[seq] = _Slot(
+            seq=seq,
+            job=job,
+            sampler=sampler,
+            output=text.OutputText(request.stop_sequences),
+            admitted=next(self._ticks),
+            n_past=n_reused,
+        )
+        self._recent.append(job.tokens)
+
+    def _release(self, slot: _Slot) -> None:
+        self._rt.seq_clear(slot.seq)
+        self._rt.free_sampler(slot.sampler)
+        self._slots[slot.seq] = None
+
+    # -- one decode step --------------------------------------------------------
+
+    def _decode_step(self) -> None:
+        rt = self._rt
+        rt.batch_clear()
+        budget = rt.n_batch
+        active = [slot for slot in self._slots if slot is not None]
+        sampling: list[_Slot] = []
+        for slot in active:
+            if slot.next_token is not None:
+                slot.out_index = rt.batch_add(slot.next_token, slot.n_past, slot.seq, True)
+                slot.n_past += 1
+                slot.next_token = None
+                sampling.append(slot)
+                budget -= 1
+        n_generating = len(sampling)
+        filling = [p for p in self._prefixes if p.tokens and not p.ready]
+        for prefix in filling:
+            chunk = min(budget, len(prefix.tokens) - prefix.n_past)
+            for pos in range(prefix.n_past, prefix.n_past + chunk):
+                rt.batch_add(prefix.tokens[pos], pos, prefix.seq, False)
+            prefix.n_past += chunk
+            budget -= chunk
+        prefilling = sorted(
+            (s for s in active if s.n_past < len(s.job.tokens)), key=lambda s: s.admitted
+        )
+        for slot in prefilling:
+            if budget <= 0:
+                break
+            tokens = slot.job.tokens
+            end = min(len(tokens), slot.n_past + budget)
+            for pos in range(slot.n_past, end):
+                last = pos == len(tokens) - 1
+                index = rt.batch_add(tokens[pos], pos, slot.seq, last)
+                if last:
+                    slot.out_index = index
+                    sampling.append(slot)
+            budget -= end - slot.n_past
+            slot.n_past = end
+        if budget == rt.n_batch:
+            return
+        self.stats.steps += 1
+        self.stats.prefilled_tokens += rt.n_batch - budget - n_generating
+        status = rt.decode()
+        if status != 0:
+            self._decode_failed(status, filling)
+            return
+        for slot in sampling:
+            self._accept(slot, rt.sample(slot.sampler, slot.out_index))
+
+    def _decode_failed(self, status: int, filling: list[_Prefix]) -> None:
+        # The batch's KV state is unknown now: drop everything it touched.
+        for prefix in filling:
+            self._rt.seq_clear(prefix.seq)
+            prefix.tokens, prefix.n_past = [], 0
+        self.fail_all(
+            base.BackendError(f"llama_decode failed with status {status}", retryable=True)
+        )
+
+    def _accept(self, slot: _Slot, token: int) -> None:
+        rt = self._rt
+        if rt.is_end_of_generation(token):
+            self._finish(slot, "end_turn")
+            return
+        slot.n_out += 1
+        stop = slot.output.feed(rt.piece_bytes(token))
+        if stop is not None:
+            self._finish(slot, "stop_sequence", stop)
+        elif slot.n_out >= slot.job.request.max_tokens or slot.n_past >= rt.n_ctx:
+            # A full context ends the reply like max_tokens: no room for more.
+            self._finish(slot, "max_tokens")
+        else:
+            slot.next_token = token
+
+    def _finish(
+        self, slot: _Slot, reason: chat.StopReason, stop_sequence: str | None = None
+    ) -> None:
+        job = slot.job
+        self._release(slot)
+        job.deliver(
+            chat.ChatResponse(
+                id=f"msg_{uuid.uuid4().hex}",
+                model=job.request.model,
+                content=[chat.TextBlock(text=slot.output.finish())],
+                stop_reason=reason,
+                stop_sequence=stop_sequence,
+                usage=chat.Usage(input_tokens=len(job.tokens), output_tokens=slot.n_out),
+            )
+        )

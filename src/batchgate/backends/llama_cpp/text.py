@@ -1,0 +1,85 @@
+"""Text on both sides of the model: chat messages in, reply text out.
+
+Pure Python (no llama.cpp), so it is cheap to test and reason about.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+from batchgate import chat
+from batchgate.backends import base
+
+
+def chat_messages(request: chat.ChatRequest) -> list[dict[str, str]]:
+    """The request as ``[{"role", "content"}]`` for the chat template.
+
+    Raises :class:`base.UnsupportedRequest` for what a text-only model without
+    tool use cannot honour. Thinking blocks from earlier turns are dropped (the
+    engine ignores ``thinking``).
+    """
+    if request.tools:
+        raise base.UnsupportedRequest(
+            "the llama_cpp backend does not support tool use; send the request without `tools`"
+        )
+    messages: list[dict[str, str]] = []
+    system = request.system_text()
+    if system is not None:
+        messages.append({"role": "system", "content": system})
+    for index, message in enumerate(request.messages):
+        parts: list[str] = []
+        for block in message.blocks():
+            if isinstance(block, chat.TextBlock):
+                parts.append(block.text)
+            elif isinstance(block, chat.ImageBlock):
+                raise base.UnsupportedRequest(
+                    f"messages[{index}] has an image block; "
+                    "the llama_cpp backend serves text-only models"
+                )
+            elif isinstance(block, chat.ToolUseBlock | chat.ToolResultBlock):
+                raise base.UnsupportedRequest(
+                    f"messages[{index}] has a {block.type} block; "
+                    "the llama_cpp backend does not support tool use"
+                )
+            # thinking / redacted_thinking: dropped, see module docstring of the backend
+        messages.append({"role": message.role, "content": "".join(parts)})
+    return messages
+
+
+class OutputText:
+    """The reply text, grown one token piece at a time.
+
+    Pieces are bytes: a multi-byte UTF-8 character may be split across tokens,
+    so an incremental decoder holds the incomplete tail back until it is whole.
+    Stop sequences are matched on the decoded text (so they are found across
+    token boundaries) and cut off, as the Messages API does.
+    """
+
+    def __init__(self, stop_sequences: list[str] | None) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._stops = [stop for stop in stop_sequences or [] if stop]
+        self._longest = max((len(stop) for stop in self._stops), default=0)
+        self.text = ""
+
+    def feed(self, piece: bytes) -> str | None:
+        """Append a token piece; return the stop sequence it completed, if any."""
+        added = self._decoder.decode(piece)
+        if not added:
+            return None
+        # Only a window reaching back one stop-length can hold a new match.
+        start = max(0, len(self.text) - self._longest + 1)
+        self.text += added
+        best: tuple[int, str] | None = None
+        for stop in self._stops:
+            found = self.text.find(stop, start)
+            if found >= 0 and (best is None or found < best[0]):
+                best = (found, stop)
+        if best is None:
+            return None
+        self.text = self.text[: best[0]]
+        return best[1]
+
+    def finish(self) -> str:
+        """The final text (a dangling partial character becomes U+FFFD)."""
+        self.text += self._decoder.decode(b"", final=True)
+        return self.text
