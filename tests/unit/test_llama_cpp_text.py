@@ -1,0 +1,97 @@
+"""The llama_cpp backend's pure parts: options, message flattening, reply text."""
+
+from __future__ import annotations
+
+import pytest
+
+from batchgate import chat
+from batchgate.backends import base
+from batchgate.backends.llama_cpp import options, text
+
+
+def test_unknown_option_is_named_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown llama_cpp option\(s\) n_paralel.*n_parallel"):
+        options.parse("m", {"n_paralel": 4})
+
+
+def test_invalid_option_value_is_rejected() -> None:
+    with pytest.raises(ValueError, match="invalid llama_cpp options"):
+        options.parse("m", {"n_parallel": 0})
+
+
+def test_model_path_string_from_toml_is_accepted() -> None:
+    assert str(options.parse("m", {"model_path": "/x/y.gguf"}).model_path) == "/x/y.gguf"
+
+
+def _request(**fields: object) -> chat.ChatRequest:
+    return chat.ChatRequest.model_validate(
+        {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}], **fields}
+    )
+
+
+def test_system_and_turns_become_template_messages_without_thinking() -> None:
+    request = _request(
+        system=[{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+        messages=[
+            {"role": "user", "content": "q1"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "hmm"},
+                    {"type": "text", "text": "r1"},
+                ],
+            },
+            {"role": "user", "content": "q2"},
+        ],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
+    assert text.chat_messages(request) == [
+        {"role": "system", "content": "a\n\nb"},
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "r1"},
+        {"role": "user", "content": "q2"},
+    ]
+
+
+def test_tools_are_refused() -> None:
+    with pytest.raises(base.UnsupportedRequest, match="tool use"):
+        text.chat_messages(_request(tools=[{"name": "f", "input_schema": {"type": "object"}}]))
+
+
+def test_empty_tools_are_fine() -> None:
+    assert text.chat_messages(_request(tools=[])) == [{"role": "user", "content": "hi"}]
+
+
+def test_images_are_refused() -> None:
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "x"}}
+    with pytest.raises(base.UnsupportedRequest, match="image"):
+        text.chat_messages(_request(messages=[{"role": "user", "content": [image]}]))
+
+
+def test_utf8_split_across_pieces_is_reassembled() -> None:
+    out = text.OutputText(None)
+    euro = "€".encode()
+    assert out.feed(b"1 " + euro[:1]) is None
+    assert out.text == "1 "  # the partial character is held back
+    out.feed(euro[1:])
+    assert out.finish() == "1 €"
+
+
+def test_stop_sequence_across_pieces_is_cut_off() -> None:
+    out = text.OutputText(["END", "xyz"])
+    for piece in (b"abc E", b"N", b"D tail"):
+        stop = out.feed(piece)
+    assert stop == "END"
+    assert out.finish() == "abc "
+
+
+def test_earliest_stop_sequence_wins() -> None:
+    out = text.OutputText(["cd", "bcde"])
+    assert out.feed(b"abcdef") == "bcde"
+    assert out.text == "a"
+
+
+def test_dangling_partial_character_becomes_replacement() -> None:
+    out = text.OutputText(None)
+    out.feed("é".encode()[:1])
+    assert out.finish() == "\ufffd"
