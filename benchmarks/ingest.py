@@ -243,11 +243,18 @@ def main(argv: list[str] | None = None) -> int:
             output_path = data_dir / "output.jsonl"
             sampler = RssSampler(pid)
             baseline = sampler.rss()
+            cpu_before = sampler.process.cpu_times()
             with sampler:
                 download_times = [
                     download(url, ended.output_file_id, output_path) for _ in range(args.repeat)
                 ]
+            cpu_after = sampler.process.cpu_times()
             download_growth = (sampler.peak - baseline) / MB
+            # CPU seconds the server spent per download: a figure the machine's
+            # other load does not distort, unlike wall-clock rates.
+            server_cpu = (
+                cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
+            ) / args.repeat
 
         out_size = output_path.stat().st_size
         peer_times = [json_loads_loop(output_path, args.lines) for _ in range(args.repeat)]
@@ -265,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  all runs: {_rates(out_size, download_times)}; "
             f"server RSS growth {download_growth:.0f} MB"
+        )
+        print(
+            f"  server CPU per download {server_cpu:.2f} s -> "
+            f"{out_size / MB / server_cpu:.0f} MB per server CPU-second"
         )
         print(f"json.loads loop   {min(peer_times):7.2f} s  {peer_rate:6.1f} MB/s   (plain peer)")
         print(f"  all runs: {_rates(out_size, peer_times)}")

@@ -331,6 +331,8 @@ def test_size_limit_is_counted_on_the_stream_without_content_length(
         assert "content-length" not in response.request.headers
         assert response.status_code == status
         assert len(http.get("/v1/files").json()["data"]) == (1 if status == 200 else 0)
+    # The spool is gone either way: nothing is left behind on disk.
+    assert list((small_server.settings.data_dir / "tmp").iterdir()) == []
 
 
 def test_file_with_more_requests_than_the_limit_is_a_400_and_stores_no_batch(
