@@ -1,6 +1,8 @@
 """Benchmark OpenAI-dialect ingest and result download against a real server.
 
-    .venv/bin/python benchmarks/ingest.py [--lines 50000] [--database-url URL]
+    .venv/bin/python benchmarks/ingest.py [--lines 50000] [--repeat 3] [--database-url URL]
+
+(``--database-url`` must name a throwaway database: the run leaves its rows there.)
 
 Prints, from one run against a ``batchgate serve --no-worker`` subprocess on a
 temporary data directory (SQLite unless ``--database-url`` is given):
