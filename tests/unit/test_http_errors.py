@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 
-import httpx
+import aiohttp
 import pytest
 
 from batchgate.backends import http_errors
@@ -68,16 +68,24 @@ def test_error_carries_the_retry_after_hint() -> None:
     assert error.retry_after == 3.0
 
 
-def test_timeouts_are_retryable() -> None:
-    assert http_errors.error_from_exception(httpx.ReadTimeout("slow")).retryable
+@pytest.mark.parametrize("exc", [TimeoutError(), aiohttp.ServerTimeoutError("slow")])
+def test_timeouts_are_retryable(exc: BaseException) -> None:
+    error = http_errors.error_from_exception(exc)
+    assert error.retryable and error.error_type == "timeout_error"
 
 
 @pytest.mark.parametrize(
-    "exc", [httpx.ConnectError("refused"), httpx.RemoteProtocolError("closed"), httpx.ReadError("")]
+    "exc",
+    [
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientOSError(104, "Connection reset by peer"),
+        ConnectionRefusedError(111, "refused"),
+        aiohttp.ClientPayloadError("cut off"),
+    ],
 )
-def test_broken_connections_are_retryable(exc: httpx.HTTPError) -> None:
+def test_broken_connections_are_retryable(exc: BaseException) -> None:
     assert http_errors.error_from_exception(exc).retryable
 
 
-def test_unsupported_scheme_is_final() -> None:
-    assert not http_errors.error_from_exception(httpx.UnsupportedProtocol("ftp")).retryable
+def test_malformed_url_is_final() -> None:
+    assert not http_errors.error_from_exception(aiohttp.InvalidURL("nope://")).retryable

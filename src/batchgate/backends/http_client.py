@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 import orjson
 import pydantic
 
@@ -55,18 +55,43 @@ def resolve_api_key(
     return value
 
 
-def make_client(model: config.ModelConfig, *, timeout: float) -> httpx.AsyncClient:
-    """One client per model, its pool sized to the model's concurrency cap so
-    that every concurrent call has a connection and none waits in the pool."""
-    limits = httpx.Limits(
-        max_connections=model.max_concurrency,
-        max_keepalive_connections=model.max_concurrency,
-    )
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout), follow_redirects=False)
+class PooledClient:
+    """One aiohttp session per model, its pool sized to the model's
+    concurrency cap so that every concurrent call has a connection.
+
+    aiohttp rather than httpx: on this hot path httpx's connection pool costs
+    about 20x more CPU per call (measured against the fake upstream), which
+    capped a whole server at a few hundred requests per second. The session is
+    made on first use because it must belong to the running event loop.
+    """
+
+    def __init__(self, max_connections: int, timeout: float) -> None:
+        self._max_connections = max_connections
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                timeout=self._timeout,
+                # Upstream errors are classified by status, not raised.
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def make_client(model: config.ModelConfig, *, timeout: float) -> PooledClient:
+    return PooledClient(model.max_concurrency, timeout)
 
 
 async def post_json(
-    client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]
+    client: PooledClient, url: str, body: dict[str, Any], headers: dict[str, str]
 ) -> Any:
     """POST ``body`` as JSON and return the parsed 2xx reply.
 
@@ -74,19 +99,22 @@ async def post_json(
     that are not JSON (a cut-off body is worth retrying).
     """
     try:
-        response = await client.post(
+        async with client.session().post(
             url,
-            content=orjson.dumps(body),
+            data=orjson.dumps(body),
             headers={"content-type": "application/json", **headers},
-        )
-    except httpx.HTTPError as exc:
+            allow_redirects=False,
+        ) as response:
+            content = await response.read()
+            status = response.status
+            if not 200 <= status < 300:
+                raise http_errors.error_from_status(status, response.headers, content)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise http_errors.error_from_exception(exc) from exc
-    if not 200 <= response.status_code < 300:
-        raise http_errors.error_from_response(response)
     try:
-        return orjson.loads(response.content)
+        return orjson.loads(content)
     except orjson.JSONDecodeError:
         raise base.BackendError(
-            f"upstream returned HTTP {response.status_code} with a body that is not JSON",
+            f"upstream returned HTTP {status} with a body that is not JSON",
             retryable=True,
         ) from None

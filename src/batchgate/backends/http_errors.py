@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import aiohttp
 
 from batchgate.backends import base
 
@@ -114,7 +114,7 @@ def upstream_message(body: bytes, *, fallback: str) -> str:
 def error_from_status(
     status_code: int, headers: Mapping[str, str], body: bytes
 ) -> base.BackendError:
-    """A BackendError for an HTTP error response (pure: no httpx types)."""
+    """A BackendError for an HTTP error response (pure: no client types)."""
     message = upstream_message(body, fallback=f"HTTP {status_code}")
     return base.BackendError(
         f"upstream returned HTTP {status_code}: {message}",
@@ -126,26 +126,21 @@ def error_from_status(
     )
 
 
-def error_from_response(response: httpx.Response) -> base.BackendError:
-    """A BackendError for a non-2xx ``response`` whose body has been read."""
-    return error_from_status(response.status_code, response.headers, response.content)
-
-
-def error_from_exception(exc: httpx.HTTPError) -> base.BackendError:
+def error_from_exception(exc: BaseException) -> base.BackendError:
     """A BackendError for a call that got no usable response.
 
-    Timeouts and broken connections are worth another try; a malformed URL or
-    an unsupported scheme will fail the same way every time.
+    Timeouts and broken connections are worth another try; a malformed URL
+    will fail the same way every time.
     """
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         return base.BackendError(
             f"upstream timed out ({type(exc).__name__})",
             retryable=True,
             error_type="timeout_error",
         )
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.TooManyRedirects):
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.TooManyRedirects):
         return base.BackendError(f"cannot call upstream: {exc}", retryable=False)
-    if isinstance(exc, httpx.TransportError | httpx.DecodingError):
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | OSError):
         detail = str(exc) or type(exc).__name__
         return base.BackendError(f"upstream connection failed: {detail}", retryable=True)
-    return base.BackendError(f"upstream call failed: {exc}", retryable=False)
+    return base.BackendError(f"upstream call failed: {exc!r}", retryable=False)
