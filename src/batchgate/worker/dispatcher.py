@@ -32,14 +32,24 @@ log = logging.getLogger("batchgate.worker")
 
 
 class Lane:
-    """The in-flight requests of one model on this worker, and its pacing."""
+    """The requests of one model on this worker, and its pacing.
+
+    A lane holds up to twice the model's concurrency cap in claimed requests,
+    so the next request is already leased when an upstream call ends: claiming
+    is off the critical path and done in batches. Only ``calls`` (upstream
+    calls in progress) is held to the cap and the throttle.
+    """
 
     def __init__(self, model: config.ModelConfig, backend: base.Backend) -> None:
         self.model = model
         self.backend = backend
         # request id -> (task, monotonic time it was claimed)
         self.inflight: dict[int, tuple[asyncio.Task[None], float]] = {}
-        self.slot_freed = asyncio.Event()
+        self.calls = 0
+        self.call_freed = asyncio.Event()
+        self.room_freed = asyncio.Event()
+        self.buffer_limit = 2 * model.max_concurrency
+        self.claim_batch = max(1, model.max_concurrency // 4)
         self.throttle = limits.ModelThrottle(model.max_concurrency)
         scale = model.rate_period_seconds / 60.0
         self.limiter = limits.SlidingWindowLimiter(
@@ -49,8 +59,26 @@ class Lane:
         )
 
     @property
-    def free(self) -> int:
-        return self.throttle.capacity(len(self.inflight), time.monotonic())
+    def room(self) -> int:
+        return self.buffer_limit - len(self.inflight)
+
+    async def acquire_call(self, draining: asyncio.Event) -> bool:
+        """Wait for a call slot (cap, overload pause, breaker); False when the
+        worker started draining first: the request must not start."""
+        while not draining.is_set():
+            now = time.monotonic()
+            if self.throttle.capacity(self.calls, now) > 0:
+                self.calls += 1
+                return True
+            self.call_freed.clear()
+            pause = max(self.throttle.paused_until - now, 0.05)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.call_freed.wait(), pause)
+        return False
+
+    def release_call(self) -> None:
+        self.calls -= 1
+        self.call_freed.set()
 
 
 def _scaled(per_minute: int | None, scale: float) -> int | None:
@@ -85,7 +113,8 @@ class Worker:
         """New work was submitted in this process: claim now, not at the next poll."""
         self._wake.set()
         for lane in self.lanes.values():
-            lane.slot_freed.set()
+            lane.room_freed.set()
+            lane.call_freed.set()
 
     def drain(self) -> None:
         """Stop claiming; ``run`` returns once in-flight requests finish."""
@@ -128,15 +157,12 @@ class Worker:
     async def _lane_loop(self, lane: Lane) -> None:
         poll = self.settings.worker.poll_seconds
         while not self._draining.is_set():
-            if lane.free <= 0:
-                # Full, or paused by overload / a down upstream: wait for a
-                # slot, or for the pause to pass.
-                lane.slot_freed.clear()
-                pause = lane.throttle.paused_until - time.monotonic()
+            if lane.room < lane.claim_batch:
+                lane.room_freed.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lane.slot_freed.wait(), max(pause, poll))
+                    await asyncio.wait_for(lane.room_freed.wait(), poll)
                 continue
-            claimed = await self._claim(lane)
+            claimed = await self._claim(lane, lane.room)
             for request in claimed:
                 task = asyncio.create_task(self._run_one(lane, request))
                 lane.inflight[request.id] = (task, time.monotonic())
@@ -146,12 +172,12 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), poll)
 
-    async def _claim(self, lane: Lane) -> list[ClaimedRequest]:
+    async def _claim(self, lane: Lane, n: int) -> list[ClaimedRequest]:
         try:
             return await asyncio.to_thread(
                 self.store.claim,
                 lane.model.name,
-                lane.free,
+                n,
                 self.worker_id,
                 time.time(),
                 self.settings.worker.lease_seconds,
@@ -164,10 +190,24 @@ class Worker:
     @staticmethod
     def _release(lane: Lane, request_id: int, _task: object) -> None:
         lane.inflight.pop(request_id, None)
-        lane.slot_freed.set()
+        lane.room_freed.set()
 
     async def _run_one(self, lane: Lane, request: ClaimedRequest) -> None:
-        outcome = await self._attempt(lane, request)
+        if await lane.acquire_call(self._draining):
+            try:
+                outcome = await self._attempt(lane, request)
+            finally:
+                lane.release_call()
+        else:
+            # Draining before this request started: hand it back untouched.
+            outcome = port.Outcome(
+                request_id=request.id,
+                attempt=request.attempt,
+                worker_id=self.worker_id,
+                state=RequestState.QUEUED,
+                not_before=time.time(),
+                refund_attempt=True,
+            )
         await self.writer.write(outcome, request.batch_id)
 
     async def _attempt(self, lane: Lane, request: ClaimedRequest) -> port.Outcome:
