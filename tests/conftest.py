@@ -44,6 +44,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def store_url_postgres(pg_url: str) -> str:
+    """The throwaway PostgreSQL database, emptied for this test."""
+    _reset_postgres(pg_url)
+    return pg_url
+
+
+@pytest.fixture
 def store(store_url: str) -> Iterator[sql.SqlJobStore]:
     job_store = sql.SqlJobStore.open(store_url)
     yield job_store

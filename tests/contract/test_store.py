@@ -130,10 +130,23 @@ def test_lost_lease_after_last_attempt_errors(store: sql.SqlJobStore) -> None:
 def test_heartbeat_extends_only_held_leases(store: sql.SqlJobStore) -> None:
     make_batch(store, 2)
     claimed = store.claim("m", 2, "w1", time.time(), lease_seconds=0.05)
-    assert store.extend_leases("w1", time.time(), LEASE) == {c.id for c in claimed}
+    ids = [c.id for c in claimed]
+    assert store.extend_leases("w1", ids, time.time(), LEASE) == set(ids)
     time.sleep(0.1)
     assert store.requeue_lost_leases(time.time(), max_attempts=5) == 0
-    assert store.extend_leases("w2", time.time(), LEASE) == set()
+    assert store.extend_leases("w2", ids, time.time(), LEASE) == set()
+
+
+def test_heartbeat_lets_the_lease_of_an_abandoned_request_run_out(
+    store: sql.SqlJobStore,
+) -> None:
+    make_batch(store, 2)
+    kept, abandoned = store.claim("m", 2, "w1", time.time(), lease_seconds=0.05)
+    assert store.extend_leases("w1", [kept.id], time.time(), LEASE) == {kept.id}
+    time.sleep(0.1)
+    assert store.requeue_lost_leases(time.time(), max_attempts=5) == 1
+    again = store.claim("m", 2, "w2", time.time(), LEASE)
+    assert [c.id for c in again] == [abandoned.id]
 
 
 def test_retry_outcome_requeues_not_before(store: sql.SqlJobStore) -> None:

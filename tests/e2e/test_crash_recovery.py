@@ -16,9 +16,13 @@ pytestmark = pytest.mark.slow
 MODEL = "fake-chat"
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_serve_killed_mid_batch_completes_after_restart_with_one_line_per_request(
-    tmp_path: Path,
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
 ) -> None:
+    database_url = None
+    if database == "postgres":
+        database_url = request.getfixturevalue("store_url_postgres")
     n = 500
     with start_process("--no-log-bodies", latency_ms=50) as upstream:
         config = processes.write_config(
@@ -53,14 +57,20 @@ def test_serve_killed_mid_batch_completes_after_restart_with_one_line_per_reques
                 for i in range(n)
             ]
         }
-        with processes.serve(config, tmp_path, port) as server, processes.client(port) as http:
+        with (
+            processes.serve(config, tmp_path, port, database_url=database_url) as server,
+            processes.client(port) as http,
+        ):
             batch_id = http.post("/v1/batches", json=body).json()["id"]
             at_kill = processes.wait_for(
                 http, batch_id, lambda b: b["request_counts"]["completed"] >= 100
             )
             server.kill()
         assert at_kill["request_counts"]["completed"] < n  # the kill really was mid-batch
-        with processes.serve(config, tmp_path, port), processes.client(port) as http:
+        with (
+            processes.serve(config, tmp_path, port, database_url=database_url),
+            processes.client(port) as http,
+        ):
             ended = processes.wait_for(http, batch_id, lambda b: b["status"] in processes.ENDED)
             results = http.get(f"/v1/batches/{batch_id}").text
     assert ended["status"] == "completed"

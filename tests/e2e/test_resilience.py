@@ -164,14 +164,23 @@ def _worker_config(tmp_path: Path, base_url: str, **worker: Any) -> Path:
     )
 
 
-def test_chaos_killing_one_of_two_workers_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    n, rounds = 2000, 10
+# Ten rounds on SQLite (the default store); three more on PostgreSQL, where
+# the two workers really claim in parallel (SKIP LOCKED).
+@pytest.mark.parametrize(("database", "rounds"), [("sqlite", 10), ("postgres", 3)])
+def test_chaos_killing_one_of_two_workers_loses_and_doubles_nothing(
+    tmp_path: Path, database: str, rounds: int, request: pytest.FixtureRequest
+) -> None:
+    n = 2000
+    db = request.getfixturevalue("store_url_postgres") if database == "postgres" else None
     rng = random.Random(5)
     with start_process("--no-log-bodies", latency_ms=5) as upstream:
         cfg = _worker_config(tmp_path, upstream.openai_base_url)
         port = processes.free_port()
-        with processes.serve(cfg, tmp_path, port, "--no-worker"), processes.client(port) as http:
-            workers = [processes.worker(cfg, tmp_path, f"w{i}") for i in range(2)]
+        with (
+            processes.serve(cfg, tmp_path, port, "--no-worker", database_url=db),
+            processes.client(port) as http,
+        ):
+            workers = [processes.worker(cfg, tmp_path, f"w{i}", database_url=db) for i in range(2)]
             running = [w.__enter__() for w in workers]
             try:
                 for round_number in range(rounds):
@@ -181,7 +190,9 @@ def test_chaos_killing_one_of_two_workers_loses_and_doubles_nothing(tmp_path: Pa
                     time.sleep(rng.uniform(0.2, 1.5))
                     victim = rng.randrange(2)
                     running[victim].kill()
-                    workers[victim] = processes.worker(cfg, tmp_path, f"w{victim}-r{round_number}")
+                    workers[victim] = processes.worker(
+                        cfg, tmp_path, f"w{victim}-r{round_number}", database_url=db
+                    )
                     running[victim] = workers[victim].__enter__()
                     ended = processes.wait_for(
                         http, batch_id, lambda b: b["status"] in processes.ENDED

@@ -350,7 +350,7 @@ class SqlJobStore:
                 )
                 conn.execute(
                     R.update()
-                    .where(R.c.batch_id == batch_id, R.c.state.in_(_OPEN))
+                    .where(R.c.id.in_(_open_requests_locked(batch_id)))
                     .values(state=RequestState.CANCELED.value, lease_owner=None, finished_at=now)
                 )
         return self.get_batch(batch_id, owner)
@@ -515,13 +515,34 @@ class SqlJobStore:
         claimed.sort(key=lambda request: request.id)
         return claimed
 
-    def extend_leases(self, worker_id: str, now: float, lease_seconds: float) -> set[int]:
-        """Heartbeat: push out the leases this worker still holds; returns
-        their ids (anything missing was cancelled, expired or reclaimed)."""
+    def extend_leases(
+        self, worker_id: str, request_ids: Iterable[int], now: float, lease_seconds: float
+    ) -> set[int]:
+        """Heartbeat: push out the leases of the requests this worker is still
+        working on; returns those it still holds (anything missing was
+        cancelled, expired or reclaimed). A row the worker owns but no longer
+        works on (its task died) is not extended, so its lease runs out and
+        the sweep requeues it."""
+        wanted = sorted(set(request_ids))
+        if not wanted:
+            return set()
+        # Lock the rows in id order, like record_outcomes, so a heartbeat and
+        # a result write of the same worker cannot deadlock on PostgreSQL.
+        locked = (
+            sa.select(R.c.id)
+            .where(
+                R.c.id.in_(wanted),
+                R.c.lease_owner == worker_id,
+                R.c.state == RequestState.RUNNING.value,
+            )
+            .order_by(R.c.id)
+            .with_for_update()
+            .scalar_subquery()
+        )
         with self._write() as conn:
             rows = conn.execute(
                 R.update()
-                .where(R.c.lease_owner == worker_id, R.c.state == RequestState.RUNNING.value)
+                .where(R.c.id.in_(locked))
                 .values(lease_expires_at=now + lease_seconds)
                 .returning(R.c.id)
             ).all()
@@ -540,9 +561,10 @@ class SqlJobStore:
         """Write many attempts' outcomes in one transaction (group commit).
         Each write is fenced on lease owner and attempt number: a worker that
         lost its lease cannot overwrite what happened since."""
-        applied: list[bool] = []
+        applied: dict[int, bool] = {}
         with self._write() as conn:
-            for outcome in outcomes:
+            # In id order, so concurrent writers lock rows in the same order.
+            for outcome in sorted(outcomes, key=lambda o: o.request_id):
                 fence = (
                     (R.c.id == outcome.request_id)
                     & (R.c.lease_owner == outcome.worker_id)
@@ -567,8 +589,9 @@ class SqlJobStore:
                         cost=outcome.cost,
                         finished_at=now,
                     )
-                applied.append(conn.execute(R.update().where(fence).values(**values)).rowcount == 1)
-        return applied
+                result = conn.execute(R.update().where(fence).values(**values))
+                applied[outcome.request_id] = result.rowcount == 1
+        return [applied[outcome.request_id] for outcome in outcomes]
 
     def requeue_lost_leases(self, now: float, max_attempts: int) -> int:
         """Requests whose worker stopped heartbeating go back to the queue; a
@@ -621,7 +644,7 @@ class SqlJobStore:
                     continue
                 conn.execute(
                     R.update()
-                    .where(R.c.batch_id == batch_id, R.c.state.in_(_OPEN))
+                    .where(R.c.id.in_(_open_requests_locked(batch_id)))
                     .values(state=RequestState.EXPIRED.value, lease_owner=None, finished_at=now)
                 )
                 expired.append(batch_id)
@@ -710,6 +733,18 @@ def _add_result_files(conn: sa.Connection, batch_ids: Sequence[str], now: float)
             }
             for (batch_id, kind), owner in sorted(wanted.items())
         ],
+    )
+
+
+def _open_requests_locked(batch_id: str) -> Any:
+    """The batch's unfinished requests, row-locked in id order (the order every
+    multi-row write here uses, so that none deadlocks another on PostgreSQL)."""
+    return (
+        sa.select(R.c.id)
+        .where(R.c.batch_id == batch_id, R.c.state.in_(_OPEN))
+        .order_by(R.c.id)
+        .with_for_update()
+        .scalar_subquery()
     )
 
 

@@ -279,9 +279,11 @@ class Worker:
             asked_at = time.monotonic()
             try:
                 if asked_at - last_extend >= settings.heartbeat_seconds:
+                    working_on = [rid for lane in self.lanes.values() for rid in lane.inflight]
                     held = await asyncio.to_thread(
                         self.store.extend_leases,
                         self.worker_id,
+                        working_on,
                         time.time(),
                         settings.lease_seconds,
                     )

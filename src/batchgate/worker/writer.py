@@ -8,12 +8,16 @@ what finished in the last few milliseconds keeps the store off the hot path.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
 from batchgate.store import port
 
+log = logging.getLogger("batchgate.worker")
+
 FLUSH_SECONDS = 0.01
+WRITE_ATTEMPTS = 5
 MAX_GROUP = 500
 
 
@@ -47,17 +51,26 @@ class OutcomeWriter:
         group = [first]
         while not self._queue.empty() and len(group) < MAX_GROUP:
             group.append(self._queue.get_nowait())
+        outcomes = [item[0] for item in group]
+        batch_ids = {batch_id for _, batch_id, _ in group}
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                applied = await asyncio.to_thread(self.store.record_outcomes, outcomes, time.time())
+                break
+            except Exception as exc:  # deadlock, lost connection: the store will be back
+                if attempt == WRITE_ATTEMPTS:
+                    # Give up on this group: the requests stay leased to us,
+                    # their leases lapse, and another attempt runs later.
+                    log.exception("could not record %d outcomes", len(group))
+                    for _, _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    return
+                await asyncio.sleep(0.05 * 2**attempt)
         try:
-            applied = await asyncio.to_thread(
-                self.store.record_outcomes, [item[0] for item in group], time.time()
-            )
-            batch_ids = {batch_id for _, batch_id, _ in group}
             await asyncio.to_thread(self.store.finalize_batches, time.time(), batch_ids)
-        except Exception as exc:  # the store is down: let each caller decide
-            for _, _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+        except Exception:  # the sweep finalizes these batches later
+            log.exception("finalize after write failed")
         for (_, _, future), ok in zip(group, applied, strict=True):
             if not future.done():
                 future.set_result(ok)
