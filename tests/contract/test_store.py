@@ -354,3 +354,14 @@ def test_set_file_bytes_records_a_measured_size(store: sql.SqlJobStore) -> None:
     store.set_file_bytes(output.id, 1234)
     measured = store.get_file(output.id, "key_a")
     assert measured is not None and (measured.bytes, measured.status) == (1234, "processed")
+
+
+def test_migrated_schema_matches_the_table_definitions(store: sql.SqlJobStore) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from batchgate.store import tables
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), tables.metadata)
+    assert diff == []
