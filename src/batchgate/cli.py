@@ -73,6 +73,58 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a batch file here and now, without a server: the same store,
+    worker and backends as ``serve``, in this process."""
+    from tqdm import tqdm
+
+    from batchgate import runtime
+    from batchgate.api import common
+    from batchgate.dialects import message_results, native
+    from batchgate.domain.states import Dialect
+    from batchgate.services.batches import BatchService, ParsedRequest
+
+    settings = _settings(args)
+    store = runtime.open_store(settings)
+    parsed = native.parse_create(_inline_body(args.file))
+    items = [ParsedRequest(item.custom_id, item.params) for item in parsed.requests]
+    service = BatchService(store, settings)
+    batch = service.create(
+        owner="local", dialect=Dialect.NATIVE, endpoint=native.ENDPOINT, requests=items
+    )
+    print(batch.id, file=sys.stderr, flush=True)
+    with tqdm(total=batch.total, unit="req", file=sys.stderr) as bar:
+
+        def progress(current: Any) -> None:
+            bar.n = current.tally.total - current.tally.open
+            bar.refresh()
+
+        ended = asyncio.run(runtime.run_until_ended(settings, store, batch.id, progress))
+    sink = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+    try:
+        for chunk in common.json_lines(service.results(ended), message_results.result_line):
+            sink.write(chunk)
+    finally:
+        if args.output:
+            sink.close()
+        else:
+            sink.flush()
+    return 0
+
+
+def _inline_body(path: str) -> bytes:
+    """A JSONL file of ``{custom_id, params}`` lines as a native create body."""
+    requests = []
+    for number, line in enumerate(Path(path).read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            requests.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise SystemExit(f"{path}:{number}: not valid JSON: {exc}") from None
+    return orjson.dumps({"requests": requests})
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     from batchgate import runtime
     from batchgate.services.keys import KeyService
@@ -149,17 +201,11 @@ def _write_results(client: httpx.Client, batch_id: str, output: str | None) -> N
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    requests = []
-    for number, line in enumerate(Path(args.file).read_bytes().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            requests.append(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            raise SystemExit(f"{args.file}:{number}: not valid JSON: {exc}") from None
-    body: dict[str, Any] = {"requests": requests}
+    body = _inline_body(args.file)
     with _client(args) as client:
-        created = _check(client.post("/v1/batches", json=body)).json()
+        created = _check(
+            client.post("/v1/batches", content=body, headers={"content-type": "application/json"})
+        ).json()
         batch_id = created["id"]
         print(batch_id, flush=True)
         if not args.wait:
@@ -239,14 +285,21 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     keys = sub.add_parser("keys", help="manage API keys")
-    _server_options(keys)
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key (printed once, last line)")
     create.add_argument("--name", required=True)
-    keys_sub.add_parser("list", help="list keys")
+    listing = keys_sub.add_parser("list", help="list keys")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id or name")
     revoke.add_argument("key")
+    for command in (create, listing, revoke):
+        _server_options(command)
     keys.set_defaults(func=cmd_keys)
+
+    run = sub.add_parser("run", help="run a JSONL file of {custom_id, params} here, no server")
+    _server_options(run)
+    run.add_argument("file")
+    run.add_argument("-o", "--output", help="write results here (default stdout)")
+    run.set_defaults(func=cmd_run)
 
     models = sub.add_parser("models", help="list the configured model names")
     _server_options(models)
@@ -278,7 +331,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    from batchgate.domain import errors
+
+    try:
+        result: int = args.func(args)
+    except errors.BatchgateError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
     return result
 
 

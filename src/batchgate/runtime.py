@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from batchgate import config
 from batchgate.api import app as api_app
 from batchgate.api import deps
 from batchgate.backends import base, registry
+from batchgate.domain import batch as batch_model
 from batchgate.store import port, sql
 from batchgate.worker.dispatcher import Worker
 
@@ -72,4 +73,30 @@ async def run_worker(settings: config.Settings, store: port.JobStore) -> None:
     try:
         await worker.run()
     finally:
+        await close_backends(backends)
+
+
+async def run_until_ended(
+    settings: config.Settings,
+    store: port.JobStore,
+    batch_id: str,
+    on_progress: Callable[[batch_model.Batch], None] | None = None,
+) -> batch_model.Batch:
+    """Work on the store until ``batch_id`` has ended (``batchgate run``)."""
+    backends = build_backends(settings)
+    worker = Worker(store, settings, backends)
+    task = asyncio.create_task(worker.run(), name="worker")
+    try:
+        while True:
+            batch = await asyncio.to_thread(store.get_batch, batch_id)
+            if batch is None:
+                raise LookupError(f"batch {batch_id} vanished")
+            if on_progress is not None:
+                on_progress(batch)
+            if batch.status.is_ended:
+                return batch
+            await asyncio.sleep(0.2)
+    finally:
+        worker.drain()
+        await task
         await close_backends(backends)

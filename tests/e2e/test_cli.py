@@ -1,0 +1,137 @@
+"""The `batchgate` command line, as a user runs it (real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import processes
+from tests.fakes.upstream import RemoteUpstream, start_process
+
+MODEL = "fake-chat"
+
+
+def batchgate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchgate.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def upstream() -> Iterator[RemoteUpstream]:
+    with start_process() as remote:
+        yield remote
+
+
+@pytest.fixture
+def config(tmp_path: Path, upstream: RemoteUpstream) -> Path:
+    return processes.write_config(
+        tmp_path / "batchgate.toml",
+        {MODEL: {"backend": "openai_compatible", "base_url": upstream.openai_base_url}},
+        worker={"poll_seconds": 0.05},
+    )
+
+
+def requests_file(path: Path, n: int) -> Path:
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "custom_id": f"c{i}",
+                    "params": {
+                        "model": MODEL,
+                        "max_tokens": 8,
+                        "messages": [{"role": "user", "content": f"line {i}"}],
+                    },
+                }
+            )
+            + "\n"
+            for i in range(n)
+        )
+    )
+    return path
+
+
+def test_keys_create_prints_the_key_last_and_list_and_revoke_work(
+    tmp_path: Path, config: Path
+) -> None:
+    common = ["--config", str(config), "--data-dir", str(tmp_path)]
+    created = batchgate("keys", "create", "--name", "alice", *common)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("bg-") and len(key) > 30
+    listed = batchgate("keys", "list", *common).stdout
+    assert "alice" in listed and key not in listed  # only a prefix is ever shown again
+    assert batchgate("keys", "revoke", "alice", *common).returncode == 0
+    assert "revoked" in batchgate("keys", "list", *common).stdout
+
+
+def test_submit_wait_writes_results_and_status_results_cancel_talk_to_the_server(
+    tmp_path: Path, config: Path
+) -> None:
+    port = processes.free_port()
+    env = {"BATCHGATE_URL": f"http://127.0.0.1:{port}", "BATCHGATE_API_KEY": processes.API_KEY}
+    source = requests_file(tmp_path / "in.jsonl", 5)
+    with processes.serve(config, tmp_path, port):
+        submitted = batchgate(
+            "submit",
+            str(source),
+            "--wait",
+            "-o",
+            str(tmp_path / "out.jsonl"),
+            "--poll",
+            "0.1",
+            env=env,
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        batch_id = submitted.stdout.strip().splitlines()[0]
+        lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+        assert [line["custom_id"] for line in lines] == [f"c{i}" for i in range(5)]
+        status = json.loads(batchgate("status", batch_id, env=env).stdout)
+        assert status["status"] == "completed"
+        again = batchgate("results", batch_id, env=env).stdout.splitlines()
+        assert [json.loads(x) for x in again] == lines
+        cancelled = batchgate("cancel", batch_id, env=env)
+        assert cancelled.returncode == 0 and "completed" in cancelled.stdout
+        missing = batchgate("status", "batch_nope", env=env)
+        assert missing.returncode != 0 and "404" in missing.stderr
+
+
+def test_run_processes_a_file_without_a_server(tmp_path: Path, config: Path) -> None:
+    source = requests_file(tmp_path / "in.jsonl", 3)
+    ran = batchgate(
+        "run",
+        str(source),
+        "--config",
+        str(config),
+        "--data-dir",
+        str(tmp_path),
+        "-o",
+        str(tmp_path / "out.jsonl"),
+    )
+    assert ran.returncode == 0, ran.stderr
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [line["result"]["type"] for line in lines] == ["succeeded"] * 3
+
+
+def test_run_reports_bad_input_with_its_path(tmp_path: Path, config: Path) -> None:
+    source = tmp_path / "bad.jsonl"
+    source.write_text(json.dumps({"custom_id": "a", "params": {"model": MODEL}}) + "\n")
+    ran = batchgate("run", str(source), "--config", str(config), "--data-dir", str(tmp_path))
+    assert ran.returncode == 2
+    assert "requests[0].params.max_tokens" in ran.stderr
+
+
+def test_models_lists_the_configured_names(tmp_path: Path, config: Path) -> None:
+    listed = batchgate("models", "--config", str(config))
+    assert listed.stdout.split() == [MODEL, "openai_compatible"]
