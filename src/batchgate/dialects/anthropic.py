@@ -13,12 +13,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from batchgate import chat
 from batchgate.dialects import native, paths
-from batchgate.domain import errors
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import BatchStatus, RequestState
 
@@ -42,11 +40,7 @@ class CreateBody(BaseModel):
 
 def parse_create(body: bytes) -> list[InlineRequest]:
     """Validate a create body; raise InvalidRequest naming the bad path."""
-    try:
-        parsed = CreateBody.model_validate_json(body)
-    except pydantic.ValidationError as exc:
-        param, message = paths.first_error(exc)
-        raise errors.InvalidRequest(message, param=param or None) from None
+    parsed = paths.parse_body(CreateBody, body)
     native.check_unique_custom_ids([item.custom_id for item in parsed.requests])
     return parsed.requests
 

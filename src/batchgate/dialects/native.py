@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from batchgate import chat
@@ -36,11 +35,7 @@ class CreateBody(BaseModel):
 
 def parse_create(body: bytes) -> CreateBody:
     """Validate a create body; raise InvalidRequest naming the bad path."""
-    try:
-        parsed = CreateBody.model_validate_json(body)
-    except pydantic.ValidationError as exc:
-        param, message = paths.first_error(exc)
-        raise errors.InvalidRequest(message, param=param or None) from None
+    parsed = paths.parse_body(CreateBody, body)
     check_unique_custom_ids([item.custom_id for item in parsed.requests])
     return parsed
 

@@ -14,7 +14,6 @@ import dataclasses
 from typing import Any
 
 import orjson
-import pydantic
 from pydantic import BaseModel, ConfigDict
 
 from batchgate import chat, chat_completions
@@ -48,11 +47,7 @@ class CreateBody(BaseModel):
 
 def parse_create(body: bytes) -> CreateBody:
     """Validate a file-batch create body; raise InvalidRequest naming the field."""
-    try:
-        parsed = CreateBody.model_validate_json(body)
-    except pydantic.ValidationError as exc:
-        param, message = paths.first_error(exc)
-        raise errors.InvalidRequest(message, param=param or None) from None
+    parsed = paths.parse_body(CreateBody, body)
     if parsed.endpoint not in SUPPORTED_ENDPOINTS:
         raise errors.InvalidRequest(
             f"endpoint {parsed.endpoint!r} is not supported; supported endpoints: "

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
+
+from batchgate.domain import errors
+
+_Body = TypeVar("_Body", bound=pydantic.BaseModel)
 
 # Union members appear in pydantic's locations ("str", "list[...]", class
 # names); they say which alternative failed, not where the input is wrong.
@@ -33,3 +37,13 @@ def first_error(exc: pydantic.ValidationError, prefix: str = "") -> tuple[str, s
     if best["type"] == "json_invalid":
         return "", f"body is not valid JSON: {best.get('ctx', {}).get('error', message)}"
     return path, f"{path}: {message}" if path else message
+
+
+def parse_body(model: type[_Body], body: bytes) -> _Body:
+    """Validate a JSON request body as ``model``; a failure is an
+    InvalidRequest naming the path of the offending value."""
+    try:
+        return model.model_validate_json(body)
+    except pydantic.ValidationError as exc:
+        param, message = first_error(exc)
+        raise errors.InvalidRequest(message, param=param or None) from None

@@ -192,15 +192,7 @@ class SqlJobStore:
             seq = rows[-1].seq + 1
 
     def delete_file(self, file_id: str, owner: str, now: float) -> bool:
-        with self._write() as conn:
-            result = conn.execute(
-                F.update()
-                .where(F.c.id == file_id, F.c.owner == owner, F.c.deleted_at.is_(None))
-                .values(deleted_at=now)
-            )
-            if result.rowcount:
-                conn.execute(FC.delete().where(FC.c.file_id == file_id))
-        return bool(result.rowcount)
+        return self._soft_delete(F, file_id, owner, now, FC.delete().where(FC.c.file_id == file_id))
 
     def set_file_bytes(self, file_id: str, size: int) -> None:
         """Record the measured size of a rendered result file (status
@@ -356,14 +348,25 @@ class SqlJobStore:
         return self.get_batch(batch_id, owner)
 
     def delete_batch(self, batch_id: str, owner: str, now: float) -> bool:
+        return self._soft_delete(
+            B, batch_id, owner, now, R.delete().where(R.c.batch_id == batch_id)
+        )
+
+    def _soft_delete(
+        self, table: sa.Table, object_id: str, owner: str, now: float, purge: sa.Delete
+    ) -> bool:
+        """Mark the owner's object deleted (its row stays, so its id is never
+        reused) and drop its bulk content with ``purge``, in one transaction."""
         with self._write() as conn:
             result = conn.execute(
-                B.update()
-                .where(B.c.id == batch_id, B.c.owner == owner, B.c.deleted_at.is_(None))
+                table.update()
+                .where(
+                    table.c.id == object_id, table.c.owner == owner, table.c.deleted_at.is_(None)
+                )
                 .values(deleted_at=now)
             )
             if result.rowcount:
-                conn.execute(R.delete().where(R.c.batch_id == batch_id))
+                conn.execute(purge)
         return bool(result.rowcount)
 
     def tally(self, batch_id: str) -> StateTally:
