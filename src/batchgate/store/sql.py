@@ -568,32 +568,31 @@ class SqlJobStore:
         with self._write() as conn:
             # In id order, so concurrent writers lock rows in the same order.
             for outcome in sorted(outcomes, key=lambda o: o.request_id):
-                fence = (
-                    (R.c.id == outcome.request_id)
-                    & (R.c.lease_owner == outcome.worker_id)
-                    & (R.c.attempts == outcome.attempt)
-                    & (R.c.state == RequestState.RUNNING.value)
-                )
-                values: dict[str, Any] = {
-                    "state": outcome.state.value,
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                    "error": _dumps(outcome.error),
+                fence = {
+                    "b_id": outcome.request_id,
+                    "b_owner": outcome.worker_id,
+                    "b_attempt": outcome.attempt,
+                    "b_error": _dumps(outcome.error),
                 }
                 if outcome.state is RequestState.QUEUED:
-                    values["not_before"] = outcome.not_before
-                    if outcome.refund_attempt:
-                        values["attempts"] = R.c.attempts - 1
+                    statement = _REQUEUE
+                    params = {
+                        **fence,
+                        "b_not_before": outcome.not_before,
+                        "b_refund": 1 if outcome.refund_attempt else 0,
+                    }
                 else:
-                    values.update(
-                        result=_dumps(outcome.result),
-                        input_tokens=outcome.input_tokens,
-                        output_tokens=outcome.output_tokens,
-                        cost=outcome.cost,
-                        finished_at=now,
-                    )
-                result = conn.execute(R.update().where(fence).values(**values))
-                applied[outcome.request_id] = result.rowcount == 1
+                    statement = _FINISH
+                    params = {
+                        **fence,
+                        "b_state": outcome.state.value,
+                        "b_result": _dumps(outcome.result),
+                        "b_input_tokens": outcome.input_tokens,
+                        "b_output_tokens": outcome.output_tokens,
+                        "b_cost": outcome.cost,
+                        "b_now": now,
+                    }
+                applied[outcome.request_id] = conn.execute(statement, params).rowcount == 1
         return [applied[outcome.request_id] for outcome in outcomes]
 
     def requeue_lost_leases(self, now: float, max_attempts: int) -> int:
@@ -737,6 +736,44 @@ def _add_result_files(conn: sa.Connection, batch_ids: Sequence[str], now: float)
             for (batch_id, kind), owner in sorted(wanted.items())
         ],
     )
+
+
+# The two fenced outcome writes, built once: record_outcomes runs them for
+# every finished attempt, and building statements per row cost more than
+# executing them.
+_FENCE = (
+    (R.c.id == sa.bindparam("b_id"))
+    & (R.c.lease_owner == sa.bindparam("b_owner"))
+    & (R.c.attempts == sa.bindparam("b_attempt"))
+    & (R.c.state == RequestState.RUNNING.value)
+)
+_FINISH = (
+    R.update()
+    .where(_FENCE)
+    .values(
+        state=sa.bindparam("b_state"),
+        lease_owner=None,
+        lease_expires_at=None,
+        error=sa.bindparam("b_error"),
+        result=sa.bindparam("b_result"),
+        input_tokens=sa.bindparam("b_input_tokens"),
+        output_tokens=sa.bindparam("b_output_tokens"),
+        cost=sa.bindparam("b_cost"),
+        finished_at=sa.bindparam("b_now"),
+    )
+)
+_REQUEUE = (
+    R.update()
+    .where(_FENCE)
+    .values(
+        state=RequestState.QUEUED.value,
+        lease_owner=None,
+        lease_expires_at=None,
+        error=sa.bindparam("b_error"),
+        not_before=sa.bindparam("b_not_before"),
+        attempts=R.c.attempts - sa.bindparam("b_refund", type_=sa.Integer),
+    )
+)
 
 
 def _open_requests_locked(batch_id: str) -> Any:
