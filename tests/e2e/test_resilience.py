@@ -240,3 +240,26 @@ def test_sigterm_drains_no_new_calls_none_left_running_exit_zero(tmp_path: Path)
         store.close()
     assert tally.count(RequestState.RUNNING) == 0
     assert tally.count(RequestState.SUCCEEDED) == batch["request_counts"]["completed"] < n
+
+
+@pytest.mark.parametrize("same_key", [False, True])
+def test_small_batch_submitted_after_a_big_one_finishes_first(
+    tmp_path: Path, same_key: bool
+) -> None:
+    with FakeUpstream(latency_ms=20) as upstream:
+        upstream.configure(log_bodies=False)
+        models = {MODEL: harness.openai_model(MODEL, upstream.openai_base_url, max_concurrency=16)}
+        with harness.serve(harness.make_settings(tmp_path, models)) as server:
+            with server.client() as client:
+                big = client.post("/v1/batches", json=native_body(5000, "big")).json()
+            other_key = server.api_key if same_key else server.new_key("small-batch-owner")
+            with server.client(other_key) as client:
+                submitted = time.monotonic()
+                small = client.post("/v1/batches", json=native_body(10, "small")).json()
+            ended = server.wait_ended(small["id"], timeout=30, api_key=other_key)
+            small_seconds = time.monotonic() - submitted
+            with server.client(accept="application/json") as client:
+                big_now = client.get(f"/v1/batches/{big['id']}").json()
+    assert ended["request_counts"]["completed"] == 10
+    assert small_seconds < 3
+    assert big_now["status"] == "in_progress"  # the big one was still running
