@@ -81,7 +81,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from batchgate import runtime
     from batchgate.api import common
     from batchgate.dialects import message_results, native
-    from batchgate.domain.states import Dialect
     from batchgate.services.batches import BatchService, ParsedRequest
 
     settings = _settings(args)
@@ -89,9 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     parsed = native.parse_create(_inline_body(args.file))
     items = [ParsedRequest(item.custom_id, item.params) for item in parsed.requests]
     service = BatchService(store, settings)
-    batch = service.create(
-        owner="local", dialect=Dialect.NATIVE, endpoint=native.ENDPOINT, requests=items
-    )
+    batch, _input_file = service.create_inline("local", items, endpoint=native.ENDPOINT)
     print(batch.id, file=sys.stderr, flush=True)
     with tqdm(total=batch.total, unit="req", file=sys.stderr) as bar:
 

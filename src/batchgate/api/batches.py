@@ -10,7 +10,7 @@ import orjson
 from fastapi.responses import StreamingResponse
 
 from batchgate.api import common
-from batchgate.api.deps import CallerDep, ServicesDep
+from batchgate.api.deps import CallerDep, Services, ServicesDep
 from batchgate.dialects import message_results, native, openai
 from batchgate.domain import errors
 from batchgate.domain.batch import Batch
@@ -49,28 +49,29 @@ def create_batch(
         services.on_new_work()
         return common.JsonResponse(render(batch))
     parsed = native.parse_create(body)
-    items = [ParsedRequest(item.custom_id, item.params) for item in parsed.requests]
-    services.batches.check_size(len(items))
-    input_file = services.batches.store_inline_input_file(caller.id, items)
-    batch = services.batches.create(
-        owner=caller.id,
-        dialect=Dialect.NATIVE,
+    batch, input_file = services.batches.create_inline(
+        caller.id,
+        [ParsedRequest(item.custom_id, item.params) for item in parsed.requests],
         endpoint=native.ENDPOINT,
-        requests=items,
         metadata=parsed.metadata,
-        input_file_id=input_file.id,
     )
     services.on_new_work()
     return common.JsonResponse(native.render_created(batch, input_file))
+
+
+def _own_batch(services: Services, owner: str, batch_id: str) -> Batch:
+    """The caller's batch on these routes; Anthropic batches live elsewhere."""
+    batch = services.batches.get(owner, batch_id)
+    if batch.dialect not in _DIALECTS:
+        raise errors.NotFound(f"no batch with id {batch_id!r}", param="batch_id")
+    return batch
 
 
 @router.get("/v1/batches/{batch_id}", response_model=None)
 def get_batch(
     batch_id: str, request: fastapi.Request, caller: CallerDep, services: ServicesDep
 ) -> common.JsonResponse | StreamingResponse:
-    batch = services.batches.get(caller.id, batch_id)
-    if batch.dialect not in _DIALECTS:
-        raise errors.NotFound(f"no batch with id {batch_id!r}", param="batch_id")
+    batch = _own_batch(services, caller.id, batch_id)
     if (
         batch.dialect is Dialect.NATIVE
         and batch.status.is_ended
@@ -85,9 +86,7 @@ def get_batch(
 
 @router.post("/v1/batches/{batch_id}/cancel")
 def cancel_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> common.JsonResponse:
-    batch = services.batches.get(caller.id, batch_id)
-    if batch.dialect not in _DIALECTS:
-        raise errors.NotFound(f"no batch with id {batch_id!r}", param="batch_id")
+    _own_batch(services, caller.id, batch_id)
     return common.JsonResponse(render(services.batches.cancel(caller.id, batch_id)))
 
 

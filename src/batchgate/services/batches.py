@@ -160,6 +160,28 @@ class BatchService:
             )
         return batch_model.NewRequest(custom_id=item.custom_id, model=model, params=params)
 
+    def create_inline(
+        self,
+        owner: str,
+        requests: Sequence[ParsedRequest],
+        *,
+        endpoint: str,
+        metadata: dict[str, str] | None = None,
+    ) -> tuple[batch_model.Batch, port.FileRecord]:
+        """A native batch of inline requests, which are kept as its input
+        file too; returns the batch and that file."""
+        self.check_size(len(requests))
+        input_file = self.store_inline_input_file(owner, requests)
+        batch = self.create(
+            owner=owner,
+            dialect=Dialect.NATIVE,
+            endpoint=endpoint,
+            requests=requests,
+            metadata=metadata,
+            input_file_id=input_file.id,
+        )
+        return batch, input_file
+
     def store_inline_input_file(
         self, owner: str, requests: Sequence[ParsedRequest]
     ) -> port.FileRecord:
