@@ -70,7 +70,7 @@ SYSTEM = " ".join(
     f"Rule {i}: when the customer asks about topic {i}, answer politely, cite the relevant "
     f"section {i} of the handbook, keep the answer under {i + 40} words, avoid jargon, and "
     "offer a follow-up question."
-    for i in range(1, 16)
+    for i in range(1, 12)
 )
 
 
@@ -103,7 +103,7 @@ def plain_loop(prompts: list[str], max_tokens: int) -> tuple[int, float]:
 
 async def engine_run(
     requests: list[chat.ChatRequest], options: dict[str, Any]
-) -> tuple[int, float, list[chat.ChatResponse]]:
+) -> tuple[int, float, list[chat.ChatResponse], Any]:
     """(b): every request submitted at once, as the batch worker does."""
     backend = engine_backend.create(
         config.ModelConfig(name="bench", backend="llama_cpp", **options)
@@ -117,7 +117,8 @@ async def engine_run(
     responses = await asyncio.gather(*(backend.complete(r) for r in requests))
     elapsed = time.perf_counter() - start
     await backend.aclose()
-    return sum(r.usage.output_tokens for r in responses), elapsed, list(responses)
+    stats = backend.stats  # type: ignore[attr-defined]
+    return sum(r.usage.output_tokens for r in responses), elapsed, list(responses), stats
 
 
 def _requests(prompts: list[str], max_tokens: int, system: str | None) -> list[chat.ChatRequest]:
@@ -137,17 +138,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["all", "throughput", "prefix"], default="all")
     parser.add_argument("--skip-plain", action="store_true", help="engine side only (tuning)")
-    parser.add_argument("--n-parallel", type=int)
-    parser.add_argument("--n-ctx", type=int)
-    parser.add_argument("--n-batch", type=int)
-    parser.add_argument("--kv-unified", action="store_true")
+    parser.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="engine option override, e.g. --opt n_parallel=8 --opt kv_unified=true",
+    )
     args = parser.parse_args()
     options: dict[str, Any] = {}
-    for key in ("n_parallel", "n_ctx", "n_batch"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    if args.kv_unified:
-        options["kv_unified"] = True
+    for item in args.opt:
+        key, _, value = item.partition("=")
+        options[key] = value == "true" if value in ("true", "false") else int(value)
     print(f"cores: {_threads()}  engine options: {options or 'defaults'}", flush=True)
 
     if args.part in ("all", "throughput"):
@@ -161,7 +163,7 @@ def main() -> None:
                 f" = {plain_rate:6.1f} tok/s",
                 flush=True,
             )
-        n, secs, _ = asyncio.run(engine_run(_requests(PROMPTS, 128, None), options))
+        n, secs, _, _ = asyncio.run(engine_run(_requests(PROMPTS, 128, None), options))
         rate = n / secs
         print(
             f"  (b) batchgate engine:                        {n} tokens in {secs:6.1f} s"
@@ -174,14 +176,20 @@ def main() -> None:
     if args.part in ("all", "prefix"):
         requests = _requests(PROMPTS, 32, SYSTEM)
         print("\n2. Shared prefix: 64 requests, shared system prompt, max_tokens 32", flush=True)
-        n_on, secs_on, on = asyncio.run(engine_run(requests, options))
+        n_on, secs_on, on, stats_on = asyncio.run(engine_run(requests, options))
         print(f"  prefix reuse on:  {secs_on:6.1f} s ({n_on} output tokens)", flush=True)
-        n_off, secs_off, off = asyncio.run(engine_run(requests, {**options, "prefix_cache": False}))
+        n_off, secs_off, off, _ = asyncio.run(
+            engine_run(requests, {**options, "prefix_cache": False})
+        )
         print(f"  prefix reuse off: {secs_off:6.1f} s ({n_off} output tokens)", flush=True)
         same = sum(a.text() == b.text() for a, b in zip(on, off, strict=True))
         print(
             f"  prompt tokens per request: {on[0].usage.input_tokens}; "
             f"identical greedy replies on vs off: {same}/{len(on)}"
+        )
+        print(
+            f"  with reuse on: {stats_on.prefix_hits} prefix hits, {stats_on.reused_tokens} "
+            f"prompt tokens copied, {stats_on.prefilled_tokens} computed"
         )
         print(f"  speed-up on/off = {secs_off / secs_on:.2f}x  (must be >= 3x)")
 

@@ -95,3 +95,8 @@ def test_dangling_partial_character_becomes_replacement() -> None:
     out = text.OutputText(None)
     out.feed("é".encode()[:1])
     assert out.finish() == "\ufffd"
+
+
+def test_batch_must_hold_one_token_per_slot() -> None:
+    with pytest.raises(ValueError, match="n_batch"):
+        options.parse("m", {"n_parallel": 32, "n_batch": 16})

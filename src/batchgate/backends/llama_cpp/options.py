@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from batchgate import config
 
@@ -38,10 +38,18 @@ class EngineOptions(BaseModel):
     kv_unified: bool = False
     """One KV buffer for all sequences instead of one stream per sequence."""
     flash_attn: bool = False
-    """Flash attention. Off by default: with it, llama.cpp's CPU results depend
-    on how a prompt was chunked, so prefix reuse would change greedy output."""
+    """Flash attention: ~20 % faster batched decoding on CPU, but its rounding
+    depends on how a prompt was chunked, so with prefix reuse a repeated greedy
+    request may change its reply. Off by default for reproducible output."""
     verbose: bool = False
     """Let llama.cpp log to stderr (off: quiet)."""
+
+    @model_validator(mode="after")
+    def _batch_holds_every_slot(self) -> EngineOptions:
+        # Each step decodes one token per slot; the batch must hold them all.
+        if self.n_batch < self.n_parallel:
+            raise ValueError(f"n_batch ({self.n_batch}) must be >= n_parallel ({self.n_parallel})")
+        return self
 
     def resolved_model_path(self) -> Path:
         return self.model_path if self.model_path is not None else config.default_model_path()
