@@ -141,8 +141,11 @@ def default_model_path() -> Path:
 
 def default_models() -> dict[str, ModelConfig]:
     return {
+        # Twice the engine's 16 slots: a slot that frees is refilled from the
+        # engine's own queue at its next step, not after a round trip through
+        # the worker.
         DEFAULT_MODEL_NAME: ModelConfig(
-            name=DEFAULT_MODEL_NAME, backend="llama_cpp", max_concurrency=16
+            name=DEFAULT_MODEL_NAME, backend="llama_cpp", max_concurrency=32
         )
     }
 
