@@ -1,0 +1,307 @@
+"""The queue: claims, leases, fenced outcome writes, and the sweeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import sqlalchemy as sa
+
+from batchgate.domain import batch as batch_model
+from batchgate.domain import fairness
+from batchgate.domain.states import (
+    BatchStatus,
+    RequestState,
+)
+from batchgate.store import port
+from batchgate.store.sql_common import (
+    _OPEN,
+    B,
+    R,
+    SqlBase,
+    _add_result_files,
+    _dumps,
+    _open_requests_locked,
+)
+
+
+class Queue(SqlBase):
+    """Requests as work: leased, written back fenced, swept."""
+
+    # -- the queue ------------------------------------------------------------
+    def claim(
+        self, model: str, n: int, worker_id: str, now: float, lease_seconds: float
+    ) -> list[batch_model.ClaimedRequest]:
+        """Lease up to ``n`` queued requests of ``model``, shared fairly across
+        keys and batches; each batch's share is taken in one statement."""
+        if n <= 0:
+            return []
+        ready = (
+            sa.select(sa.literal(1))
+            .where(
+                R.c.batch_id == B.c.id,
+                R.c.model == model,
+                R.c.state == RequestState.QUEUED.value,
+                R.c.not_before <= now,
+            )
+            .exists()
+        )
+        claimed: list[batch_model.ClaimedRequest] = []
+        with self._write() as conn:
+            candidates = [
+                fairness.Candidate(row.id, row.owner, row.last_claimed_at)
+                for row in conn.execute(
+                    sa.select(B.c.id, B.c.owner, B.c.last_claimed_at).where(
+                        B.c.status == BatchStatus.IN_PROGRESS.value, ready
+                    )
+                ).all()
+            ]
+            for batch_id, share in fairness.fair_shares(candidates, n).items():
+                picked = (
+                    sa.select(R.c.id)
+                    .where(
+                        R.c.batch_id == batch_id,
+                        R.c.model == model,
+                        R.c.state == RequestState.QUEUED.value,
+                        R.c.not_before <= now,
+                    )
+                    .order_by(R.c.id)
+                    .limit(share)
+                    .with_for_update(skip_locked=True)
+                    .scalar_subquery()
+                )
+                rows = conn.execute(
+                    R.update()
+                    .where(R.c.id.in_(picked))
+                    .values(
+                        state=RequestState.RUNNING.value,
+                        lease_owner=worker_id,
+                        lease_expires_at=now + lease_seconds,
+                        attempts=R.c.attempts + 1,
+                        started_at=now,
+                    )
+                    .returning(
+                        R.c.id, R.c.batch_id, R.c.custom_id, R.c.model, R.c.params, R.c.attempts
+                    )
+                ).all()
+                claimed.extend(
+                    batch_model.ClaimedRequest(
+                        id=row.id,
+                        batch_id=row.batch_id,
+                        custom_id=row.custom_id,
+                        model=row.model,
+                        params=row.params,
+                        attempt=row.attempts,
+                    )
+                    for row in rows
+                )
+                if rows:
+                    conn.execute(B.update().where(B.c.id == batch_id).values(last_claimed_at=now))
+        claimed.sort(key=lambda request: request.id)
+        return claimed
+
+    def extend_leases(
+        self, worker_id: str, request_ids: Iterable[int], now: float, lease_seconds: float
+    ) -> set[int]:
+        """Heartbeat: push out the leases of the requests this worker is still
+        working on; returns those it still holds (anything missing was
+        cancelled, expired or reclaimed). A row the worker owns but no longer
+        works on (its task died) is not extended, so its lease runs out and
+        the sweep requeues it."""
+        wanted = sorted(set(request_ids))
+        if not wanted:
+            return set()
+        # Lock the rows in id order, like record_outcomes, so a heartbeat and
+        # a result write of the same worker cannot deadlock on PostgreSQL.
+        locked = (
+            sa.select(R.c.id)
+            .where(
+                R.c.id.in_(wanted),
+                R.c.lease_owner == worker_id,
+                R.c.state == RequestState.RUNNING.value,
+            )
+            .order_by(R.c.id)
+            .with_for_update()
+            .scalar_subquery()
+        )
+        with self._write() as conn:
+            rows = conn.execute(
+                R.update()
+                .where(R.c.id.in_(locked))
+                .values(lease_expires_at=now + lease_seconds)
+                .returning(R.c.id)
+            ).all()
+        return {row.id for row in rows}
+
+    def held_request_ids(self, worker_id: str) -> set[int]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(R.c.id).where(
+                    R.c.lease_owner == worker_id, R.c.state == RequestState.RUNNING.value
+                )
+            ).all()
+        return {row.id for row in rows}
+
+    def record_outcomes(self, outcomes: Sequence[port.Outcome], now: float) -> list[bool]:
+        """Write many attempts' outcomes in one transaction (group commit).
+        Each write is fenced on lease owner and attempt number: a worker that
+        lost its lease cannot overwrite what happened since."""
+        applied: dict[int, bool] = {}
+        with self._write() as conn:
+            # In id order, so concurrent writers lock rows in the same order.
+            for outcome in sorted(outcomes, key=lambda o: o.request_id):
+                fence = {
+                    "b_id": outcome.request_id,
+                    "b_owner": outcome.worker_id,
+                    "b_attempt": outcome.attempt,
+                    "b_error": _dumps(outcome.error),
+                }
+                if outcome.state is RequestState.QUEUED:
+                    statement = _REQUEUE
+                    params = {
+                        **fence,
+                        "b_not_before": outcome.not_before,
+                        "b_refund": 1 if outcome.refund_attempt else 0,
+                    }
+                else:
+                    statement = _FINISH
+                    params = {
+                        **fence,
+                        "b_state": outcome.state.value,
+                        "b_result": _dumps(outcome.result),
+                        "b_input_tokens": outcome.input_tokens,
+                        "b_output_tokens": outcome.output_tokens,
+                        "b_cost": outcome.cost,
+                        "b_now": now,
+                    }
+                applied[outcome.request_id] = conn.execute(statement, params).rowcount == 1
+        return [applied[outcome.request_id] for outcome in outcomes]
+
+    def requeue_lost_leases(self, now: float, max_attempts: int) -> int:
+        """Requests whose worker stopped heartbeating go back to the queue; a
+        request that has already had every attempt ends errored instead."""
+        lost = (R.c.state == RequestState.RUNNING.value) & (R.c.lease_expires_at < now)
+        with self._write() as conn:
+            errored = conn.execute(
+                R.update()
+                .where(lost, R.c.attempts >= max_attempts)
+                .values(
+                    state=RequestState.ERRORED.value,
+                    lease_owner=None,
+                    finished_at=now,
+                    error=_dumps(
+                        {
+                            "type": "api_error",
+                            "message": f"worker lost the request {max_attempts} times",
+                        }
+                    ),
+                )
+            ).rowcount
+            requeued = conn.execute(
+                R.update()
+                .where(lost)
+                .values(state=RequestState.QUEUED.value, lease_owner=None, lease_expires_at=None)
+            ).rowcount
+        return int(errored) + int(requeued)
+
+    def expire_batches(self, now: float) -> list[str]:
+        """Batches past their completion window: unfinished requests end
+        expired, finished ones are kept, the batch is expired."""
+        expirable = [BatchStatus.IN_PROGRESS.value, BatchStatus.VALIDATING.value]
+        with self._write() as conn:
+            ids = [
+                row.id
+                for row in conn.execute(
+                    sa.select(B.c.id).where(B.c.status.in_(expirable), B.c.expires_at <= now)
+                ).all()
+            ]
+            expired: list[str] = []
+            for batch_id in ids:
+                # Guarded on the status, so of two concurrent sweeps only one
+                # ends the batch (and creates its result files).
+                flipped = conn.execute(
+                    B.update()
+                    .where(B.c.id == batch_id, B.c.status.in_(expirable))
+                    .values(status=BatchStatus.EXPIRED.value, expired_at=now)
+                ).rowcount
+                if not flipped:
+                    continue
+                conn.execute(
+                    R.update()
+                    .where(R.c.id.in_(_open_requests_locked(batch_id)))
+                    .values(state=RequestState.EXPIRED.value, lease_owner=None, finished_at=now)
+                )
+                expired.append(batch_id)
+            _add_result_files(conn, expired, now)
+        return expired
+
+    def finalize_batches(self, now: float, batch_ids: Iterable[str] | None = None) -> list[str]:
+        """Batches with no open request left end: in_progress -> completed
+        (through finalizing), cancelling -> cancelled."""
+        open_requests = (
+            sa.select(sa.literal(1)).where(R.c.batch_id == B.c.id, R.c.state.in_(_OPEN)).exists()
+        )
+        query = sa.select(B.c.id, B.c.status).where(
+            B.c.status.in_([BatchStatus.IN_PROGRESS.value, BatchStatus.CANCELLING.value]),
+            ~open_requests,
+        )
+        if batch_ids is not None:
+            wanted = list(set(batch_ids))
+            if not wanted:
+                return []
+            query = query.where(B.c.id.in_(wanted))
+        ended: list[str] = []
+        with self._write() as conn:
+            for row in conn.execute(query).all():
+                if row.status == BatchStatus.CANCELLING.value:
+                    values = {"status": BatchStatus.CANCELLED.value, "cancelled_at": now}
+                else:
+                    values = {
+                        "status": BatchStatus.COMPLETED.value,
+                        "finalizing_at": now,
+                        "completed_at": now,
+                    }
+                flipped = conn.execute(
+                    B.update().where(B.c.id == row.id, B.c.status == row.status).values(**values)
+                ).rowcount
+                if flipped:
+                    ended.append(row.id)
+            _add_result_files(conn, ended, now)
+        return ended
+
+
+# The two fenced outcome writes, built once: record_outcomes runs them for
+# every finished attempt, and building statements per row cost more than
+# executing them.
+_FENCE = (
+    (R.c.id == sa.bindparam("b_id"))
+    & (R.c.lease_owner == sa.bindparam("b_owner"))
+    & (R.c.attempts == sa.bindparam("b_attempt"))
+    & (R.c.state == RequestState.RUNNING.value)
+)
+_FINISH = (
+    R.update()
+    .where(_FENCE)
+    .values(
+        state=sa.bindparam("b_state"),
+        lease_owner=None,
+        lease_expires_at=None,
+        error=sa.bindparam("b_error"),
+        result=sa.bindparam("b_result"),
+        input_tokens=sa.bindparam("b_input_tokens"),
+        output_tokens=sa.bindparam("b_output_tokens"),
+        cost=sa.bindparam("b_cost"),
+        finished_at=sa.bindparam("b_now"),
+    )
+)
+_REQUEUE = (
+    R.update()
+    .where(_FENCE)
+    .values(
+        state=RequestState.QUEUED.value,
+        lease_owner=None,
+        lease_expires_at=None,
+        error=sa.bindparam("b_error"),
+        not_before=sa.bindparam("b_not_before"),
+        attempts=R.c.attempts - sa.bindparam("b_refund", type_=sa.Integer),
+    )
+)
