@@ -263,3 +263,36 @@ def test_small_batch_submitted_after_a_big_one_finishes_first(
     assert ended["request_counts"]["completed"] == 10
     assert small_seconds < 3
     assert big_now["status"] == "in_progress"  # the big one was still running
+
+
+def test_down_upstream_keeps_requests_queued_without_burning_attempts(tmp_path: Path) -> None:
+    n, max_attempts = 20, 3
+    with FakeUpstream() as upstream:
+        upstream.configure(fault_rate=1.0, rate_faults=["503"])
+        models = {MODEL: harness.openai_model(MODEL, upstream.openai_base_url, max_concurrency=4)}
+        settings = harness.make_settings(tmp_path, models, max_attempts=max_attempts)
+        with harness.serve(settings) as server, server.client() as client:
+            batch = client.post("/v1/batches", json=native_body(n)).json()
+            time.sleep(4)  # down long enough to use up every attempt in a tight loop
+            down_calls = len(upstream.calls())
+            upstream.configure(fault_rate=0.0)
+            ended = server.wait_ended(batch["id"], timeout=90)
+    assert ended["request_counts"] == {"total": n, "completed": n, "failed": 0}
+    # A tight retry loop would have made n * max_attempts calls by now.
+    assert down_calls < n
+
+
+def test_window_ending_while_upstream_is_down_expires_the_rest(tmp_path: Path) -> None:
+    n = 10
+    with FakeUpstream() as upstream:
+        upstream.configure(fault_rate=1.0, rate_faults=["503"])
+        models = {MODEL: harness.openai_model(MODEL, upstream.openai_base_url, max_concurrency=2)}
+        settings = harness.make_settings(tmp_path, models)
+        settings.completion_window_seconds = 2
+        with harness.serve(settings) as server, server.client() as client:
+            batch = client.post("/v1/batches", json=native_body(n)).json()
+            ended = server.wait_ended(batch["id"], timeout=30)
+            lines = result_lines(client.get(f"/v1/batches/{batch['id']}").text)
+    assert ended["status"] == "expired"
+    assert ended["request_counts"] == {"total": n, "completed": 0, "failed": n}
+    assert [line["result"]["type"] for line in lines] == ["expired"] * n
