@@ -117,11 +117,7 @@ class AnthropicBackend:
         try:
             return response_from_message(reply)
         except ValueError as exc:  # pydantic.ValidationError is a ValueError
-            raise base.BackendError(
-                f"upstream reply is not a Messages response: {exc}",
-                retryable=False,
-                status_code=502,
-            ) from None
+            raise http_client.unreadable_reply("a Messages response", str(exc)) from None
 
     async def aclose(self) -> None:
         await self._client.aclose()

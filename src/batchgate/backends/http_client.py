@@ -118,3 +118,11 @@ async def post_json(
             f"upstream returned HTTP {status} with a body that is not JSON",
             retryable=True,
         ) from None
+
+
+def unreadable_reply(what: str, detail: str) -> base.BackendError:
+    """A well-formed HTTP reply whose body is not ``what``: final, because
+    the same call will not read better later (502: the upstream's fault)."""
+    return base.BackendError(
+        f"upstream reply is not {what}: {detail}", retryable=False, status_code=502
+    )

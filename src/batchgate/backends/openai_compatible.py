@@ -83,11 +83,8 @@ class OpenAICompatibleBackend:
         try:
             return chat_completions.response_from_chat_completion(reply, request=request)
         except chat_completions.TranslationError as exc:
-            # A well-formed HTTP reply we cannot read will not read better later.
-            raise base.BackendError(
-                f"upstream reply is not a chat completion: {exc.message} ({exc.param})",
-                retryable=False,
-                status_code=502,
+            raise http_client.unreadable_reply(
+                "a chat completion", f"{exc.message} ({exc.param})"
             ) from None
 
     async def aclose(self) -> None:
