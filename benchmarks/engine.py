@@ -138,6 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["all", "throughput", "prefix"], default="all")
     parser.add_argument("--skip-plain", action="store_true", help="engine side only (tuning)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds")
     parser.add_argument(
         "--opt",
         action="append",
@@ -153,25 +154,38 @@ def main() -> None:
     print(f"cores: {_threads()}  engine options: {options or 'defaults'}", flush=True)
 
     if args.part in ("all", "throughput"):
-        print("\n1. Throughput: 64 short chat prompts, greedy, max_tokens 128", flush=True)
-        plain_rate = None
-        if not args.skip_plain:
-            n, secs = plain_loop(PROMPTS, 128)
-            plain_rate = n / secs
-            print(
-                f"  (a) plain Llama.create_chat_completion loop: {n} tokens in {secs:6.1f} s"
-                f" = {plain_rate:6.1f} tok/s",
-                flush=True,
-            )
-        n, secs, _, _ = asyncio.run(engine_run(_requests(PROMPTS, 128, None), options))
-        rate = n / secs
         print(
-            f"  (b) batchgate engine:                        {n} tokens in {secs:6.1f} s"
-            f" = {rate:6.1f} tok/s",
+            f"\n1. Throughput: 64 short chat prompts, greedy, max_tokens 128 "
+            f"({args.rounds} interleaved rounds; the machine is shared, so the best run of "
+            "each side is its capability)",
             flush=True,
         )
-        if plain_rate:
-            print(f"  ratio b/a = {rate / plain_rate:.2f}x  (must be >= 1.5x, goal 1.75x)")
+        plain_rates: list[float] = []
+        engine_rates: list[float] = []
+        for round_number in range(1, args.rounds + 1):
+            if not args.skip_plain:
+                n, secs = plain_loop(PROMPTS, 128)
+                plain_rates.append(n / secs)
+                print(
+                    f"  round {round_number} (a) plain Llama.create_chat_completion loop: "
+                    f"{n} tokens in {secs:6.1f} s = {n / secs:6.1f} tok/s",
+                    flush=True,
+                )
+            n, secs, _, _ = asyncio.run(engine_run(_requests(PROMPTS, 128, None), options))
+            engine_rates.append(n / secs)
+            print(
+                f"  round {round_number} (b) batchgate engine:                        "
+                f"{n} tokens in {secs:6.1f} s = {n / secs:6.1f} tok/s",
+                flush=True,
+            )
+        if plain_rates:
+            ratios = [b / a for a, b in zip(plain_rates, engine_rates, strict=True)]
+            print(
+                f"  best (a) {max(plain_rates):.1f} tok/s, best (b) {max(engine_rates):.1f} tok/s: "
+                f"ratio b/a = {max(engine_rates) / max(plain_rates):.2f}x "
+                f"(per round: {', '.join(f'{r:.2f}x' for r in ratios)}; "
+                f"must be >= 1.5x, goal 1.75x)"
+            )
 
     if args.part in ("all", "prefix"):
         requests = _requests(PROMPTS, 32, SYSTEM)
