@@ -1,0 +1,409 @@
+"""A Chat Completions request body -> the canonical chat request
+(the OpenAI dialect's input lines)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import pydantic
+
+from batchgate import chat
+from batchgate.chat_completions.access import (
+    _MIN_THINKING_BUDGET,
+    DEFAULT_MAX_TOKENS,
+    REASONING_BUDGETS,
+    TranslationError,
+    _bool,
+    _dict,
+    _int,
+    _list,
+    _number,
+    _only_keys,
+    _required,
+    _str,
+)
+
+# --------------------------------------------------------------------------
+# Chat Completions body -> canonical request
+
+
+# Fields accepted only at their neutral value: anything else would be silently
+# ignored by a Messages-shaped backend.
+_NEUTRAL: dict[str, tuple[object, ...]] = {
+    "frequency_penalty": (None, 0, 0.0),
+    "presence_penalty": (None, 0, 0.0),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "logit_bias": (None, {}),
+    "stream_options": (None,),
+}
+_DROPPED = {"metadata", "user", "store", "service_tier"}
+_MAPPED = {
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop",
+    "seed",
+    "n",
+    "stream",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "reasoning_effort",
+}
+_REQUEST_KEYS = _MAPPED | _DROPPED | set(_NEUTRAL)
+
+
+def request_from_chat_completions(body: object, *, path: str = "body") -> chat.ChatRequest:
+    """Translate a Chat Completions request body into a canonical request.
+
+    Raises :class:`TranslationError` naming the first offending field.
+    """
+    obj = _dict(body, path)
+    for key in obj:
+        if key not in _REQUEST_KEYS:
+            raise TranslationError(
+                f"unrecognized request argument supplied: {key}", f"{path}.{key}"
+            )
+    _check_dropped_and_neutral(obj, path)
+    if obj.get("stream") is not None and _bool(obj["stream"], f"{path}.stream"):
+        raise TranslationError("stream is not supported in a batch", f"{path}.stream")
+    n = obj.get("n")
+    if n is not None and _int(n, f"{path}.n") != 1:
+        raise TranslationError("only n=1 is supported", f"{path}.n")
+
+    system, messages = _messages_from(_required(obj, "messages", path), f"{path}.messages")
+    max_tokens = _max_tokens_from(obj, path)
+    params: dict[str, Any] = {
+        "model": _str(_required(obj, "model", path), f"{path}.model"),
+        "max_tokens": max_tokens,
+        "messages": messages,
+    }
+    if system:
+        params["system"] = system[0].text if len(system) == 1 else system
+    for key in ("temperature", "top_p"):
+        if obj.get(key) is not None:
+            params[key] = _number(obj[key], f"{path}.{key}")
+    if obj.get("top_k") is not None:
+        params["top_k"] = _int(obj["top_k"], f"{path}.top_k")
+    if obj.get("seed") is not None:
+        params["seed"] = _int(obj["seed"], f"{path}.seed")
+    if obj.get("stop") is not None:
+        params["stop_sequences"] = _stop_from(obj["stop"], f"{path}.stop")
+    if obj.get("tools") is not None:
+        params["tools"] = _tools_from(obj["tools"], f"{path}.tools")
+    tool_choice = _tool_choice_from(obj, path)
+    if tool_choice is not None:
+        params["tool_choice"] = tool_choice
+    if obj.get("response_format") is not None:
+        fmt = _dict(obj["response_format"], f"{path}.response_format")
+        _str(_required(fmt, "type", f"{path}.response_format"), f"{path}.response_format.type")
+        params["response_format"] = fmt
+    if obj.get("reasoning_effort") is not None:
+        params["thinking"] = _thinking_from(obj["reasoning_effort"], max_tokens, path)
+    try:
+        return chat.ChatRequest.model_validate(params)
+    except pydantic.ValidationError as exc:
+        raise _from_validation_error(exc, path) from None
+
+
+def _check_dropped_and_neutral(obj: Mapping[str, Any], path: str) -> None:
+    for key, neutral in _NEUTRAL.items():
+        if key in obj and not any(obj[key] == value for value in neutral):
+            raise TranslationError(f"{key} is not supported", f"{path}.{key}")
+    if obj.get("metadata") is not None:
+        for key, value in _dict(obj["metadata"], f"{path}.metadata").items():
+            _str(value, f"{path}.metadata.{key}")
+    if obj.get("user") is not None:
+        _str(obj["user"], f"{path}.user")
+    if obj.get("store") is not None:
+        _bool(obj["store"], f"{path}.store")
+    if obj.get("service_tier") is not None:
+        _str(obj["service_tier"], f"{path}.service_tier")
+
+
+def _max_tokens_from(obj: Mapping[str, Any], path: str) -> int:
+    for key in ("max_completion_tokens", "max_tokens"):
+        if obj.get(key) is not None:
+            value = _int(obj[key], f"{path}.{key}")
+            if value < 1:
+                raise TranslationError(f"{key} must be at least 1", f"{path}.{key}")
+            return value
+    return DEFAULT_MAX_TOKENS
+
+
+def _stop_from(value: object, param: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [_str(item, f"{param}[{i}]") for i, item in enumerate(_list(value, param))]
+
+
+def _thinking_from(value: object, max_tokens: int, path: str) -> chat.Thinking:
+    effort = _str(value, f"{path}.reasoning_effort")
+    if effort == "none":
+        return chat.Thinking(type="disabled")
+    if effort not in REASONING_BUDGETS:
+        allowed = ", ".join(["none", *REASONING_BUDGETS])
+        raise TranslationError(
+            f"reasoning_effort must be one of {allowed}", f"{path}.reasoning_effort"
+        )
+    budget = max(_MIN_THINKING_BUDGET, min(REASONING_BUDGETS[effort], max_tokens - 1))
+    return chat.Thinking(type="enabled", budget_tokens=budget)
+
+
+def effort_for_budget(budget_tokens: int | None) -> str:
+    """The ``reasoning_effort`` for a thinking budget: the smallest of low,
+    medium, high whose budget is at least ``budget_tokens`` (high above that).
+    ``minimal`` is never produced because few servers accept it."""
+    if budget_tokens is None:
+        return "medium"
+    for effort in ("low", "medium"):
+        if budget_tokens <= REASONING_BUDGETS[effort]:
+            return effort
+    return "high"
+
+
+def _tools_from(value: object, param: str) -> list[chat.Tool]:
+    tools = []
+    for i, raw in enumerate(_list(value, param)):
+        p = f"{param}[{i}]"
+        item = _dict(raw, p)
+        _only_keys(item, {"type", "function"}, p)
+        if _str(_required(item, "type", p), f"{p}.type") != "function":
+            raise TranslationError("only tools of type 'function' are supported", f"{p}.type")
+        fn = _dict(_required(item, "function", p), f"{p}.function")
+        _only_keys(fn, {"name", "description", "parameters", "strict"}, f"{p}.function")
+        spec: dict[str, Any] = {
+            "name": _str(_required(fn, "name", f"{p}.function"), f"{p}.function.name")
+        }
+        if fn.get("description") is not None:
+            spec["description"] = _str(fn["description"], f"{p}.function.description")
+        if fn.get("parameters") is not None:
+            spec["input_schema"] = _dict(fn["parameters"], f"{p}.function.parameters")
+        # ``strict`` (OpenAI structured outputs for arguments) has no Messages
+        # counterpart; it is dropped.
+        tools.append(chat.Tool.model_validate(spec))
+    return tools
+
+
+def _tool_choice_from(obj: Mapping[str, Any], path: str) -> chat.ToolChoice | None:
+    raw = obj.get("tool_choice")
+    param = f"{path}.tool_choice"
+    choice: chat.ToolChoice | None = None
+    if isinstance(raw, str):
+        mapping = {"auto": "auto", "none": "none", "required": "any"}
+        if raw not in mapping:
+            raise TranslationError("tool_choice must be auto, none or required", param)
+        choice = chat.ToolChoice.model_validate({"type": mapping[raw]})
+    elif raw is not None:
+        item = _dict(raw, param)
+        _only_keys(item, {"type", "function"}, param)
+        if _str(_required(item, "type", param), f"{param}.type") != "function":
+            raise TranslationError("tool_choice type must be 'function'", f"{param}.type")
+        fn = _dict(_required(item, "function", param), f"{param}.function")
+        _only_keys(fn, {"name"}, f"{param}.function")
+        name = _str(_required(fn, "name", f"{param}.function"), f"{param}.function.name")
+        choice = chat.ToolChoice(type="tool", name=name)
+    parallel = obj.get("parallel_tool_calls")
+    if parallel is not None and not _bool(parallel, f"{path}.parallel_tool_calls"):
+        # Messages expresses "one call at a time" on the tool choice itself.
+        if choice is None:
+            choice = chat.ToolChoice(type="auto")
+        if choice.type != "none":
+            choice.disable_parallel_tool_use = True
+    return choice
+
+
+def _from_validation_error(exc: pydantic.ValidationError, path: str) -> TranslationError:
+    first = exc.errors()[0]
+    param = path
+    for part in first["loc"]:
+        param += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return TranslationError(first["msg"], param)
+
+
+# --- messages
+
+
+class _Turns:
+    """Canonical turns under construction: same-role turns merge."""
+
+    def __init__(self) -> None:
+        self.turns: list[tuple[Literal["user", "assistant"], list[chat.ContentBlock]]] = []
+
+    def add(self, role: Literal["user", "assistant"], blocks: list[chat.ContentBlock]) -> None:
+        if self.turns and self.turns[-1][0] == role:
+            self.turns[-1][1].extend(blocks)
+        else:
+            self.turns.append((role, list(blocks)))
+
+    def messages(self) -> list[chat.Message]:
+        out = []
+        for role, blocks in self.turns:
+            # A lone text block reads back as the plain string it usually was.
+            lone_text = len(blocks) == 1 and isinstance(blocks[0], chat.TextBlock)
+            if lone_text and isinstance(blocks[0], chat.TextBlock):
+                out.append(chat.Message(role=role, content=blocks[0].text))
+            else:
+                out.append(chat.Message(role=role, content=blocks))
+        return out
+
+
+def _messages_from(value: object, param: str) -> tuple[list[chat.TextBlock], list[chat.Message]]:
+    items = _list(value, param)
+    if not items:
+        raise TranslationError("messages must not be empty", param)
+    system: list[chat.TextBlock] = []
+    turns = _Turns()
+    previous_role: str | None = None
+    for i, raw in enumerate(items):
+        p = f"{param}[{i}]"
+        msg = _dict(raw, p)
+        role = _str(_required(msg, "role", p), f"{p}.role")
+        if role in ("system", "developer"):
+            _only_keys(msg, {"role", "content", "name"}, p)
+            system.extend(_text_parts(_required(msg, "content", p), f"{p}.content"))
+        elif role == "user":
+            _only_keys(msg, {"role", "content", "name"}, p)
+            turns.add("user", _user_content(_required(msg, "content", p), f"{p}.content"))
+        elif role == "assistant":
+            _only_keys(msg, {"role", "content", "name", "tool_calls", "refusal"}, p)
+            blocks = _assistant_blocks(msg, p)
+            if blocks:  # Messages rejects empty turns; an empty one says nothing.
+                turns.add("assistant", blocks)
+        elif role == "tool":
+            _only_keys(msg, {"role", "content", "tool_call_id"}, p)
+            if previous_role not in ("assistant", "tool"):
+                raise TranslationError(
+                    "a tool message must follow an assistant message with tool_calls", p
+                )
+            turns.add("user", [_tool_result(msg, p)])
+        else:
+            raise TranslationError(
+                "role must be one of system, developer, user, assistant, tool", f"{p}.role"
+            )
+        previous_role = role
+    if not turns.turns:
+        raise TranslationError("messages must include a user or assistant message", param)
+    return system, turns.messages()
+
+
+def _text_parts(value: object, param: str) -> list[chat.TextBlock]:
+    if isinstance(value, str):
+        return [chat.TextBlock(text=value)] if value else []
+    blocks = []
+    for i, raw in enumerate(_list(value, param)):
+        p = f"{param}[{i}]"
+        part = _dict(raw, p)
+        _only_keys(part, {"type", "text"}, p)
+        if _str(_required(part, "type", p), f"{p}.type") != "text":
+            raise TranslationError("only text parts are allowed here", f"{p}.type")
+        blocks.append(chat.TextBlock(text=_str(_required(part, "text", p), f"{p}.text")))
+    return blocks
+
+
+def _user_content(value: object, param: str) -> list[chat.ContentBlock]:
+    if isinstance(value, str):
+        return [chat.TextBlock(text=value)]
+    blocks: list[chat.ContentBlock] = []
+    for i, raw in enumerate(_list(value, param)):
+        p = f"{param}[{i}]"
+        part = _dict(raw, p)
+        kind = _str(_required(part, "type", p), f"{p}.type")
+        if kind == "text":
+            _only_keys(part, {"type", "text"}, p)
+            blocks.append(chat.TextBlock(text=_str(_required(part, "text", p), f"{p}.text")))
+        elif kind == "image_url":
+            _only_keys(part, {"type", "image_url"}, p)
+            blocks.append(_image_from(_required(part, "image_url", p), f"{p}.image_url"))
+        else:
+            raise TranslationError(f"content part type {kind!r} is not supported", f"{p}.type")
+    if not blocks:
+        raise TranslationError("content must not be empty", param)
+    return blocks
+
+
+_DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
+
+
+def _image_from(value: object, param: str) -> chat.ImageBlock:
+    obj = _dict(value, param)
+    _only_keys(obj, {"url", "detail"}, param)
+    url = _str(_required(obj, "url", param), f"{param}.url")
+    if obj.get("detail") is not None:
+        _str(obj["detail"], f"{param}.detail")  # a resolution hint; Messages has none
+    match = _DATA_URL.match(url)
+    if match:
+        source = chat.ImageSource(
+            type="base64", media_type=match.group("media"), data=match.group("data")
+        )
+    elif url.startswith(("http://", "https://")):
+        source = chat.ImageSource(type="url", url=url)
+    else:
+        raise TranslationError("image url must be http(s) or a base64 data: URL", f"{param}.url")
+    return chat.ImageBlock(source=source)
+
+
+def _assistant_blocks(msg: Mapping[str, Any], param: str) -> list[chat.ContentBlock]:
+    blocks: list[chat.ContentBlock] = []
+    content = msg.get("content")
+    if isinstance(content, str):
+        if content:
+            blocks.append(chat.TextBlock(text=content))
+    elif content is not None:
+        for i, raw in enumerate(_list(content, f"{param}.content")):
+            p = f"{param}.content[{i}]"
+            part = _dict(raw, p)
+            kind = _str(_required(part, "type", p), f"{p}.type")
+            # An earlier refusal is still what the assistant said.
+            key = {"text": "text", "refusal": "refusal"}.get(kind)
+            if key is None:
+                raise TranslationError(f"content part type {kind!r} is not supported", f"{p}.type")
+            _only_keys(part, {"type", key}, p)
+            blocks.append(chat.TextBlock(text=_str(_required(part, key, p), f"{p}.{key}")))
+    if msg.get("refusal") is not None:
+        blocks.append(chat.TextBlock(text=_str(msg["refusal"], f"{param}.refusal")))
+    if msg.get("tool_calls") is not None:
+        calls = _list(msg["tool_calls"], f"{param}.tool_calls")
+        blocks.extend(_tool_use(raw, f"{param}.tool_calls[{i}]") for i, raw in enumerate(calls))
+    return blocks
+
+
+def _tool_use(value: object, param: str) -> chat.ToolUseBlock:
+    call = _dict(value, param)
+    _only_keys(call, {"id", "type", "function"}, param)
+    if call.get("type", "function") != "function":
+        raise TranslationError("tool call type must be 'function'", f"{param}.type")
+    fn = _dict(_required(call, "function", param), f"{param}.function")
+    _only_keys(fn, {"name", "arguments"}, f"{param}.function")
+    arguments = _str(fn.get("arguments") or "{}", f"{param}.function.arguments")
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        raise TranslationError(
+            "arguments must be a JSON object", f"{param}.function.arguments"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise TranslationError("arguments must be a JSON object", f"{param}.function.arguments")
+    return chat.ToolUseBlock(
+        id=_str(_required(call, "id", param), f"{param}.id"),
+        name=_str(_required(fn, "name", f"{param}.function"), f"{param}.function.name"),
+        input=parsed,
+    )
+
+
+def _tool_result(msg: Mapping[str, Any], param: str) -> chat.ToolResultBlock:
+    tool_use_id = _str(_required(msg, "tool_call_id", param), f"{param}.tool_call_id")
+    content = _required(msg, "content", param)
+    if isinstance(content, str):
+        return chat.ToolResultBlock(tool_use_id=tool_use_id, content=content)
+    parts: list[chat.TextBlock | chat.ImageBlock] = list(_text_parts(content, f"{param}.content"))
+    return chat.ToolResultBlock(tool_use_id=tool_use_id, content=parts)
