@@ -116,3 +116,9 @@ def test_a_reply_passed_back_as_history_is_accepted() -> None:
         ]
     )
     assert len(native.parse_create(body(request)).requests[0].params.messages) == 3
+
+
+def test_temperature_above_the_messages_range_is_refused() -> None:
+    err = error_of(body(ok("a"), ok("b", temperature=1.5)))
+    assert err.param == "requests[1].params.temperature"
+    assert native.parse_create(body(ok("a", temperature=1))).requests[0].params.temperature == 1

@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from batchgate import chat
 from batchgate.dialects import native, paths
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import BatchStatus, RequestState
@@ -27,10 +26,8 @@ ENDPOINT = "/v1/messages"
 CUSTOM_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
-class InlineRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class InlineRequest(native.InlineRequest):
     custom_id: str = Field(pattern=CUSTOM_ID_PATTERN)
-    params: chat.ChatRequest
 
 
 class CreateBody(BaseModel):
@@ -41,7 +38,7 @@ class CreateBody(BaseModel):
 def parse_create(body: bytes) -> list[InlineRequest]:
     """Validate a create body; raise InvalidRequest naming the bad path."""
     parsed = paths.parse_body(CreateBody, body)
-    native.check_unique_custom_ids([item.custom_id for item in parsed.requests])
+    native.check_inline_requests(parsed.requests)
     return parsed.requests
 
 
