@@ -40,12 +40,6 @@ WEATHER_TOOL = {
 
 
 @pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture
 def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
     models = {
         ANTHROPIC_MODEL: config.ModelConfig(

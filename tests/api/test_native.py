@@ -16,12 +16,6 @@ MODEL = "fake-chat"
 
 
 @pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture
 def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
     models = {
         MODEL: harness.openai_model(

@@ -21,12 +21,6 @@ MODEL = "fake-chat"
 ENDPOINT = "/v1/chat/completions"
 
 
-@pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
-
-
 def _serve(
     tmp_path: Path, upstream: FakeUpstream, **limits: int
 ) -> Iterator[harness.RunningServer]:
