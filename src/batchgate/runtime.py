@@ -33,6 +33,23 @@ async def close_backends(backends: dict[str, base.Backend]) -> None:
             await backend.aclose()
 
 
+@contextlib.asynccontextmanager
+async def background_worker(
+    settings: config.Settings, store: port.JobStore
+) -> AsyncIterator[Worker]:
+    """A worker running on this event loop for the duration of the block;
+    leaving the block drains it and closes its backends."""
+    backends = build_backends(settings)
+    worker = Worker(store, settings, backends)
+    task = asyncio.create_task(worker.run(), name="worker")
+    try:
+        yield worker
+    finally:
+        worker.drain()
+        await task
+        await close_backends(backends)
+
+
 def create_server_app(
     settings: config.Settings, store: port.JobStore, *, with_worker: bool = True
 ) -> deps.BatchgateApp:
@@ -45,16 +62,9 @@ def create_server_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: object) -> AsyncIterator[None]:
-        backends = build_backends(settings)
-        worker = Worker(store, settings, backends)
-        services.on_new_work = worker.notify
-        task = asyncio.create_task(worker.run(), name="worker")
-        try:
+        async with background_worker(settings, store) as worker:
+            services.on_new_work = worker.notify
             yield
-        finally:
-            worker.drain()
-            await task
-            await close_backends(backends)
 
     app.router.lifespan_context = lifespan
     return app
@@ -83,10 +93,7 @@ async def run_until_ended(
     on_progress: Callable[[batch_model.Batch], None] | None = None,
 ) -> batch_model.Batch:
     """Work on the store until ``batch_id`` has ended (``batchgate run``)."""
-    backends = build_backends(settings)
-    worker = Worker(store, settings, backends)
-    task = asyncio.create_task(worker.run(), name="worker")
-    try:
+    async with background_worker(settings, store):
         while True:
             batch = await asyncio.to_thread(store.get_batch, batch_id)
             if batch is None:
@@ -96,7 +103,3 @@ async def run_until_ended(
             if batch.status.is_ended:
                 return batch
             await asyncio.sleep(0.2)
-    finally:
-        worker.drain()
-        await task
-        await close_backends(backends)
