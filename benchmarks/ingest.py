@@ -39,6 +39,7 @@ import openai
 import psutil
 
 from batchgate import chat
+from batchgate.domain import batch as batch_model
 from batchgate.domain.states import RequestState
 from batchgate.store import port, sql
 
@@ -165,7 +166,7 @@ def complete_everything(store: port.JobStore, batch_id: str) -> int:
         if not claimed:
             break
         outcomes = [
-            port.Outcome(
+            batch_model.Outcome(
                 request_id=c.id,
                 attempt=c.attempt,
                 worker_id="bench-writer",

@@ -10,7 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from batchgate.store import sql
+from batchgate import testing
+from batchgate.store import port, sql
 
 PG_ADMIN_URL = os.environ.get("BATCHGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -34,13 +35,17 @@ def _reset_postgres(url: str) -> None:
         conn.execute("CREATE SCHEMA public")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
+def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'batchgate.db'}"
     url: str = request.getfixturevalue("pg_url")
     _reset_postgres(url)
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return _url(request.param, request, tmp_path)
 
 
 @pytest.fixture
@@ -51,7 +56,19 @@ def store_url_postgres(pg_url: str) -> str:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[sql.SqlJobStore]:
+def sql_store(store_url: str) -> Iterator[sql.SqlJobStore]:
     job_store = sql.SqlJobStore.open(store_url)
+    yield job_store
+    job_store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[port.JobStore]:
+    """Every JobStore the contract holds for: SQLite, PostgreSQL, in memory."""
+    job_store: port.JobStore
+    if request.param == "memory":
+        job_store = testing.MemoryJobStore()
+    else:
+        job_store = sql.SqlJobStore.open(_url(request.param, request, tmp_path))
     yield job_store
     job_store.close()

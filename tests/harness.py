@@ -14,10 +14,14 @@ import httpx
 import uvicorn
 
 from batchgate import config, runtime
+from batchgate.domain import keys as key_model
+from batchgate.domain.states import BatchStatus
 from batchgate.services.keys import KeyService
 from batchgate.store import port
 
 API_KEY = "bg-test-key-0123456789abcdef"
+# The model name tests route to the fake upstream.
+FAKE_MODEL = "fake-chat"
 
 
 class RunningServer:
@@ -36,8 +40,40 @@ class RunningServer:
             headers={"authorization": f"Bearer {api_key or self.api_key}", **headers},
         )
 
+    def submit(self, model: str, texts: list[str], api_key: str | None = None) -> str:
+        """A native batch with one request per text (custom_ids r0, r1, ...);
+        returns its id."""
+        requests = [
+            {
+                "custom_id": f"r{i}",
+                "params": {
+                    "model": model,
+                    "max_tokens": 16,
+                    "messages": [{"role": "user", "content": text}],
+                },
+            }
+            for i, text in enumerate(texts)
+        ]
+        with self.client(api_key) as client:
+            response = client.post("/v1/batches", json={"requests": requests})
+        response.raise_for_status()
+        batch_id: str = response.json()["id"]
+        return batch_id
+
     def new_key(self, name: str = "other") -> str:
         _record, secret = KeyService(self.store).create(name)
+        return secret
+
+    def expired_key(self, secret: str = "bg-expired-key-0123456789") -> str:
+        """An ordinary key whose expiry has passed (stored directly: the
+        service refuses an expiry in the past)."""
+        self.store.create_key(
+            "expired",
+            key_model.hash_key(secret),
+            key_model.display_prefix(secret),
+            time.time() - 120,
+            expires_at=time.time() - 60,
+        )
         return secret
 
     def wait_ended(
@@ -47,7 +83,7 @@ class RunningServer:
         with self.client(api_key, accept="application/json") as client:
             while True:
                 batch: dict[str, Any] = client.get(f"/v1/batches/{batch_id}").json()
-                if batch["status"] in {"completed", "cancelled", "expired", "failed"}:
+                if BatchStatus(batch["status"]).is_ended:
                     return batch
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"batch {batch_id} still {batch['status']}")

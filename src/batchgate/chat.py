@@ -139,6 +139,9 @@ class Thinking(BaseModel):
         return self
 
 
+Origin = Literal["completions", "responses"]
+
+
 class ChatRequest(BaseModel):
     """One chat request, in Messages-API terms.
 
@@ -165,6 +168,11 @@ class ChatRequest(BaseModel):
     # Accepted for compatibility; a batch is never streamed and has its own tier.
     service_tier: str | None = None
     stream: Literal[False] | None = None
+    # The OpenAI endpoint a request was written for when it was not chat
+    # (``/v1/completions``, ``/v1/responses`` lines). Its meaning is in the
+    # fields above; an upstream that has that endpoint is called on it
+    # natively, and the dialect renders the reply in that endpoint's shape.
+    origin: Origin | None = None
 
     def system_text(self) -> str | None:
         """The system prompt as one string (text blocks joined), or None."""
@@ -179,10 +187,16 @@ StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pau
 
 
 class Usage(BaseModel):
+    """Messages-API usage: ``input_tokens`` excludes cached input, which is
+    counted in the two cache fields."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
+    # Of ``output_tokens``, how many were reasoning (OpenAI reports it; the
+    # Messages API does not, so Anthropic-shaped results leave it out).
+    reasoning_tokens: int | None = None
 
 
 class ChatResponse(BaseModel):
@@ -205,12 +219,9 @@ class ChatResponse(BaseModel):
             "content": [block.model_dump(exclude_none=True) for block in self.content],
             "stop_reason": self.stop_reason,
             "stop_sequence": self.stop_sequence,
-            "usage": self.usage.model_dump(exclude_none=True),
+            "usage": self.usage.model_dump(exclude_none=True, exclude={"reasoning_tokens"}),
         }
 
     def text(self) -> str:
         """All text blocks joined: the reply as a plain string."""
         return "".join(block.text for block in self.content if isinstance(block, TextBlock))
-
-
-chat_request_adapter: pydantic.TypeAdapter[ChatRequest] = pydantic.TypeAdapter(ChatRequest)

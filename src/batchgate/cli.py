@@ -1,21 +1,25 @@
-"""``batchgate``: serve | worker | run | submit | status | results | cancel | keys | models."""
+"""``batchgate``: serve | worker | run | submit | retry | status | results | cancel | keys |
+models."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 
-from batchgate import config
+from batchgate import config, logs
+from batchgate.domain.states import BatchStatus
+
+if TYPE_CHECKING:
+    from batchgate.store import port
 
 
 def _settings(args: argparse.Namespace) -> config.Settings:
@@ -46,10 +50,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif not keys.has_active_keys():
         # First start: no key exists, so make one and show it once. The API
         # never runs unauthenticated.
-        _record, secret = keys.create("default")
+        _record, secret = keys.create("default", admin=True)
         print("No API key existed, so one was created. It is shown only this once:", flush=True)
         print(f"  export BATCHGATE_API_KEY={secret}", flush=True)
     app = runtime.create_server_app(settings, store, with_worker=not args.no_worker)
+    _metrics_listener(settings, store)
     models = ", ".join(settings.models)
     print(
         f"batchgate serving http://{settings.host}:{settings.port} (models: {models})", flush=True
@@ -59,9 +64,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=args.log_level,
+        # Our handler (logs.configure) formats uvicorn's records too.
+        log_config=None,
         timeout_graceful_shutdown=int(settings.worker.drain_seconds) + 5,
     )
     return 0
+
+
+def _metrics_listener(settings: config.Settings, store: port.JobStore) -> None:
+    """``[metrics] port``: /metrics without a key on its own address, for a
+    Prometheus on a private network. Every process that reads the database
+    reports the same fleet-wide figures, so any one of them may serve it."""
+    if not settings.metrics.enabled or settings.metrics.port is None:
+        return
+    import prometheus_client
+
+    from batchgate.metrics import store as metrics_store
+
+    server, _thread = prometheus_client.start_http_server(
+        settings.metrics.port,
+        addr=settings.metrics.host,
+        registry=metrics_store.registry(store, settings),
+    )
+    print(
+        f"batchgate metrics on http://{settings.metrics.host}:{server.server_port}/metrics",
+        flush=True,
+    )
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -69,6 +97,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     store = runtime.open_store(settings)
+    _metrics_listener(settings, store)
     asyncio.run(runtime.run_worker(settings, store))
     return 0
 
@@ -124,24 +153,61 @@ def _inline_body(path: str) -> bytes:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     from batchgate import runtime
+    from batchgate.domain import keys as key_model
     from batchgate.services.keys import KeyService
 
     keys = KeyService(runtime.open_store(_settings(args)))
     if args.keys_command == "create":
-        record, secret = keys.create(args.name)
-        print(f"created key {record.id} ({record.name}); it is shown only this once:")
+        expires_at = (
+            time.time() + config.parse_duration(args.expires_in) if args.expires_in else None
+        )
+        quotas = key_model.KeyQuotas(
+            max_enqueued_tokens=dict(args.max_enqueued_tokens or []),
+            max_active_batches=args.max_active_batches,
+            max_requests_per_batch=args.max_requests_per_batch,
+            max_file_bytes=args.max_file_bytes,
+        )
+        record, secret = keys.create(
+            args.name, admin=args.admin, expires_at=expires_at, quotas=quotas
+        )
+        scope = "admin" if record.admin else "ordinary"
+        print(f"created {scope} key {record.id} ({record.name}); it is shown only this once:")
         print(secret)
     elif args.keys_command == "list":
+        now = time.time()
         for record in keys.list():
-            state = "revoked" if record.revoked_at else "active"
-            created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(record.created_at))
-            print(f"{record.id}\t{record.name}\t{record.prefix}…\t{created}\t{state}")
+            if record.revoked_at:
+                state = "revoked"
+            elif record.is_expired(now):
+                state = "expired"
+            else:
+                state = "active"
+            scope = "admin" if record.admin else "ordinary"
+            expires = _utc(record.expires_at) if record.expires_at else "never"
+            print(
+                f"{record.id}\t{record.name}\t{record.prefix}…\t{scope}\t"
+                f"{_utc(record.created_at)}\texpires {expires}\t{state}{_quota_text(record)}"
+            )
     else:
-        if not keys.revoke(args.key):
+        if not keys.revoke_by_id_or_name(args.key):
             print(f"no active key with id or name {args.key!r}", file=sys.stderr)
             return 1
         print(f"revoked {args.key}")
     return 0
+
+
+def _quota_text(record: Any) -> str:
+    quotas = record.quotas
+    parts = [f"max-enqueued-tokens {m}={n}" for m, n in sorted(quotas.max_enqueued_tokens.items())]
+    for name in ("max_active_batches", "max_requests_per_batch", "max_file_bytes"):
+        value = getattr(quotas, name)
+        if value is not None:
+            parts.append(f"{name.replace('_', '-')} {value}")
+    return "\t" + ", ".join(parts) if parts else ""
+
+
+def _utc(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(moment))
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -176,9 +242,6 @@ def _batch(client: httpx.Client, batch_id: str) -> dict[str, Any]:
     return body
 
 
-_ENDED = {"completed", "cancelled", "expired", "failed"}
-
-
 def _write_results(client: httpx.Client, batch_id: str, output: str | None) -> None:
     with client.stream(
         "GET", f"/v1/batches/{batch_id}", headers={"accept": "application/x-ndjson"}
@@ -200,38 +263,101 @@ def _write_results(client: httpx.Client, batch_id: str, output: str | None) -> N
 def cmd_submit(args: argparse.Namespace) -> int:
     body = _inline_body(args.file)
     with _client(args) as client:
+        if args.dry_run:
+            estimate = _check(
+                client.post(
+                    "/v1/batches",
+                    params={"dry_run": "true"},
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+            ).json()
+            sys.stdout.write(orjson.dumps(estimate, option=orjson.OPT_INDENT_2).decode() + "\n")
+            return 0
         created = _check(
             client.post("/v1/batches", content=body, headers={"content-type": "application/json"})
         ).json()
-        batch_id = created["id"]
-        print(batch_id, flush=True)
-        if not args.wait:
-            return 0
-        from tqdm import tqdm
+        print(created["id"], flush=True)
+        if args.wait:
+            _wait_and_write(client, created, args)
+    return 0
 
-        with tqdm(total=created["request_counts"]["total"], unit="req", file=sys.stderr) as bar:
-            while True:
-                batch = _batch(client, batch_id)
-                counts = batch["request_counts"]
-                bar.n = counts["completed"] + counts["failed"]
-                bar.refresh()
-                if batch["status"] in _ENDED:
-                    break
-                time.sleep(args.poll)
-        print(
-            f"{batch_id}: {batch['status']} ({counts['completed']} succeeded, "
-            f"{counts['failed']} failed)",
-            file=sys.stderr,
-        )
-        _write_results(client, batch_id, args.output)
+
+def _wait_and_write(
+    client: httpx.Client, created: dict[str, Any], args: argparse.Namespace
+) -> None:
+    """Poll a batch with a progress bar until it ends, then write its results."""
+    from tqdm import tqdm
+
+    batch_id = created["id"]
+    with tqdm(total=created["request_counts"]["total"], unit="req", file=sys.stderr) as bar:
+        while True:
+            batch = _batch(client, batch_id)
+            counts = batch["request_counts"]
+            bar.n = counts["completed"] + counts["failed"]
+            bar.refresh()
+            if BatchStatus(batch["status"]).is_ended:
+                break
+            time.sleep(args.poll)
+    print(
+        f"{batch_id}: {batch['status']} ({counts['completed']} succeeded, "
+        f"{counts['failed']} failed)",
+        file=sys.stderr,
+    )
+    _write_results(client, batch_id, args.output)
+
+
+def _batch_path(batch_id: str) -> str:
+    """Anthropic-dialect batches live under their own path."""
+    prefix = "/v1/messages/batches" if batch_id.startswith("msgbatch_") else "/v1/batches"
+    return f"{prefix}/{batch_id}"
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """A new batch of an ended batch's errored or expired requests."""
+    body = {"error_types": args.only_errors} if args.only_errors else {}
+    with _client(args) as client:
+        created = _check(client.post(f"{_batch_path(args.batch_id)}/retry", json=body)).json()
+        print(created["id"], flush=True)
+        if args.wait:
+            if "request_counts" not in created or "total" not in created["request_counts"]:
+                raise SystemExit("--wait follows native and OpenAI batches only")
+            _wait_and_write(client, created, args)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.batch_id is None:
+        return _status_table(args)
     with _client(args) as client:
         sys.stdout.write(
             orjson.dumps(_batch(client, args.batch_id), option=orjson.OPT_INDENT_2).decode() + "\n"
         )
+    return 0
+
+
+def _status_table(args: argparse.Namespace) -> int:
+    """The caller's newest batches in every dialect, one table."""
+    from rich.console import Console
+
+    from batchgate import status_table
+
+    limit = {"limit": args.limit}
+    with _client(args) as client:
+        batches = _check(client.get("/v1/batches", params=limit)).json()["data"]
+        messages = _check(client.get("/v1/messages/batches", params=limit)).json()["data"]
+    rows = status_table.newest(
+        [
+            *(status_table.from_batch_object(batch) for batch in batches),
+            *(status_table.from_message_batch(batch) for batch in messages),
+        ],
+        args.limit,
+    )
+    console = Console()
+    if not rows:
+        console.print("no batches yet")
+    else:
+        console.print(status_table.render(rows))
     return 0
 
 
@@ -255,9 +381,37 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="SQLite or PostgreSQL URL (BATCHGATE_DATABASE_URL)")
 
 
+def _log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=[f.value for f in logs.LogFormat],
+        default=os.environ.get("BATCHGATE_LOG_FORMAT", "text"),
+        help="text lines, or one JSON object per line (BATCHGATE_LOG_FORMAT)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("BATCHGATE_LOG_LEVEL", "info"),
+        help="debug | info | warning | error (BATCHGATE_LOG_LEVEL)",
+    )
+
+
 def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="server URL (BATCHGATE_URL, default http://127.0.0.1:8000)")
     parser.add_argument("--api-key", help="API key (BATCHGATE_API_KEY)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _model_tokens(text: str) -> tuple[str, int]:
+    model, sep, tokens = text.rpartition("=")
+    if not sep or not model:
+        raise argparse.ArgumentTypeError(f"expected MODEL=N, not {text!r}")
+    return model, _positive(tokens)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,17 +428,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="API only; run `batchgate worker` processes separately",
     )
-    serve.add_argument("--log-level", default="info")
+    _log_options(serve)
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a worker alone on the same database")
     _server_options(worker)
+    _log_options(worker)
     worker.set_defaults(func=cmd_worker)
 
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key (printed once, last line)")
     create.add_argument("--name", required=True)
+    create.add_argument(
+        "--admin", action="store_true", help="may manage keys and see every tenant's objects"
+    )
+    create.add_argument("--expires-in", help="the key stops working after this long (e.g. 30d)")
+    create.add_argument(
+        "--max-enqueued-tokens",
+        metavar="MODEL=N",
+        action="append",
+        type=_model_tokens,
+        help="input tokens this key may have queued or running on MODEL (repeatable)",
+    )
+    create.add_argument("--max-active-batches", type=_positive, metavar="N")
+    create.add_argument("--max-requests-per-batch", type=_positive, metavar="N")
+    create.add_argument(
+        "--max-file-bytes", type=_positive, metavar="N", help="bytes of files stored, in total"
+    )
     listing = keys_sub.add_parser("list", help="list keys")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id or name")
     revoke.add_argument("key")
@@ -308,10 +479,39 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="wait, with a progress bar")
     submit.add_argument("-o", "--output", help="with --wait: write results here")
     submit.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
+    submit.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and estimate (requests, input tokens, cost range, ETA); store nothing",
+    )
     submit.set_defaults(func=cmd_submit)
 
+    retry = sub.add_parser(
+        "retry", help="re-run an ended batch's errored and expired requests as a new batch"
+    )
+    _client_options(retry)
+    retry.add_argument("batch_id")
+    retry.add_argument(
+        "--only-errors",
+        action="append",
+        metavar="TYPE",
+        help="only requests that failed with this error type (repeatable; 'expired' for "
+        "requests the completion window ran out on)",
+    )
+    retry.add_argument("--wait", action="store_true", help="wait, with a progress bar")
+    retry.add_argument("-o", "--output", help="with --wait: write results here")
+    retry.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
+    retry.set_defaults(func=cmd_retry)
+
+    status = sub.add_parser(
+        "status", help="show a batch as JSON; with no id, a table of your newest batches"
+    )
+    _client_options(status)
+    status.add_argument("batch_id", nargs="?")
+    status.add_argument("--limit", type=int, default=20, help="batches in the table")
+    status.set_defaults(func=cmd_status)
+
     for name, func, text in (
-        ("status", cmd_status, "show a batch"),
         ("results", cmd_results, "download an ended batch's results"),
         ("cancel", cmd_cancel, "cancel a batch"),
     ):
@@ -325,9 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
     args = build_parser().parse_args(argv)
+    logs.configure(
+        logs.LogFormat(getattr(args, "log_format", "text")), getattr(args, "log_level", "info")
+    )
     from batchgate.domain import errors
 
     try:

@@ -33,9 +33,11 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from batchgate.domain import keys
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 BATCH_DISCOUNT = 0.5  # batch price = 50 % of the list price
@@ -89,6 +91,138 @@ class LimitsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_requests_per_batch: int = Field(default=50_000, ge=1)
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    # A JSON create body (native, Anthropic): Anthropic's own cap on a batch.
+    max_body_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    max_messages: int = Field(default=100_000, ge=1)  # per request, as Anthropic allows
+    max_string_chars: int = Field(default=2 * 1024 * 1024, ge=1)  # any one string
+    max_json_depth: int = Field(default=32, ge=1)  # inside free-form values (tool schemas...)
+
+
+class RateLimitSettings(BaseModel):
+    """``[rate_limit]``: API calls per key, per API process (a token bucket)."""
+
+    model_config = ConfigDict(extra="forbid")
+    requests_per_second: float = Field(default=50.0, ge=0)  # 0: no limit
+    burst: float | None = Field(default=None, ge=1)  # default: twice the rate
+
+    @property
+    def capacity(self) -> float:
+        return self.burst or max(1.0, 2 * self.requests_per_second)
+
+
+class QuotaSettings(BaseModel):
+    """``[quotas]``: what every key may hold at once unless the key has its
+    own value (``batchgate keys create --max-...``). Unset: unlimited."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Model name -> input tokens a key may have queued or running on it.
+    max_enqueued_tokens: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    max_active_batches: int | None = Field(default=None, ge=1)
+    max_requests_per_batch: int | None = Field(default=None, ge=1)
+    # Bytes of uploaded files a key may keep stored, in total.
+    max_file_bytes: int | None = Field(default=None, ge=1)
+
+    def defaults(self) -> keys.KeyQuotas:
+        return keys.KeyQuotas(
+            max_enqueued_tokens=dict(self.max_enqueued_tokens),
+            max_active_batches=self.max_active_batches,
+            max_requests_per_batch=self.max_requests_per_batch,
+            max_file_bytes=self.max_file_bytes,
+        )
+
+
+class MetricsSettings(BaseModel):
+    """``[metrics]``: /metrics on the API port needs an admin key; ``port``
+    also serves it without a key on a separate listener (bind it to a
+    network only Prometheus reaches)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=0, le=65535)
+
+
+class WebhookSettings(BaseModel):
+    """Webhook delivery (by the worker processes) and which URLs may be called."""
+
+    model_config = ConfigDict(extra="forbid")
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # A delivery whose worker died is sent again once its lease lapses.
+    lease_seconds: float | None = Field(default=None, gt=0)  # default: timeout + 30 s
+    retry_for: str | int = "24h"
+    backoff_base_seconds: float = Field(default=5.0, ge=0)
+    backoff_max_seconds: float = Field(default=3600.0, ge=0)
+    max_concurrency: int = Field(default=16, ge=1)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    # SSRF: loopback, private, link-local and reserved addresses are refused
+    # unless this is true; a non-empty allowlist limits the hosts too.
+    allow_private_addresses: bool = False
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+    @property
+    def retry_seconds(self) -> int:
+        return parse_duration(self.retry_for)
+
+    @property
+    def lease(self) -> float:
+        return self.lease_seconds or self.timeout_seconds + 30.0
+
+
+class UiSettings(BaseModel):
+    """The web dashboard at ``/ui``."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    # A dashboard login lasts this long; revoking the key ends it at once.
+    session_hours: float = Field(default=12.0, gt=0)
+    # How often open pages refresh their progress.
+    refresh_seconds: float = Field(default=2.0, gt=0)
+
+
+class EstimateSettings(BaseModel):
+    """Dry runs (``?dry_run=true``): where an embedded model's ETA comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Tokens (input + output) per second an embedded model is assumed to
+    # process until enough of its requests have finished recently to measure it.
+    default_tokens_per_second: float = Field(default=150.0, gt=0)
+    # How far back "recently" reaches.
+    window_seconds: float = Field(default=3600.0, gt=0)
+
+
+class RetentionSettings(BaseModel):
+    """How long data is kept. Durations are seconds, or strings like "30d"
+    in the TOML file; 0 keeps forever."""
+
+    model_config = ConfigDict(extra="forbid")
+    # An ended batch's results (its request rows, output and error files),
+    # counted from its end, unless the batch set output_expires_after.
+    results_seconds: int = Field(default=30 * 86400, ge=0)
+    # An uploaded (or inline) input file, counted from its upload, unless
+    # the upload set expires_after (OpenAI's default for purpose=batch).
+    files_seconds: int = Field(default=30 * 86400, ge=0)
+    # How often a worker looks for expired data, and how much it deletes per
+    # transaction (small transactions never hold claims up for long).
+    sweep_seconds: float = Field(default=60.0, gt=0)
+    chunk_rows: int = Field(default=500, ge=1)
+
+    @classmethod
+    def from_toml(cls, raw: dict[str, Any]) -> RetentionSettings:
+        values = dict(raw)
+        for key in ("results", "files"):
+            if key in values:
+                values[f"{key}_seconds"] = parse_duration(values.pop(key))
+        return cls(**values)
+
+    @staticmethod
+    def ttl(seconds: int) -> int | None:
+        """A configured duration as a time to live (None: forever)."""
+        return seconds or None
+
+    def file_ttl(self, expires_after: int | None) -> int | None:
+        """A stored file's time to live: the client's ``expires_after``, else
+        the configured default."""
+        return expires_after or self.ttl(self.files_seconds)
 
 
 class Settings(BaseModel):
@@ -100,6 +234,13 @@ class Settings(BaseModel):
     completion_window_seconds: int = Field(default=24 * 3600, ge=1)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    estimate: EstimateSettings = Field(default_factory=EstimateSettings)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 
     def resolved_database_url(self) -> str:
@@ -198,5 +339,12 @@ def load(
         **flat,
         worker=WorkerSettings(**raw.get("worker", {})),
         limits=LimitsSettings(**raw.get("limits", {})),
+        quotas=QuotaSettings(**raw.get("quotas", {})),
+        metrics=MetricsSettings(**raw.get("metrics", {})),
+        webhooks=WebhookSettings(**raw.get("webhooks", {})),
+        rate_limit=RateLimitSettings(**raw.get("rate_limit", {})),
+        ui=UiSettings(**raw.get("ui", {})),
+        retention=RetentionSettings.from_toml(raw.get("retention", {})),
+        estimate=EstimateSettings(**raw.get("estimate", {})),
         models=models,
     )

@@ -14,6 +14,7 @@ from batchgate.api import deps
 from batchgate.backends import base, registry
 from batchgate.domain import batch as batch_model
 from batchgate.store import port, sql
+from batchgate.worker import webhooks
 from batchgate.worker.dispatcher import Worker
 
 log = logging.getLogger("batchgate")
@@ -43,11 +44,27 @@ async def background_worker(
     worker = Worker(store, settings, backends)
     task = asyncio.create_task(worker.run(), name="worker")
     try:
-        yield worker
+        async with webhook_deliverer(settings, store, worker.worker_id):
+            yield worker
     finally:
         worker.drain()
         await task
         await close_backends(backends)
+
+
+@contextlib.asynccontextmanager
+async def webhook_deliverer(
+    settings: config.Settings, store: port.JobStore, worker_id: str
+) -> AsyncIterator[None]:
+    """Webhook delivery alongside a worker, for the duration of the block.
+    Stopping cuts sends short; their leases lapse and they are sent again."""
+    deliverer = webhooks.Deliverer(store, settings.webhooks, worker_id)
+    task = asyncio.create_task(deliverer.run(), name="webhooks")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def create_server_app(
@@ -81,7 +98,8 @@ async def run_worker(settings: config.Settings, store: port.JobStore) -> None:
         loop.add_signal_handler(signum, worker.drain)
     log.info("worker %s started for models: %s", worker.worker_id, ", ".join(settings.models))
     try:
-        await worker.run()
+        async with webhook_deliverer(settings, store, worker.worker_id):
+            await worker.run()
     finally:
         await close_backends(backends)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests import harness
 from tests.fakes.upstream import FakeUpstream
 
 
@@ -14,3 +16,16 @@ def upstream() -> Iterator[FakeUpstream]:
     """A scripted fake upstream (OpenAI- and Anthropic-compatible) on loopback."""
     with FakeUpstream() as fake:
         yield fake
+
+
+@pytest.fixture
+def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
+    """A server whose one model, ``harness.FAKE_MODEL``, is the fake upstream
+    at a list price of $2 / $6 per million tokens (a suite may define its own)."""
+    models = {
+        harness.FAKE_MODEL: harness.openai_model(
+            harness.FAKE_MODEL, upstream.openai_base_url, price={"input": 2.0, "output": 6.0}
+        )
+    }
+    with harness.serve(harness.make_settings(tmp_path, models)) as running:
+        yield running

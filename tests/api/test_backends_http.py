@@ -188,6 +188,7 @@ async def test_dropped_connection_is_retryable(backend: base.Backend, fake: Fake
     assert error.retryable and error.status_code is None
 
 
+@pytest.mark.slow  # asserts on elapsed time
 async def test_concurrent_calls_each_get_a_connection(
     backend: base.Backend, fake: FakeUpstream
 ) -> None:

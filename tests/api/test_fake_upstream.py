@@ -50,6 +50,7 @@ def test_call_log_records_attempts_outcomes_and_arrival_times(remote: RemoteUpst
     assert calls[0]["t"] <= calls[1]["t"]
 
 
+@pytest.mark.slow  # asserts on elapsed time
 def test_latency_setting_delays_replies(remote: RemoteUpstream) -> None:
     remote.configure(latency_ms=200)
     started = time.monotonic()

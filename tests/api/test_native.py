@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from batchgate.services.keys import KeyService
 from tests import harness
 from tests.fakes.upstream import FakeUpstream
 
-MODEL = "fake-chat"
-
-
-@pytest.fixture
-def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
-    models = {
-        MODEL: harness.openai_model(
-            MODEL, upstream.openai_base_url, price={"input": 2.0, "output": 6.0}
-        )
-    }
-    with harness.serve(harness.make_settings(tmp_path, models)) as running:
-        yield running
+MODEL = harness.FAKE_MODEL
 
 
 def params(text: str, **extra: object) -> dict[str, object]:
@@ -159,7 +148,7 @@ def test_missing_or_revoked_key_is_401(server: harness.RunningServer) -> None:
     other = server.new_key("temp")
     with server.client(other) as client:
         assert client.get("/v1/batches").status_code == 200
-        server.store.revoke_key("temp", 0.0)
+        KeyService(server.store).revoke_by_id_or_name("temp")
         response = client.get("/v1/batches")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"
@@ -234,3 +223,37 @@ def test_cancel_mid_batch_keeps_finished_results_and_counts_add_up(
     assert succeeded + canceled == n == len(lines)
     counts = ended["request_counts"]
     assert counts["completed"] == succeeded and counts["completed"] + counts["failed"] == n
+
+
+def test_a_model_without_tool_use_errors_a_request_with_tools_and_never_sends_it(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    models = {
+        "no-tools": harness.openai_model("no-tools", upstream.openai_base_url, supports_tools=False)
+    }
+    tool = {"name": "lookup", "input_schema": {"type": "object"}}
+    with harness.serve(harness.make_settings(tmp_path, models)) as running:
+        with running.client() as client:
+            batch = client.post(
+                "/v1/batches",
+                json={
+                    "requests": [
+                        {
+                            "custom_id": "with-tools",
+                            "params": {**params("look it up", tools=[tool]), "model": "no-tools"},
+                        },
+                        {"custom_id": "plain", "params": {**params("hello"), "model": "no-tools"}},
+                    ]
+                },
+            ).json()
+        running.wait_ended(batch["id"])
+        with running.client() as client:
+            lines = [
+                json.loads(x) for x in client.get(f"/v1/batches/{batch['id']}").text.splitlines()
+            ]
+    results = {line["custom_id"]: line["result"] for line in lines}
+    assert results["plain"]["type"] == "succeeded"
+    assert results["with-tools"]["type"] == "errored"
+    assert "does not support tool use" in results["with-tools"]["error"]["error"]["message"]
+    sent = [call["fingerprint"] for call in upstream.calls()]
+    assert "hello" in sent and "look it up" not in sent

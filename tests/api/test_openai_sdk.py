@@ -141,9 +141,9 @@ def test_input_file_with_bad_lines_fails_the_batch_naming_every_bad_line(
     errors = [(e.line, e.code, e.param) for e in batch.errors.data]
     assert errors == [
         (2, "invalid_json_line", None),
-        (4, "mismatched_url", "url"),
+        (4, "url_mismatch", "url"),
         (5, "duplicate_custom_id", "custom_id"),
-        (6, "invalid_body", "body.max_tokens"),
+        (6, "invalid_type", "body.max_tokens"),
     ]
     assert batch.request_counts is not None and batch.request_counts.total == 0
     assert client.batches.retrieve(batch.id).status == "failed"
@@ -234,7 +234,7 @@ def test_unserved_endpoint_is_a_400_naming_the_supported_ones(client: openai.Ope
     file_id = upload(client, jsonl(line("a")))
     with pytest.raises(openai.BadRequestError) as caught:
         client.batches.create(
-            input_file_id=file_id, endpoint="/v1/embeddings", completion_window="24h"
+            input_file_id=file_id, endpoint="/v1/moderations", completion_window="24h"
         )
     _assert_envelope(caught.value, 400, "endpoint")
     assert ENDPOINT in caught.value.message

@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 
+from batchgate.domain import states
+
 API_KEY = "bg-e2e-key-0123456789abcdef"
-ENDED = {"completed", "cancelled", "expired", "failed"}
+ENDED = {status.value for status in states.ENDED_BATCH_STATUSES}
 
 
 def free_port() -> int:
@@ -28,9 +30,13 @@ def free_port() -> int:
 
 
 def write_config(
-    path: Path, models: dict[str, dict[str, Any]], worker: dict[str, Any] | None = None
+    path: Path,
+    models: dict[str, dict[str, Any]],
+    worker: dict[str, Any] | None = None,
+    tables: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
-    """A TOML config (written by hand: the values here are simple)."""
+    """A TOML config (written by hand: the values here are simple);
+    ``tables`` are further sections, e.g. ``{"webhooks": {...}}``."""
 
     def value(v: Any) -> str:
         if isinstance(v, bool):
@@ -39,9 +45,14 @@ def write_config(
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, dict):
             return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
         return str(v)
 
     lines = ["[worker]"] + [f"{k} = {value(v)}" for k, v in (worker or {}).items()]
+    for table, entries in (tables or {}).items():
+        lines.append(f"\n[{table}]")
+        lines += [f"{k} = {value(v)}" for k, v in entries.items()]
     for name, entry in models.items():
         lines.append(f'\n[models."{name}"]')
         lines += [f"{k} = {value(v)}" for k, v in entry.items()]
@@ -109,9 +120,9 @@ def serve(
 
 @contextlib.contextmanager
 def worker(
-    config: Path, data_dir: Path, name: str, database_url: str | None = None
+    config: Path, data_dir: Path, name: str, *extra: str, database_url: str | None = None
 ) -> Iterator[Process]:
-    args = ["worker", "--config", str(config), "--data-dir", str(data_dir)]
+    args = ["worker", "--config", str(config), "--data-dir", str(data_dir), *extra]
     if database_url:
         args += ["--database-url", database_url]
     process = _spawn(args, data_dir / f"worker-{name}.log")

@@ -72,8 +72,43 @@ def test_keys_create_prints_the_key_last_and_list_and_revoke_work(
     assert key.startswith("bg-") and len(key) > 30
     listed = batchgate("keys", "list", *common).stdout
     assert "alice" in listed and key not in listed  # only a prefix is ever shown again
+    assert "\tordinary\t" in listed and "expires never" in listed
     assert batchgate("keys", "revoke", "alice", *common).returncode == 0
     assert "revoked" in batchgate("keys", "list", *common).stdout
+
+
+def test_keys_create_admin_with_an_expiry(tmp_path: Path, config: Path) -> None:
+    common = ["--config", str(config), "--data-dir", str(tmp_path)]
+    created = batchgate(
+        "keys", "create", "--name", "ops", "--admin", "--expires-in", "30d", *common
+    )
+    assert created.returncode == 0, created.stderr
+    assert "created admin key" in created.stdout
+    listed = batchgate("keys", "list", *common).stdout
+    assert "\tadmin\t" in listed and "expires never" not in listed
+
+
+def test_keys_create_with_quotas(tmp_path: Path, config: Path) -> None:
+    common = ["--config", str(config), "--data-dir", str(tmp_path)]
+    created = batchgate(
+        "keys",
+        "create",
+        "--name",
+        "tenant",
+        "--max-enqueued-tokens",
+        "m=5000",
+        "--max-enqueued-tokens",
+        "other=7",
+        "--max-active-batches",
+        "3",
+        *common,
+    )
+    assert created.returncode == 0, created.stderr
+    listed = batchgate("keys", "list", *common).stdout
+    assert "max-enqueued-tokens m=5000, max-enqueued-tokens other=7" in listed
+    assert "max-active-batches 3" in listed
+    refused = batchgate("keys", "create", "--name", "x", "--max-enqueued-tokens", "m", *common)
+    assert refused.returncode == 2 and "MODEL=N" in refused.stderr
 
 
 def test_submit_wait_writes_results_and_status_results_cancel_talk_to_the_server(
@@ -135,3 +170,37 @@ def test_run_reports_bad_input_with_its_path(tmp_path: Path, config: Path) -> No
 def test_models_lists_the_configured_names(tmp_path: Path, config: Path) -> None:
     listed = batchgate("models", "--config", str(config))
     assert listed.stdout.split() == [MODEL, "openai_compatible"]
+
+
+def test_submit_dry_run_prints_an_estimate_and_retry_reruns_the_failed_rows(
+    tmp_path: Path, config: Path, upstream: RemoteUpstream
+) -> None:
+    port = processes.free_port()
+    env = {"BATCHGATE_URL": f"http://127.0.0.1:{port}", "BATCHGATE_API_KEY": processes.API_KEY}
+    source = requests_file(tmp_path / "in.jsonl", 4)
+    upstream.configure(by_fingerprint={"line 1": ["400"], "line 3": ["400"]})
+    with processes.serve(config, tmp_path, port):
+        dry = batchgate("submit", str(source), "--dry-run", env=env)
+        assert dry.returncode == 0, dry.stderr
+        estimate = json.loads(dry.stdout)
+        assert estimate["request_count"] == 4 and estimate["max_output_tokens"] == 32
+        submitted = batchgate("submit", str(source), "--wait", "--poll", "0.1", env=env)
+        parent = submitted.stdout.strip().splitlines()[0]
+        retried = batchgate(
+            "retry",
+            parent,
+            "--only-errors",
+            "invalid_request_error",
+            "--wait",
+            "--poll",
+            "0.1",
+            "-o",
+            str(tmp_path / "retried.jsonl"),
+            env=env,
+        )
+        assert retried.returncode == 0, retried.stderr
+        lines = [json.loads(x) for x in (tmp_path / "retried.jsonl").read_text().splitlines()]
+    assert [(x["custom_id"], x["result"]["type"]) for x in lines] == [
+        ("c1", "succeeded"),
+        ("c3", "succeeded"),
+    ]

@@ -65,6 +65,10 @@ def test_first_start_prints_a_working_key_once_and_never_runs_open(tmp_path: Pat
         url = f"http://127.0.0.1:{port}/v1/batches"
         assert httpx.get(url).status_code == 401
         assert httpx.get(url, headers={"authorization": f"Bearer {keys[0]}"}).status_code == 200
+        # The first key is the admin key: it manages the others.
+        keys_url = f"http://127.0.0.1:{port}/v1/keys"
+        listed = httpx.get(keys_url, headers={"authorization": f"Bearer {keys[0]}"})
+        assert listed.status_code == 200 and listed.json()["data"][0]["admin"] is True
     finally:
         server.terminate()
         server.wait(30)

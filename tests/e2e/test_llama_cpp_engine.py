@@ -14,6 +14,7 @@ import pytest
 from batchgate import chat, config
 from batchgate.backends import base
 from batchgate.backends import llama_cpp as engine_backend
+from batchgate.worker import capability
 
 pytestmark = pytest.mark.slow
 
@@ -102,15 +103,17 @@ async def test_input_tokens_is_the_templated_prompt_length(
 async def test_tools_images_and_too_long_prompts_are_unsupported(
     backend: engine_backend.LlamaCppBackend,
 ) -> None:
+    # Tools and images are refused by the worker's capability check, from
+    # what the engine declares; too long a prompt by the engine itself.
     tool = chat.Tool(name="lookup", input_schema={"type": "object"})
     with pytest.raises(base.UnsupportedRequest, match="tool"):
-        await backend.complete(_request("hi", tools=[tool]))
+        capability.check("m", backend.capabilities, _request("hi", tools=[tool]))
     image = chat.ImageBlock(source=chat.ImageSource(type="url", url="http://x/y.png"))
     request = chat.ChatRequest(
         model="m", max_tokens=4, messages=[chat.Message(role="user", content=[image])]
     )
     with pytest.raises(base.UnsupportedRequest, match="image"):
-        await backend.complete(request)
+        capability.check("m", backend.capabilities, request)
     with pytest.raises(base.UnsupportedRequest, match="512 tokens per request"):
         await backend.complete(_request("word " * 600))
     assert backend.capabilities.max_context == 512

@@ -1,8 +1,9 @@
 """A scriptable fake LLM upstream: a real HTTP server on 127.0.0.1.
 
-Speaks ``POST /v1/chat/completions`` (OpenAI shape) and ``POST /v1/messages``
-(Anthropic shape); what it answers is described in
-:mod:`tests.fakes.upstream_replies`. It can inject faults and keeps a call log,
+Speaks ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/responses``
+and ``/v1/embeddings`` (OpenAI shapes) and ``POST /v1/messages`` (Anthropic
+shape); what it answers is described in :mod:`tests.fakes.upstream_replies`
+and :mod:`tests.fakes.upstream_endpoints`. It can inject faults and keeps a call log,
 so tests can assert how a client behaved (retries, spacing, call counts).
 
 In a test (server thread in this process)::
@@ -69,13 +70,14 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import httptools
 import httpx
 import orjson
 
+from tests.fakes import upstream_endpoints as endpoints
 from tests.fakes import upstream_replies as replies
 
 FaultSpec = str | int | dict[str, Any]
@@ -150,6 +152,42 @@ class Settings:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """How one path reads a request and writes its reply."""
+
+    validate: Callable[[Any], str | None]
+    conversation: Callable[[dict[str, Any]], replies.Conversation]
+    render: Callable[[dict[str, Any], replies.Reply, int], dict[str, Any]]
+    anthropic: bool = False
+
+
+ROUTES: dict[str, Route] = {
+    "/v1/chat/completions": Route(
+        replies.validate_openai, replies.openai_conversation, replies.openai_completion
+    ),
+    "/v1/messages": Route(
+        replies.validate_anthropic,
+        replies.anthropic_conversation,
+        replies.anthropic_message,
+        anthropic=True,
+    ),
+    "/v1/completions": Route(
+        endpoints.validate_completion,
+        endpoints.completion_conversation,
+        endpoints.text_completion,
+    ),
+    "/v1/responses": Route(
+        endpoints.validate_response, endpoints.response_conversation, endpoints.response_object
+    ),
+    "/v1/embeddings": Route(
+        endpoints.validate_embeddings,
+        endpoints.embeddings_conversation,
+        endpoints.embeddings_list,
+    ),
+}
 
 
 @dataclasses.dataclass
@@ -235,7 +273,8 @@ class Core:
         if path.startswith("/_"):
             return Action(0.0, "respond", self._control(method, path, query, body, keep_alive))
         arrived = time.time()
-        if method != "POST" or path not in ("/v1/chat/completions", "/v1/messages"):
+        route = ROUTES.get(path)
+        if method != "POST" or route is None:
             return Action(
                 0.0,
                 "respond",
@@ -243,17 +282,16 @@ class Core:
                     404, {"error": {"message": f"no route {method} {path}"}}, keep_alive
                 ),
             )
-        anthropic = path == "/v1/messages"
         try:
             parsed: Any = orjson.loads(body)
         except orjson.JSONDecodeError:
             parsed = None
         with self._lock:
-            return self._decide(anthropic, path, headers, parsed, keep_alive, arrived)
+            return self._decide(route, path, headers, parsed, keep_alive, arrived)
 
     def _decide(
         self,
-        anthropic: bool,
+        route: Route,
         path: str,
         headers: dict[str, str],
         parsed: Any,
@@ -261,12 +299,11 @@ class Core:
         arrived: float,
     ) -> Action:
         settings = self.settings
-        problem = (replies.validate_anthropic if anthropic else replies.validate_openai)(parsed)
+        anthropic = route.anthropic
+        problem = route.validate(parsed)
         conv = None
         if problem is None:
-            conv = (replies.anthropic_conversation if anthropic else replies.openai_conversation)(
-                parsed
-            )
+            conv = route.conversation(parsed)
         fingerprint = conv.last_user_text if conv else ""
         self._attempts[fingerprint] += 1
         entry: dict[str, Any] = {
@@ -320,9 +357,10 @@ class Core:
                 ),
             )
         reply = replies.reply_for(conv)
-        render = replies.anthropic_message if anthropic else replies.openai_completion
         return Action(
-            delay, "respond", _http_response(200, render(parsed, reply, entry["seq"]), keep_alive)
+            delay,
+            "respond",
+            _http_response(200, route.render(parsed, reply, entry["seq"]), keep_alive),
         )
 
     def _authorized(self, anthropic: bool, headers: dict[str, str]) -> bool:

@@ -168,9 +168,7 @@ def test_missing_or_empty_requests_is_rejected(raw: bytes) -> None:
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        (BatchStatus.VALIDATING, "in_progress"),
         (BatchStatus.IN_PROGRESS, "in_progress"),
-        (BatchStatus.FINALIZING, "in_progress"),
         (BatchStatus.CANCELLING, "canceling"),
         (BatchStatus.COMPLETED, "ended"),
         (BatchStatus.CANCELLED, "ended"),

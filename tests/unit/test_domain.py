@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from batchgate.domain import fairness
+from batchgate.domain import fairness, retry
 from batchgate.domain.counts import StateTally
 from batchgate.domain.retry import RetryPolicy
 from batchgate.domain.states import BatchStatus, RequestState, can_transition
@@ -21,9 +21,9 @@ def test_ended_batches_never_change_again() -> None:
         assert not any(can_transition(status, target) for target in BatchStatus)
 
 
-def test_in_progress_can_be_cancelled_but_not_completed_directly() -> None:
+def test_in_progress_is_cancelled_only_through_cancelling() -> None:
     assert can_transition(BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING)
-    assert not can_transition(BatchStatus.IN_PROGRESS, BatchStatus.COMPLETED)
+    assert not can_transition(BatchStatus.IN_PROGRESS, BatchStatus.CANCELLED)
 
 
 def test_fair_shares_alternate_between_owners() -> None:
@@ -57,9 +57,9 @@ def test_backoff_never_undercuts_retry_after() -> None:
 
 def test_retry_stops_at_max_attempts_and_on_final_errors() -> None:
     policy = RetryPolicy(max_attempts=3)
-    assert policy.should_retry(2, retryable=True)
-    assert not policy.should_retry(3, retryable=True)
-    assert not policy.should_retry(1, retryable=False)
+    assert isinstance(policy.decide(retry.Failure(retryable=True), 2), retry.RetryAt)
+    assert policy.decide(retry.Failure(retryable=True), 3) is retry.GIVE_UP
+    assert policy.decide(retry.Failure(retryable=False), 1) is retry.GIVE_UP
 
 
 def test_tally_failed_counts_every_unsuccessful_end() -> None:

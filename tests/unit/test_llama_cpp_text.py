@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from batchgate import chat
-from batchgate.backends import base
+from batchgate.backends import base, llama_cpp
 from batchgate.backends.llama_cpp import options, text
+from batchgate.worker import capability
 
 
 def test_unknown_option_is_named_with_the_known_ones() -> None:
@@ -53,19 +54,27 @@ def test_system_and_turns_become_template_messages_without_thinking() -> None:
     ]
 
 
+def _engine_capabilities() -> base.Capabilities:
+    # The model loads on the first request only: building the backend is cheap.
+    return llama_cpp.LlamaCppBackend(options.parse("m", {})).capabilities
+
+
 def test_tools_are_refused() -> None:
+    request = _request(tools=[{"name": "f", "input_schema": {"type": "object"}}])
     with pytest.raises(base.UnsupportedRequest, match="tool use"):
-        text.chat_messages(_request(tools=[{"name": "f", "input_schema": {"type": "object"}}]))
+        capability.check("m", _engine_capabilities(), request)
 
 
 def test_empty_tools_are_fine() -> None:
+    capability.check("m", _engine_capabilities(), _request(tools=[]))
     assert text.chat_messages(_request(tools=[])) == [{"role": "user", "content": "hi"}]
 
 
 def test_images_are_refused() -> None:
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "x"}}
+    request = _request(messages=[{"role": "user", "content": [image]}])
     with pytest.raises(base.UnsupportedRequest, match="image"):
-        text.chat_messages(_request(messages=[{"role": "user", "content": [image]}]))
+        capability.check("m", _engine_capabilities(), request)
 
 
 def test_utf8_split_across_pieces_is_reassembled() -> None:

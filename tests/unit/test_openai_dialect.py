@@ -10,7 +10,8 @@ import pytest
 
 from batchgate import chat
 from batchgate.dialects import openai
-from batchgate.domain import errors, result_files
+from batchgate.domain import errors, failures, result_files
+from batchgate.domain import files as file_model
 from batchgate.domain.batch import Batch, ResultRow
 from batchgate.domain.counts import StateTally
 from batchgate.domain.states import BatchStatus, Dialect, RequestState
@@ -26,15 +27,18 @@ def create_body(**fields: Any) -> bytes:
 
 def test_create_body_accepts_the_sdk_fields() -> None:
     parsed = openai.parse_create(
-        create_body(metadata={"k": "v"}, output_expires_after={"anchor": "created_at"})
+        create_body(
+            metadata={"k": "v"}, output_expires_after={"anchor": "created_at", "seconds": 7200}
+        )
     )
     assert (parsed.input_file_id, parsed.metadata) == ("file-1", {"k": "v"})
+    assert openai.output_ttl(parsed) == 7200
 
 
 @pytest.mark.parametrize(
     ("fields", "param", "needle"),
     [
-        ({"endpoint": "/v1/embeddings"}, "endpoint", ENDPOINT),
+        ({"endpoint": "/v1/moderations"}, "endpoint", ENDPOINT),
         ({"completion_window": "1h"}, "completion_window", "24h"),
         ({"metadata": {str(i): "v" for i in range(17)}}, "metadata", "16"),
         ({"metadata": {"k" * 65: "v"}}, "metadata", "64"),
@@ -42,6 +46,22 @@ def test_create_body_accepts_the_sdk_fields() -> None:
         ({"metadata": {"k": 1}}, "metadata.k", "string"),
         ({"input_file_id": None}, "input_file_id", "string"),
         ({"extra": 1}, "extra", "Extra"),
+        ({"output_expires_after": {"anchor": "created_at"}}, "output_expires_after.seconds", "int"),
+        (
+            {"output_expires_after": {"anchor": "created_at", "seconds": 3599}},
+            "output_expires_after.seconds",
+            "3600",
+        ),
+        (
+            {"output_expires_after": {"anchor": "created_at", "seconds": 2592001}},
+            "output_expires_after.seconds",
+            "2592000",
+        ),
+        (
+            {"output_expires_after": {"anchor": "completed_at", "seconds": 3600}},
+            "output_expires_after.anchor",
+            "created_at",
+        ),
     ],
 )
 def test_bad_create_body_names_the_field(fields: dict[str, Any], param: str, needle: str) -> None:
@@ -54,6 +74,19 @@ def test_bad_create_body_names_the_field(fields: dict[str, Any], param: str, nee
 def test_metadata_at_the_limits_is_accepted() -> None:
     metadata = {f"{i:02d}" + "k" * 62: "v" * 512 for i in range(16)}
     assert openai.parse_create(create_body(metadata=metadata)).metadata == metadata
+
+
+def test_file_expires_after_comes_from_the_sdks_flattened_fields() -> None:
+    fields = {"expires_after[anchor]": "created_at", "expires_after[seconds]": "3600"}
+    assert openai.parse_file_expires_after(fields) == 3600
+    assert openai.parse_file_expires_after({"purpose": "batch"}) is None
+
+
+def test_a_bad_file_expires_after_names_the_field() -> None:
+    fields = {"expires_after[anchor]": "created_at", "expires_after[seconds]": "soon"}
+    with pytest.raises(errors.InvalidRequest) as caught:
+        openai.parse_file_expires_after(fields)
+    assert caught.value.param == "expires_after.seconds"
 
 
 def test_only_batch_purpose_is_accepted_for_upload() -> None:
@@ -88,23 +121,23 @@ def test_good_line_becomes_a_canonical_request() -> None:
         (b"[1, 2]", "invalid_json_line", None),
         (input_line(custom_id=...), "missing_required_parameter", "custom_id"),
         (input_line(body=None), "missing_required_parameter", "body"),
-        (input_line(extra=1), "invalid_request", "extra"),
+        (input_line(extra=1), "unknown_parameter", "extra"),
         (input_line(custom_id=""), "invalid_value", "custom_id"),
         (input_line(custom_id="x" * 257), "invalid_value", "custom_id"),
         (input_line(custom_id=7), "invalid_value", "custom_id"),
         (input_line(method="GET"), "invalid_value", "method"),
-        (input_line(url="/v1/responses"), "mismatched_url", "url"),
-        (input_line(body={"model": "m", "messages": []}), "invalid_body", "body.messages"),
+        (input_line(url="/v1/responses"), "url_mismatch", "url"),
+        (input_line(body={"model": "m", "messages": []}), "invalid_value", "body.messages"),
         (
             input_line(body={"model": "m", "messages": [{"role": "user", "content": 5}]}),
-            "invalid_body",
+            "invalid_type",
             "body.messages[0].content",
         ),
     ],
 )
 def test_bad_line_is_an_error_with_its_line_number(raw: bytes, code: str, param: str) -> None:
     error = openai.parse_line(raw, 7, ENDPOINT)
-    assert isinstance(error, openai.LineError)
+    assert isinstance(error, failures.InputError)
     assert error.to_json() == {
         "code": code,
         "message": error.message,
@@ -114,7 +147,7 @@ def test_bad_line_is_an_error_with_its_line_number(raw: bytes, code: str, param:
 
 
 def test_line_error_messages_are_capped() -> None:
-    error = openai.LineError(1, "invalid_body", "x" * 10_000)
+    error = failures.InputError(1, "invalid_body", "x" * 10_000)
     assert len(error.to_json()["message"]) == 500
 
 
@@ -219,7 +252,8 @@ def test_line_ids_are_stable_per_request_and_differ_between_requests() -> None:
 def test_errored_line_carries_the_status_and_an_error_body(
     error: dict[str, Any], status: int
 ) -> None:
-    line = openai.result_line(make_batch(), row(RequestState.ERRORED, error=error))
+    stored = failures.RequestError.from_json(error)
+    line = openai.result_line(make_batch(), row(RequestState.ERRORED, error=stored))
     assert line["error"] is None
     assert line["response"]["status_code"] == status
     assert line["response"]["body"]["error"]["message"] == error["message"]
@@ -238,7 +272,7 @@ def test_unrun_request_line_has_an_error_code_and_no_response(
 
 
 def test_result_file_ids_derive_from_the_batch_id() -> None:
-    kind = result_files.FileKind.ERRORS
+    kind = file_model.FileKind.ERRORS
     assert result_files.file_id("batch_0123", kind) == "file-errors-0123"
 
 

@@ -7,13 +7,15 @@ SDK sends is accepted and not checked: there is one version of this API.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import fastapi
 from fastapi.responses import StreamingResponse
 
 from batchgate.api import common
 from batchgate.api.deps import CallerDep, ServicesDep
-from batchgate.dialects import anthropic, message_results
-from batchgate.domain import errors
+from batchgate.dialects import anthropic, message_results, retry
+from batchgate.domain import errors, partial_results
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import Dialect
 from batchgate.services.batches import ParsedRequest
@@ -40,9 +42,16 @@ def _get(services: ServicesDep, owner: str, batch_id: str) -> Batch:
 
 @router.post("")
 def create_batch(
-    body: common.RawBody, request: fastapi.Request, caller: CallerDep, services: ServicesDep
+    body: common.RawBody,
+    request: fastapi.Request,
+    caller: CallerDep,
+    services: ServicesDep,
+    dry_run: bool = False,
 ) -> common.JsonResponse:
+    services.batches.refuse_when_full(caller)
     items = [ParsedRequest(item.custom_id, item.params) for item in anthropic.parse_create(body)]
+    if dry_run:  # validate and estimate; store nothing (a batchgate extension)
+        return common.JsonResponse(services.estimates.inline(items, anthropic=True))
     batch = services.batches.create(
         owner=caller.id, dialect=Dialect.ANTHROPIC, endpoint=anthropic.ENDPOINT, requests=items
     )
@@ -81,6 +90,22 @@ def cancel_batch(
     return common.JsonResponse(_render(request, services.batches.cancel(caller.id, batch_id)))
 
 
+@router.post("/{batch_id}/retry")
+def retry_batch(
+    batch_id: str,
+    body: common.RawBody,
+    request: fastapi.Request,
+    caller: CallerDep,
+    services: ServicesDep,
+) -> common.JsonResponse:
+    """A new batch of this ended batch's errored or expired requests (a
+    batchgate extension; Anthropic has no retry)."""
+    error_types = retry.parse_retry(body)
+    child = services.batches.retry(_get(services, caller.id, batch_id), error_types)
+    services.on_new_work()
+    return common.JsonResponse(_render(request, child))
+
+
 @router.delete("/{batch_id}")
 def delete_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> common.JsonResponse:
     services.batches.delete(_get(services, caller.id, batch_id))
@@ -88,16 +113,20 @@ def delete_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> com
 
 
 @router.get("/{batch_id}/results", name=_RESULTS_ROUTE)
-def batch_results(batch_id: str, caller: CallerDep, services: ServicesDep) -> StreamingResponse:
+def batch_results(
+    batch_id: str,
+    caller: CallerDep,
+    services: ServicesDep,
+    status: Annotated[list[str] | None, fastapi.Query()] = None,
+) -> StreamingResponse:
+    """The results; while the batch is still processing, those of the requests
+    that have finished so far (a batchgate extension: Anthropic answers only
+    once the batch has ended, and the SDK still waits for ``results_url``).
+    ``X-Batchgate-Results-Complete`` says which it is."""
     batch = _get(services, caller.id, batch_id)
-    if not batch.status.is_ended:
-        # Until then some requests have no outcome to report.
-        raise errors.Conflict(
-            f"batch {batch_id!r} is still {anthropic.processing_status(batch.status)}; "
-            "results are available once processing_status is 'ended'",
-            param="batch_id",
-        )
+    rows = services.batches.results(batch, partial_results.parse_status_filter(status or []))
     return StreamingResponse(
-        common.json_lines(services.batches.results(batch), message_results.result_line),
+        common.json_lines(rows, message_results.result_line),
         media_type="application/x-jsonl",
+        headers=partial_results.complete_header(batch.status.is_ended),
     )

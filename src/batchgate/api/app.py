@@ -3,25 +3,48 @@
 from __future__ import annotations
 
 from batchgate import config
-from batchgate.api import anthropic, batches, deps, errors, files, models
+from batchgate.api import (
+    anthropic,
+    batches,
+    deps,
+    errors,
+    files,
+    keys,
+    models,
+    openapi,
+    ops,
+    ui,
+    webhooks,
+)
 from batchgate.api.common import JsonResponse
+from batchgate.dialects import openai
 from batchgate.services.batches import BatchService
+from batchgate.services.estimate import EstimateService
 from batchgate.services.file_batches import FileBatchService
 from batchgate.services.files import FileService
 from batchgate.services.keys import KeyService
+from batchgate.services.rate_limit import RateLimiter
+from batchgate.services.sessions import SessionService
+from batchgate.services.webhooks import WebhookService
 from batchgate.store import port
 
 
 def build_services(settings: config.Settings, store: port.JobStore) -> deps.Services:
     batch_service = BatchService(store, settings)
-    file_service = FileService(store, settings)
+    file_service = FileService(store, settings, measure=openai.result_file_bytes)
+    key_service = KeyService(store)
+    file_batches = FileBatchService(batch_service, file_service, settings)
     return deps.Services(
         settings=settings,
         store=store,
         batches=batch_service,
-        keys=KeyService(store),
+        keys=key_service,
         files=file_service,
-        file_batches=FileBatchService(batch_service, file_service, settings),
+        file_batches=file_batches,
+        estimates=EstimateService(store, settings, batch_service, file_batches),
+        webhooks=WebhookService(store, settings.webhooks),
+        rate_limiter=RateLimiter(settings.rate_limit),
+        sessions=SessionService(key_service, max_age_seconds=settings.ui.session_hours * 3600),
     )
 
 
@@ -33,9 +56,11 @@ def create_app(services: deps.Services) -> deps.BatchgateApp:
     app.include_router(files.router)
     app.include_router(anthropic.router)
     app.include_router(models.router)
-
-    @app.get("/health", include_in_schema=False)
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(keys.router)
+    app.include_router(ops.router)
+    app.include_router(webhooks.router)
+    if services.settings.ui.enabled:
+        ui.install(app)
+    openapi.install(app)
 
     return app

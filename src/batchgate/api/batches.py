@@ -4,6 +4,7 @@ OpenAI dialect shares (file batches, same paths)."""
 from __future__ import annotations
 
 import contextlib
+from typing import Annotated
 
 import fastapi
 import orjson
@@ -11,8 +12,8 @@ from fastapi.responses import StreamingResponse
 
 from batchgate.api import common
 from batchgate.api.deps import CallerDep, Services, ServicesDep
-from batchgate.dialects import message_results, native, openai
-from batchgate.domain import errors
+from batchgate.dialects import message_results, native, openai, openai_objects, retry
+from batchgate.domain import errors, partial_results
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import Dialect
 from batchgate.services.batches import ParsedRequest
@@ -42,8 +43,11 @@ def _is_file_batch(body: bytes) -> bool:
 
 @router.post("/v1/batches")
 def create_batch(
-    body: common.RawBody, caller: CallerDep, services: ServicesDep
+    body: common.RawBody, caller: CallerDep, services: ServicesDep, dry_run: bool = False
 ) -> common.JsonResponse:
+    if dry_run:
+        return common.JsonResponse(_estimate(body, caller.id, services))
+    services.batches.refuse_when_full(caller)
     if _is_file_batch(body):
         batch = services.file_batches.create(caller.id, openai.parse_create(body))
         services.on_new_work()
@@ -57,6 +61,17 @@ def create_batch(
     )
     services.on_new_work()
     return common.JsonResponse(native.render_created(batch, input_file))
+
+
+def _estimate(body: bytes, owner: str, services: Services) -> dict[str, object]:
+    """``?dry_run=true``: validate as create would and estimate; store nothing."""
+    if _is_file_batch(body):
+        parsed = openai.parse_create(body)
+        return services.estimates.file(owner, parsed.input_file_id, parsed.endpoint)
+    requests = native.parse_create(body).requests
+    return services.estimates.inline(
+        [ParsedRequest(item.custom_id, item.params) for item in requests], anthropic=False
+    )
 
 
 def _own_batch(services: Services, owner: str, batch_id: str) -> Batch:
@@ -84,10 +99,43 @@ def get_batch(
     return common.JsonResponse(render(batch))
 
 
+@router.get("/v1/batches/{batch_id}/results")
+def batch_results(
+    batch_id: str,
+    caller: CallerDep,
+    services: ServicesDep,
+    status: Annotated[list[str] | None, fastapi.Query()] = None,
+) -> StreamingResponse:
+    """The batch's finished requests so far, in its dialect's line shape
+    (native: Anthropic's result lines; OpenAI: output/error file lines, in
+    input order). Readable while the batch runs: the header
+    ``X-Batchgate-Results-Complete`` says whether every request is in it.
+    For OpenAI batches this is a batchgate extension, since OpenAI has no
+    output file until the batch ends."""
+    batch = _own_batch(services, caller.id, batch_id)
+    rows = services.batches.results(batch, partial_results.parse_status_filter(status or []))
+    return StreamingResponse(
+        common.result_lines(batch, rows),
+        media_type="application/x-ndjson",
+        headers=partial_results.complete_header(batch.status.is_ended),
+    )
+
+
 @router.post("/v1/batches/{batch_id}/cancel")
 def cancel_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> common.JsonResponse:
     _own_batch(services, caller.id, batch_id)
     return common.JsonResponse(render(services.batches.cancel(caller.id, batch_id)))
+
+
+@router.post("/v1/batches/{batch_id}/retry")
+def retry_batch(
+    batch_id: str, body: common.RawBody, caller: CallerDep, services: ServicesDep
+) -> common.JsonResponse:
+    """A new batch of this ended batch's errored or expired requests."""
+    error_types = retry.parse_retry(body)
+    child = services.batches.retry(_own_batch(services, caller.id, batch_id), error_types)
+    services.on_new_work()
+    return common.JsonResponse(render(child))
 
 
 @router.get("/v1/batches")
@@ -98,12 +146,4 @@ def list_batches(
         caller.id, limit=limit, after=after, dialects=_DIALECTS
     )
     data = [render(batch) for batch in batches]
-    return common.JsonResponse(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
-    )
+    return common.JsonResponse(openai_objects.list_page(data, has_more))

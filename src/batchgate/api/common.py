@@ -8,6 +8,12 @@ from typing import Annotated, Any, TypeVar
 import fastapi
 import orjson
 
+from batchgate.api import deps
+from batchgate.dialects import message_results, openai
+from batchgate.domain import errors
+from batchgate.domain.batch import Batch, ResultRow
+from batchgate.domain.states import Dialect
+
 T = TypeVar("T")
 
 _STREAM_CHUNK = 64 * 1024
@@ -23,8 +29,27 @@ class JsonResponse(fastapi.Response):
         return orjson.dumps(content)
 
 
-async def raw_body(request: fastapi.Request) -> bytes:
-    return await request.body()
+async def raw_body(request: fastapi.Request, services: deps.ServicesDep) -> bytes:
+    """The request body, refused (413) past ``[limits] max_body_bytes`` as
+    soon as the declared length or the bytes received pass it."""
+    limit = services.settings.limits.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def _too_large(limit: int) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(
+        f"the request body is larger than {limit:,} bytes (max_body_bytes); split the "
+        "batch, or upload the requests as a file",
+        code="request_too_large",
+    )
 
 
 RawBody = Annotated[bytes, fastapi.Depends(raw_body)]
@@ -51,3 +76,12 @@ def wants_json_only(accept: str | None) -> bool:
         return False
     types = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
     return bool(types) and all(kind == "application/json" for kind in types)
+
+
+def result_lines(batch: Batch, rows: Iterable[ResultRow]) -> Iterator[bytes]:
+    """A batch's result rows as JSONL in the shape its own dialect serves:
+    OpenAI's output/error file lines, or Anthropic's result lines (native
+    and Anthropic batches)."""
+    if batch.dialect is Dialect.OPENAI:
+        return json_lines(rows, lambda row: openai.result_line(batch, row))
+    return json_lines(rows, message_results.result_line)

@@ -9,10 +9,16 @@ from typing import Annotated, cast
 import fastapi
 
 from batchgate import config
+from batchgate.domain import errors
+from batchgate.domain import keys as key_model
 from batchgate.services.batches import BatchService
+from batchgate.services.estimate import EstimateService
 from batchgate.services.file_batches import FileBatchService
 from batchgate.services.files import FileService
 from batchgate.services.keys import KeyService
+from batchgate.services.rate_limit import RateLimiter
+from batchgate.services.sessions import SessionService
+from batchgate.services.webhooks import WebhookService
 from batchgate.store import port
 
 
@@ -24,6 +30,10 @@ class Services:
     keys: KeyService
     files: FileService
     file_batches: FileBatchService
+    estimates: EstimateService
+    webhooks: WebhookService
+    rate_limiter: RateLimiter
+    sessions: SessionService
     # Called after a batch is stored, so an in-process worker claims at once.
     on_new_work: Callable[[], None] = lambda: None
 
@@ -48,8 +58,22 @@ def bearer_or_api_key(request: fastapi.Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def authenticate(request: fastapi.Request, services: ServicesDep) -> port.ApiKey:
-    return services.keys.authenticate(bearer_or_api_key(request))
+def authenticate(request: fastapi.Request, services: ServicesDep) -> key_model.ApiKey:
+    """The caller's key, within its rate limit (429 with Retry-After past it)."""
+    caller = services.keys.authenticate(bearer_or_api_key(request))
+    services.rate_limiter.check(caller.id)
+    return caller
 
 
-CallerDep = Annotated[port.ApiKey, fastapi.Depends(authenticate)]
+CallerDep = Annotated[key_model.ApiKey, fastapi.Depends(authenticate)]
+
+
+def require_admin(caller: CallerDep) -> key_model.ApiKey:
+    """The caller, who must hold an admin key (403 otherwise: the key is
+    valid, its scope is not enough)."""
+    if not caller.admin:
+        raise errors.Forbidden("this route needs an admin API key")
+    return caller
+
+
+AdminDep = Annotated[key_model.ApiKey, fastapi.Depends(require_admin)]

@@ -3,6 +3,7 @@ errors become the dialect's own error envelope."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import fastapi
@@ -27,12 +28,16 @@ _OPENAI_TYPES = {401: "authentication_error", 404: "invalid_request_error", 500:
 
 
 def openai_envelope(
-    status: int, message: str, param: str | None, code: str | None
+    status: int,
+    message: str,
+    param: str | None,
+    code: str | None,
+    openai_type: str | None = None,
 ) -> dict[str, Any]:
     return {
         "error": {
             "message": message,
-            "type": _OPENAI_TYPES.get(status, "invalid_request_error"),
+            "type": openai_type or _OPENAI_TYPES.get(status, "invalid_request_error"),
             "param": param,
             "code": code,
         }
@@ -47,20 +52,38 @@ def anthropic_envelope(status: int, message: str) -> dict[str, Any]:
 
 
 def _render(
-    request: fastapi.Request, status: int, message: str, param: str | None, code: str | None
+    request: fastapi.Request,
+    status: int,
+    message: str,
+    param: str | None,
+    code: str | None,
+    openai_type: str | None = None,
+    retry_after: float | None = None,
 ) -> JsonResponse:
     if request.url.path.startswith("/v1/messages"):
         body = anthropic_envelope(status, message)
     else:
-        body = openai_envelope(status, message, param, code)
-    headers = {"www-authenticate": "Bearer"} if status == 401 else None
-    return JsonResponse(body, status_code=status, headers=headers)
+        body = openai_envelope(status, message, param, code, openai_type)
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["www-authenticate"] = "Bearer"
+    if retry_after is not None:
+        headers["retry-after"] = str(max(1, math.ceil(retry_after)))
+    return JsonResponse(body, status_code=status, headers=headers or None)
 
 
 def install(app: fastapi.FastAPI) -> None:
     @app.exception_handler(errors.BatchgateError)
     async def _domain(request: fastapi.Request, exc: errors.BatchgateError) -> JsonResponse:
-        return _render(request, exc.status_code, exc.message, exc.param, exc.code)
+        return _render(
+            request,
+            exc.status_code,
+            exc.message,
+            exc.param,
+            exc.code,
+            exc.openai_type,
+            exc.retry_after,
+        )
 
     @app.exception_handler(fastapi.exceptions.RequestValidationError)
     async def _validation(

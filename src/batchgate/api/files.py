@@ -12,7 +12,7 @@ from batchgate.api import common, uploads
 from batchgate.api.deps import CallerDep, ServicesDep
 from batchgate.dialects import openai
 from batchgate.domain import errors
-from batchgate.domain.result_files import FileKind
+from batchgate.domain import files as file_model
 
 router = fastapi.APIRouter()
 
@@ -36,6 +36,7 @@ async def upload_file(
         on_file_start=_check_purpose_early,
     ) as upload:
         purpose = openai.check_purpose(upload.fields.get("purpose"))
+        expires_after = openai.parse_file_expires_after(upload.fields)
         if upload.filename is None:
             raise errors.InvalidRequest("missing the file field 'file'", param="file")
         record = await asyncio.to_thread(
@@ -44,6 +45,7 @@ async def upload_file(
             purpose=purpose,
             filename=upload.filename,
             chunks=upload.chunks(),
+            expires_after=expires_after,
         )
     return common.JsonResponse(openai.file_object(record))
 
@@ -71,13 +73,14 @@ def retrieve_file(file_id: str, caller: CallerDep, services: ServicesDep) -> com
 @router.get("/v1/files/{file_id}/content")
 def file_content(file_id: str, caller: CallerDep, services: ServicesDep) -> StreamingResponse:
     record = services.files.get(caller.id, file_id, measure=False)
-    if record.kind == FileKind.STORED:
+    if record.kind == file_model.FileKind.STORED:
         return StreamingResponse(
             services.files.chunks(record), media_type="application/octet-stream"
         )
-    rendered = services.files.rendered(record)
+    content = services.files.result_rows(record)
     return StreamingResponse(
-        common.json_lines(rendered.rows, rendered.render), media_type="application/x-ndjson"
+        common.json_lines(content.rows, lambda row: openai.result_line(content.batch, row)),
+        media_type="application/x-ndjson",
     )
 
 

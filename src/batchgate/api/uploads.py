@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import re
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -113,7 +114,7 @@ class _Collector:
             )
         if self.filename is not None:
             raise errors.InvalidRequest("send exactly one file", param=self.file_field)
-        self.filename = options[b"filename"].decode("utf-8", "replace") or "upload.jsonl"
+        self.filename = _clean_filename(options[b"filename"].decode("utf-8", "replace"))
         self.on_file_start(self.fields)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
@@ -184,3 +185,15 @@ async def _flush(collector: _Collector) -> None:
     collector.pending.clear()
     if data:
         await asyncio.to_thread(collector.spool.write, data)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_FILENAME = 512  # the store's column width
+
+
+def _clean_filename(raw: str) -> str:
+    """The name to keep: control characters (PostgreSQL refuses NUL in text)
+    become ``_``, and a name past the column width keeps its end, where the
+    extension is."""
+    name = _CONTROL.sub("_", raw) or "upload.jsonl"
+    return name[-_MAX_FILENAME:]

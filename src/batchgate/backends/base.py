@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol, runtime_checkable
 
-from batchgate import chat
+from batchgate import chat, embeddings
+from batchgate.domain import failures
+from batchgate.domain.states import RequestKind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +24,8 @@ class Capabilities:
     thinking: bool = False
     stop_sequences: bool = True
     max_context: int | None = None
+    # The kinds of request this backend answers; embeddings need ``embed``.
+    serves: frozenset[RequestKind] = frozenset({RequestKind.CHAT})
 
 
 class BackendError(Exception):
@@ -39,7 +43,7 @@ class BackendError(Exception):
         *,
         retryable: bool,
         status_code: int | None = None,
-        error_type: str = "api_error",
+        error_type: failures.ErrorType = failures.ErrorType.API,
         retry_after: float | None = None,
         overloaded: bool = False,
     ) -> None:
@@ -51,13 +55,17 @@ class BackendError(Exception):
         self.retry_after = retry_after
         self.overloaded = overloaded
 
+    def request_error(self) -> failures.RequestError:
+        """What the failed request records (and its result line shows)."""
+        return failures.RequestError(self.error_type, self.message, status_code=self.status_code)
+
 
 class UnsupportedRequest(BackendError):
     """The request asks for something this backend cannot honour (final)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(
-            message, retryable=False, status_code=400, error_type="invalid_request_error"
+            message, retryable=False, status_code=400, error_type=failures.ErrorType.INVALID_REQUEST
         )
 
 
@@ -71,3 +79,11 @@ class Backend(Protocol):
     async def complete(self, request: chat.ChatRequest) -> chat.ChatResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class EmbeddingBackend(Protocol):
+    """A backend that also serves embeddings (``RequestKind.EMBEDDINGS`` in
+    its ``capabilities.serves``)."""
+
+    async def embed(self, request: embeddings.EmbeddingRequest) -> embeddings.EmbeddingResponse: ...

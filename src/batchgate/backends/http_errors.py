@@ -18,22 +18,23 @@ from typing import Any
 import aiohttp
 
 from batchgate.backends import base
+from batchgate.domain.failures import ErrorType
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 OVERLOADED_STATUSES = frozenset({429, 529})
 
 # Error types in Anthropic's vocabulary, which the dialects render.
 _ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    408: "timeout_error",
-    413: "request_too_large",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    529: "overloaded_error",
+    400: ErrorType.INVALID_REQUEST,
+    401: ErrorType.AUTHENTICATION,
+    402: ErrorType.BILLING,
+    403: ErrorType.PERMISSION,
+    404: ErrorType.NOT_FOUND,
+    408: ErrorType.TIMEOUT,
+    413: ErrorType.REQUEST_TOO_LARGE,
+    422: ErrorType.INVALID_REQUEST,
+    429: ErrorType.RATE_LIMIT,
+    529: ErrorType.OVERLOADED,
 }
 
 _MAX_MESSAGE_CHARS = 1000
@@ -43,10 +44,10 @@ def is_retryable_status(status_code: int) -> bool:
     return status_code in RETRYABLE_STATUSES
 
 
-def error_type_for_status(status_code: int) -> str:
+def error_type_for_status(status_code: int) -> ErrorType:
     if status_code in _ERROR_TYPES:
         return _ERROR_TYPES[status_code]
-    return "invalid_request_error" if 400 <= status_code < 500 else "api_error"
+    return ErrorType.INVALID_REQUEST if 400 <= status_code < 500 else ErrorType.API
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -136,7 +137,7 @@ def error_from_exception(exc: BaseException) -> base.BackendError:
         return base.BackendError(
             f"upstream timed out ({type(exc).__name__})",
             retryable=True,
-            error_type="timeout_error",
+            error_type=ErrorType.TIMEOUT,
         )
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.TooManyRedirects):
         return base.BackendError(f"cannot call upstream: {exc}", retryable=False)

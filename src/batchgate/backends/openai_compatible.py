@@ -3,7 +3,7 @@ llama-server, Ollama, OpenAI itself.
 
 Options (in the model's config table)::
 
-    base_url = "http://127.0.0.1:8000/v1"   # required; /chat/completions is appended
+    base_url = "http://127.0.0.1:8000/v1"   # required; /chat/completions etc. are appended
     api_key_env = "OPENAI_API_KEY"          # optional; local servers need no key
     api_key = "..."                         # allowed, but keeps a secret in the file
     upstream_model = "Qwen/Qwen2.5-7B"      # default: the model's own name
@@ -15,20 +15,42 @@ Options (in the model's config table)::
     max_context = 32768                     # optional, reported in capabilities
     headers = { "X-Title" = "batchgate" }   # optional extra headers
     extra_body = { chat_template_kwargs = { enable_thinking = false } }
+    native_endpoints = ["embeddings", "completions", "responses"]   # default: []
 
-``extra_body`` supplies defaults merged into every call; the request's own
-fields win. What the translation drops (metadata, cache_control, thinking
-without ``supports_reasoning_effort``) is listed in :mod:`chat_completions`.
+``extra_body`` supplies defaults merged into every chat call; the request's
+own fields win. What the translation drops (metadata, cache_control,
+thinking without ``supports_reasoning_effort``) is listed in
+:mod:`chat_completions`.
+
+``native_endpoints`` names the other OpenAI endpoints the upstream serves
+itself. ``/v1/completions`` and ``/v1/responses`` batch lines go to the
+upstream's ``/completions`` / ``/responses`` when listed (a request the
+endpoint cannot carry, such as one with stop sequences for ``/responses``,
+still goes through chat), and through ``/chat/completions`` otherwise.
+Embeddings have no chat fallback: the model serves embeddings only when
+``"embeddings"`` is listed, and its requests go to ``/embeddings``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from batchgate import chat, chat_completions, config
+from batchgate import (
+    chat,
+    chat_completions,
+    completions,
+    config,
+    embeddings,
+    openai_embeddings,
+    responses_api,
+)
 from batchgate.backends import base, http_client
+from batchgate.domain.states import RequestKind
+
+NativeEndpoint = Literal["embeddings", "completions", "responses"]
 
 
 class Options(BaseModel):
@@ -45,13 +67,16 @@ class Options(BaseModel):
     max_context: int | None = Field(default=None, ge=1)
     headers: dict[str, str] = Field(default_factory=dict)
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    native_endpoints: list[NativeEndpoint] = Field(default_factory=list)
 
 
 class OpenAICompatibleBackend:
     def __init__(self, model: config.ModelConfig, options: Options) -> None:
         self._options = options
         self._upstream_model = options.upstream_model or model.name
-        self._url = options.base_url.rstrip("/") + "/chat/completions"
+        self._base_url = options.base_url.rstrip("/")
+        self._url = self._base_url + "/chat/completions"
+        self._native = frozenset(options.native_endpoints)
         api_key = http_client.resolve_api_key(
             model, api_key=options.api_key, api_key_env=options.api_key_env
         )
@@ -65,9 +90,17 @@ class OpenAICompatibleBackend:
             thinking=options.supports_reasoning_effort,
             stop_sequences=True,
             max_context=options.max_context,
+            serves=frozenset(
+                {RequestKind.CHAT}
+                | ({RequestKind.EMBEDDINGS} if "embeddings" in self._native else set())
+            ),
         )
 
     async def complete(self, request: chat.ChatRequest) -> chat.ChatResponse:
+        if request.origin is not None and request.origin in self._native:
+            native = await self._complete_natively(request, request.origin)
+            if native is not None:
+                return native
         try:
             body = chat_completions.request_to_chat_completions(
                 request,
@@ -80,15 +113,58 @@ class OpenAICompatibleBackend:
         reply = await http_client.post_json(
             self._client, self._url, {**self._options.extra_body, **body}, self._headers
         )
+        return _read(
+            "a chat completion", chat_completions.response_from_chat_completion, reply, request
+        )
+
+    async def _complete_natively(
+        self, request: chat.ChatRequest, endpoint: chat.Origin
+    ) -> chat.ChatResponse | None:
+        """The request on the upstream's own ``/completions`` or
+        ``/responses``; None if that endpoint cannot carry it."""
         try:
-            return chat_completions.response_from_chat_completion(reply, request=request)
-        except chat_completions.TranslationError as exc:
-            raise http_client.unreadable_reply(
-                "a chat completion", f"{exc.message} ({exc.param})"
-            ) from None
+            if endpoint == "completions":
+                body = completions.request_to_completions(
+                    request, upstream_model=self._upstream_model
+                )
+            else:
+                body = responses_api.request_to_responses(
+                    request,
+                    upstream_model=self._upstream_model,
+                    reasoning_effort=self._options.supports_reasoning_effort,
+                )
+        except chat_completions.TranslationError:
+            return None
+        reply = await http_client.post_json(
+            self._client, f"{self._base_url}/{endpoint}", body, self._headers
+        )
+        if endpoint == "completions":
+            return _read("a text completion", completions.response_from_completion, reply, request)
+        return _read("a response object", responses_api.response_from_responses, reply, request)
+
+    async def embed(self, request: embeddings.EmbeddingRequest) -> embeddings.EmbeddingResponse:
+        """Only for models whose upstream serves ``/embeddings`` (the worker
+        checks ``capabilities.serves`` first)."""
+        body = openai_embeddings.request_to_openai(request, upstream_model=self._upstream_model)
+        reply = await http_client.post_json(
+            self._client, f"{self._base_url}/embeddings", body, self._headers
+        )
+        return _read("an embeddings list", openai_embeddings.response_from_openai, reply, request)
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+_Reply = TypeVar("_Reply")
+
+
+def _read(what: str, reader: Callable[..., _Reply], reply: object, request: object) -> _Reply:
+    """An upstream's reply read by ``reader``; one it cannot read is a final
+    error saying what was expected."""
+    try:
+        return reader(reply, request=request)
+    except chat_completions.TranslationError as exc:
+        raise http_client.unreadable_reply(what, f"{exc.message} ({exc.param})") from None
 
 
 def create(model: config.ModelConfig) -> base.Backend:

@@ -19,12 +19,21 @@ MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
 
 class TranslationError(ValueError):
     """A body that cannot be translated. ``param`` is a dotted path to the
-    offending field (``body.messages[2].content``), or None for the whole body."""
+    offending field (``body.messages[2].content``), or None for the whole body.
+    ``code`` is OpenAI's error code for it: ``missing_required_parameter``,
+    ``unknown_parameter``, ``invalid_type``, ``unsupported_parameter`` (a
+    setting batchgate cannot honour) or ``invalid_value`` (the rest)."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str = "invalid_value") -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.code = code
+
+
+def unsupported(message: str, param: str) -> TranslationError:
+    """A well-formed setting whose meaning batchgate cannot honour."""
+    return TranslationError(message, param, "unsupported_parameter")
 
 
 # --------------------------------------------------------------------------
@@ -37,49 +46,85 @@ def _type_name(value: object) -> str:
 
 def _dict(value: object, param: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise TranslationError(f"expected an object, got {_type_name(value)}", param)
+        raise TranslationError(
+            f"expected an object, got {_type_name(value)}", param, "invalid_type"
+        )
     return value
 
 
 def _list(value: object, param: str) -> list[Any]:
     if not isinstance(value, list):
-        raise TranslationError(f"expected an array, got {_type_name(value)}", param)
+        raise TranslationError(f"expected an array, got {_type_name(value)}", param, "invalid_type")
     return value
 
 
 def _str(value: object, param: str) -> str:
     if not isinstance(value, str):
-        raise TranslationError(f"expected a string, got {_type_name(value)}", param)
+        raise TranslationError(f"expected a string, got {_type_name(value)}", param, "invalid_type")
     return value
 
 
 def _int(value: object, param: str) -> int:
     # bool is an int subclass in Python but not an integer in JSON.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TranslationError(f"expected an integer, got {_type_name(value)}", param)
+        raise TranslationError(
+            f"expected an integer, got {_type_name(value)}", param, "invalid_type"
+        )
     return value
 
 
 def _number(value: object, param: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TranslationError(f"expected a number, got {_type_name(value)}", param)
+        raise TranslationError(f"expected a number, got {_type_name(value)}", param, "invalid_type")
     return float(value)
 
 
 def _bool(value: object, param: str) -> bool:
     if not isinstance(value, bool):
-        raise TranslationError(f"expected a boolean, got {_type_name(value)}", param)
+        raise TranslationError(
+            f"expected a boolean, got {_type_name(value)}", param, "invalid_type"
+        )
     return value
+
+
+def check_arguments(obj: Mapping[str, Any], allowed: Iterable[str], path: str) -> None:
+    """A request body's top-level keys, as OpenAI words an unknown one."""
+    allowed_set = set(allowed)
+    for key in obj:
+        if key not in allowed_set:
+            raise TranslationError(
+                f"unrecognized request argument supplied: {key}",
+                f"{path}.{key}",
+                "unknown_parameter",
+            )
+
+
+def check_neutral(
+    obj: Mapping[str, Any],
+    neutral: Mapping[str, tuple[object, ...]],
+    path: str,
+    why: Mapping[str, str] | None = None,
+) -> None:
+    """Settings accepted only at a value that changes nothing (anything else
+    would be silently lost): ``unsupported_parameter``, saying ``why``."""
+    for key, values in neutral.items():
+        if key in obj and not any(obj[key] == value for value in values):
+            reason = (why or {}).get(key, f"{key} is not supported")
+            raise unsupported(reason, f"{path}.{key}")
 
 
 def _only_keys(obj: Mapping[str, Any], allowed: Iterable[str], param: str) -> None:
     allowed_set = set(allowed)
     for key in obj:
         if key not in allowed_set:
-            raise TranslationError(f"unrecognized field {key!r}", f"{param}.{key}")
+            raise TranslationError(
+                f"unrecognized field {key!r}", f"{param}.{key}", "unknown_parameter"
+            )
 
 
 def _required(obj: Mapping[str, Any], key: str, param: str) -> Any:
     if key not in obj or obj[key] is None:
-        raise TranslationError(f"missing required field {key!r}", f"{param}.{key}")
+        raise TranslationError(
+            f"missing required field {key!r}", f"{param}.{key}", "missing_required_parameter"
+        )
     return obj[key]

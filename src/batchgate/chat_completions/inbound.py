@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import pydantic
@@ -24,6 +24,9 @@ from batchgate.chat_completions.access import (
     _only_keys,
     _required,
     _str,
+    check_arguments,
+    check_neutral,
+    unsupported,
 )
 
 # --------------------------------------------------------------------------
@@ -68,17 +71,13 @@ def request_from_chat_completions(body: object, *, path: str = "body") -> chat.C
     Raises :class:`TranslationError` naming the first offending field.
     """
     obj = _dict(body, path)
-    for key in obj:
-        if key not in _REQUEST_KEYS:
-            raise TranslationError(
-                f"unrecognized request argument supplied: {key}", f"{path}.{key}"
-            )
+    check_arguments(obj, _REQUEST_KEYS, path)
     _check_dropped_and_neutral(obj, path)
     if obj.get("stream") is not None and _bool(obj["stream"], f"{path}.stream"):
-        raise TranslationError("stream is not supported in a batch", f"{path}.stream")
+        raise unsupported("stream is not supported in a batch", f"{path}.stream")
     n = obj.get("n")
     if n is not None and _int(n, f"{path}.n") != 1:
-        raise TranslationError("only n=1 is supported", f"{path}.n")
+        raise unsupported("only n=1 is supported", f"{path}.n")
 
     system, messages = _messages_from(_required(obj, "messages", path), f"{path}.messages")
     max_tokens = _max_tokens_from(obj, path)
@@ -116,9 +115,7 @@ def request_from_chat_completions(body: object, *, path: str = "body") -> chat.C
 
 
 def _check_dropped_and_neutral(obj: Mapping[str, Any], path: str) -> None:
-    for key, neutral in _NEUTRAL.items():
-        if key in obj and not any(obj[key] == value for value in neutral):
-            raise TranslationError(f"{key} is not supported", f"{path}.{key}")
+    check_neutral(obj, _NEUTRAL, path)
     if obj.get("metadata") is not None:
         for key, value in _dict(obj["metadata"], f"{path}.metadata").items():
             _str(value, f"{path}.metadata.{key}")
@@ -147,14 +144,17 @@ def _stop_from(value: object, param: str) -> list[str]:
 
 
 def _thinking_from(value: object, max_tokens: int, path: str) -> chat.Thinking:
-    effort = _str(value, f"{path}.reasoning_effort")
+    param = f"{path}.reasoning_effort"
+    return thinking_for_effort(_str(value, param), max_tokens, param)
+
+
+def thinking_for_effort(effort: str, max_tokens: int, param: str) -> chat.Thinking:
+    """OpenAI's reasoning effort as Messages thinking (see the module notes)."""
     if effort == "none":
         return chat.Thinking(type="disabled")
     if effort not in REASONING_BUDGETS:
         allowed = ", ".join(["none", *REASONING_BUDGETS])
-        raise TranslationError(
-            f"reasoning_effort must be one of {allowed}", f"{path}.reasoning_effort"
-        )
+        raise TranslationError(f"reasoning effort must be one of {allowed}", param)
     budget = max(_MIN_THINKING_BUDGET, min(REASONING_BUDGETS[effort], max_tokens - 1))
     return chat.Thinking(type="enabled", budget_tokens=budget)
 
@@ -178,7 +178,7 @@ def _tools_from(value: object, param: str) -> list[chat.Tool]:
         item = _dict(raw, p)
         _only_keys(item, {"type", "function"}, p)
         if _str(_required(item, "type", p), f"{p}.type") != "function":
-            raise TranslationError("only tools of type 'function' are supported", f"{p}.type")
+            raise unsupported("only tools of type 'function' are supported", f"{p}.type")
         fn = _dict(_required(item, "function", p), f"{p}.function")
         _only_keys(fn, {"name", "description", "parameters", "strict"}, f"{p}.function")
         spec: dict[str, Any] = {
@@ -195,6 +195,23 @@ def _tools_from(value: object, param: str) -> list[chat.Tool]:
 
 
 def _tool_choice_from(obj: Mapping[str, Any], path: str) -> chat.ToolChoice | None:
+    def named(item: dict[str, Any], param: str) -> str:
+        _only_keys(item, {"type", "function"}, param)
+        if _str(_required(item, "type", param), f"{param}.type") != "function":
+            raise TranslationError("tool_choice type must be 'function'", f"{param}.type")
+        fn = _dict(_required(item, "function", param), f"{param}.function")
+        _only_keys(fn, {"name"}, f"{param}.function")
+        return _str(_required(fn, "name", f"{param}.function"), f"{param}.function.name")
+
+    return tool_choice_from(obj, path, named)
+
+
+def tool_choice_from(
+    obj: Mapping[str, Any], path: str, named: Callable[[dict[str, Any], str], str]
+) -> chat.ToolChoice | None:
+    """``tool_choice`` and ``parallel_tool_calls`` as a Messages tool choice;
+    ``named`` reads the forced tool's name from an object choice (its shape
+    differs between Chat Completions and the Responses API)."""
     raw = obj.get("tool_choice")
     param = f"{path}.tool_choice"
     choice: chat.ToolChoice | None = None
@@ -204,14 +221,7 @@ def _tool_choice_from(obj: Mapping[str, Any], path: str) -> chat.ToolChoice | No
             raise TranslationError("tool_choice must be auto, none or required", param)
         choice = chat.ToolChoice.model_validate({"type": mapping[raw]})
     elif raw is not None:
-        item = _dict(raw, param)
-        _only_keys(item, {"type", "function"}, param)
-        if _str(_required(item, "type", param), f"{param}.type") != "function":
-            raise TranslationError("tool_choice type must be 'function'", f"{param}.type")
-        fn = _dict(_required(item, "function", param), f"{param}.function")
-        _only_keys(fn, {"name"}, f"{param}.function")
-        name = _str(_required(fn, "name", f"{param}.function"), f"{param}.function.name")
-        choice = chat.ToolChoice(type="tool", name=name)
+        choice = chat.ToolChoice(type="tool", name=named(_dict(raw, param), param))
     parallel = obj.get("parallel_tool_calls")
     if parallel is not None and not _bool(parallel, f"{path}.parallel_tool_calls"):
         # Messages expresses "one call at a time" on the tool choice itself.

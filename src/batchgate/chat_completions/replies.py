@@ -72,20 +72,48 @@ def response_from_chat_completion(
     if calls and stop_reason == "end_turn":
         stop_reason = "tool_use"  # some servers say "stop" after tool calls
 
-    usage = obj.get("usage") or {}
-    usage_obj = _dict(usage, "response.usage")
     return chat.ChatResponse(
         id=str(obj.get("id") or f"chatcmpl-{uuid.uuid4().hex}"),
         model=str(obj.get("model") or (request.model if request else "")),
         content=content,
         stop_reason=stop_reason,
         stop_sequence=stop_sequence,
-        usage=chat.Usage(
-            input_tokens=_int(usage_obj.get("prompt_tokens") or 0, "response.usage.prompt_tokens"),
-            output_tokens=_int(
-                usage_obj.get("completion_tokens") or 0, "response.usage.completion_tokens"
-            ),
-        ),
+        usage=usage_from_openai(obj.get("usage")),
+    )
+
+
+def usage_from_openai(value: object) -> chat.Usage:
+    """OpenAI usage (Chat Completions' ``prompt_tokens``/``completion_tokens``
+    or the Responses API's ``input_tokens``/``output_tokens``, with their
+    details) in Messages terms: cached input is counted apart from
+    ``input_tokens``. Missing usage counts as zero."""
+    usage = _dict(value or {}, "response.usage")
+    responses_shape = "input_tokens" in usage
+    names = (
+        ("input_tokens", "output_tokens")
+        if responses_shape
+        else ("prompt_tokens", "completion_tokens")
+    )
+    details = (
+        ("input_tokens_details", "output_tokens_details")
+        if responses_shape
+        else (
+            "prompt_tokens_details",
+            "completion_tokens_details",
+        )
+    )
+    prompt = _int(usage.get(names[0]) or 0, f"response.usage.{names[0]}")
+    output = _int(usage.get(names[1]) or 0, f"response.usage.{names[1]}")
+    in_details = usage.get(details[0]) or {}
+    out_details = usage.get(details[1]) or {}
+    cached = in_details.get("cached_tokens") if isinstance(in_details, dict) else None
+    reasoning = out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None
+    cached = cached if isinstance(cached, int) and 0 < cached <= prompt else None
+    return chat.Usage(
+        input_tokens=prompt - (cached or 0),
+        output_tokens=output,
+        cache_read_input_tokens=cached,
+        reasoning_tokens=reasoning if isinstance(reasoning, int) and reasoning > 0 else None,
     )
 
 
@@ -185,6 +213,8 @@ def response_to_chat_completion(
     }
     if cached:
         usage_out["prompt_tokens_details"] = {"cached_tokens": cached}
+    if usage.reasoning_tokens:
+        usage_out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
     return {
         "id": completion_id or resp.id,
         "object": "chat.completion",

@@ -11,11 +11,12 @@ stored.
 from __future__ import annotations
 
 import datetime
+import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from batchgate.dialects import native, paths
+from batchgate.dialects import native, openai_objects, paths
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import BatchStatus, RequestState
 
@@ -42,19 +43,6 @@ def parse_create(body: bytes) -> list[InlineRequest]:
     return parsed.requests
 
 
-# The domain keeps OpenAI's finer statuses; Anthropic only tells running,
-# being cancelled, and done (whatever the reason) apart.
-_PROCESSING_STATUS = {
-    BatchStatus.VALIDATING: "in_progress",
-    BatchStatus.IN_PROGRESS: "in_progress",
-    BatchStatus.FINALIZING: "in_progress",
-    BatchStatus.CANCELLING: "canceling",
-    BatchStatus.COMPLETED: "ended",
-    BatchStatus.EXPIRED: "ended",
-    BatchStatus.CANCELLED: "ended",
-    BatchStatus.FAILED: "ended",
-}
-
 _TERMINAL_COUNTS = {
     "succeeded": RequestState.SUCCEEDED,
     "errored": RequestState.ERRORED,
@@ -64,7 +52,11 @@ _TERMINAL_COUNTS = {
 
 
 def processing_status(status: BatchStatus) -> str:
-    return _PROCESSING_STATUS[status]
+    """The domain keeps OpenAI's finer statuses; Anthropic only tells running,
+    being cancelled, and done (whatever the reason) apart."""
+    if status.is_ended:
+        return "ended"
+    return "canceling" if status is BatchStatus.CANCELLING else "in_progress"
 
 
 def rfc3339(value: float | None) -> str | None:
@@ -83,10 +75,12 @@ def request_counts(batch: Batch) -> dict[str, int]:
     return {"processing": max(batch.total - sum(counts.values()), 0), **counts}
 
 
-def render_batch(batch: Batch, *, results_url: str) -> dict[str, Any]:
+def render_batch(batch: Batch, *, results_url: str, now: float | None = None) -> dict[str, Any]:
     """The ``message_batch`` object. ``results_url`` is shown only once the
-    batch has ended: the SDK reads its presence as "results are ready"."""
+    batch has ended: the SDK reads its presence as "results are ready".
+    ``archived_at`` is when its results expired, once they have (as of ``now``)."""
     status = processing_status(batch.status)
+    archived = batch.results_expired(time.time() if now is None else now)
     return {
         "id": batch.id,
         "type": "message_batch",
@@ -96,19 +90,13 @@ def render_batch(batch: Batch, *, results_url: str) -> dict[str, Any]:
         "created_at": rfc3339(batch.created_at),
         "expires_at": rfc3339(batch.expires_at),
         "cancel_initiated_at": rfc3339(batch.cancelling_at),
-        # Results stay until the batch is deleted; nothing is archived.
-        "archived_at": None,
+        "archived_at": rfc3339(batch.results_expire_at) if archived else None,
         "results_url": results_url if status == "ended" else None,
     }
 
 
 def render_page(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    return {
-        "data": items,
-        "has_more": has_more,
-        "first_id": items[0]["id"] if items else None,
-        "last_id": items[-1]["id"] if items else None,
-    }
+    return openai_objects.cursor_page(items, has_more)
 
 
 def render_deleted(batch_id: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from batchgate import chat
+from batchgate.domain import failures
 from batchgate.domain.batch import ResultRow
 from batchgate.domain.states import RequestState
 
@@ -16,15 +17,12 @@ def result_line(row: ResultRow) -> dict[str, Any]:
         message = chat.ChatResponse.model_validate(row.result).to_message()
         result = {"type": "succeeded", "message": message}
     elif row.state is RequestState.ERRORED:
-        error = row.error or {}
+        error = row.error or failures.UNKNOWN_REQUEST_ERROR
         result = {
             "type": "errored",
             "error": {
                 "type": "error",
-                "error": {
-                    "type": error.get("type", "api_error"),
-                    "message": error.get("message", "the request failed"),
-                },
+                "error": {"type": error.type.value, "message": error.message},
             },
         }
     elif row.state is RequestState.EXPIRED:

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from batchgate import chat
 from batchgate.dialects import openai_objects, paths
 from batchgate.domain import errors
+from batchgate.domain import files as file_model
 from batchgate.domain.batch import Batch
-from batchgate.store.port import FileRecord
 
 ENDPOINT = "/v1/messages"
 
@@ -51,6 +51,10 @@ def check_inline_requests(requests: Sequence[InlineRequest]) -> None:
     types: unique custom_ids, and Messages' own parameter ranges."""
     check_unique_custom_ids([item.custom_id for item in requests])
     for index, item in enumerate(requests):
+        if item.params.origin is not None:
+            # Internal to OpenAI-dialect lines; not a Messages parameter.
+            param = f"requests[{index}].params.origin"
+            raise errors.InvalidRequest(f"{param}: Extra inputs are not permitted", param=param)
         temperature = item.params.temperature
         if temperature is not None and temperature > MESSAGES_MAX_TEMPERATURE:
             param = f"requests[{index}].params.temperature"
@@ -78,7 +82,7 @@ def render_batch(batch: Batch) -> dict[str, Any]:
     return openai_objects.batch_object(batch)
 
 
-def render_created(batch: Batch, input_file: FileRecord) -> dict[str, Any]:
+def render_created(batch: Batch, input_file: file_model.FileRecord) -> dict[str, Any]:
     """The create response: the batch object, plus the aliases native
     clients read (``batch_id``, ``batch``) and the input file made from the
     inline requests."""

@@ -2,37 +2,48 @@
 
 * :func:`parse_create` checks a ``POST /v1/batches`` body that names an
   ``input_file_id``.
-* :func:`parse_line` reads one line of an input file into a request or a
-  :class:`LineError` (the batch then fails naming every bad line).
+* :func:`parse_line` reads one line of an input file into a request or an
+  :class:`~batchgate.domain.failures.InputError` (the batch then fails naming
+  every bad line).
 * :func:`batch_object`, :func:`file_object` and :func:`result_line` render
-  what the SDK reads back.
+  what the SDK reads back; :func:`result_file_bytes` measures a result file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from batchgate import chat, chat_completions
+from batchgate import (
+    canonical,
+    chat,
+    chat_completions,
+    completions,
+    embeddings,
+    openai_embeddings,
+    responses_api,
+)
 from batchgate.dialects import openai_objects, paths
-from batchgate.domain import errors, result_files
+from batchgate.domain import errors, failures, result_files, retention
+from batchgate.domain import files as file_model
 from batchgate.domain.batch import Batch, ResultRow
+from batchgate.domain.endpoints import Endpoint
+from batchgate.domain.failures import ErrorType, InputError
 from batchgate.domain.states import RequestState
-from batchgate.store.port import FileRecord
 
-CHAT_COMPLETIONS = "/v1/chat/completions"
-SUPPORTED_ENDPOINTS = (CHAT_COMPLETIONS,)
+CHAT_COMPLETIONS = Endpoint.CHAT_COMPLETIONS.value
+SUPPORTED_ENDPOINTS = tuple(endpoint.value for endpoint in Endpoint)
 COMPLETION_WINDOWS = ("24h",)
-FILE_PURPOSES = ("batch",)
+FILE_PURPOSES = (file_model.FilePurpose.BATCH,)
 
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
 MAX_CUSTOM_ID = 256  # the store's column width (PostgreSQL enforces it)
-_MAX_MESSAGE = 500  # a line error's message is cut here: errors are stored per bad line
 
 
 class CreateBody(BaseModel):
@@ -41,7 +52,8 @@ class CreateBody(BaseModel):
     endpoint: str
     completion_window: str
     metadata: dict[str, str] | None = None
-    # Sent by newer SDKs; batchgate keeps rendered output for the batch's life.
+    # How long the output and error files live, from their creation (when
+    # the batch ends): {"anchor": "created_at", "seconds": 3600..2592000}.
     output_expires_after: dict[str, Any] | None = None
 
 
@@ -62,7 +74,33 @@ def parse_create(body: bytes) -> CreateBody:
             code="invalid_value",
         )
     check_metadata(parsed.metadata)
+    output_ttl(parsed)  # validated now, before the input file is read
     return parsed
+
+
+def output_ttl(body: CreateBody) -> int | None:
+    """The validated ``output_expires_after`` seconds (None: not given)."""
+    policy = body.output_expires_after
+    if policy is None:
+        return None
+    return retention.check_expires_after(
+        policy.get("anchor"), policy.get("seconds"), "output_expires_after"
+    )
+
+
+def parse_file_expires_after(fields: dict[str, str]) -> int | None:
+    """A file upload's ``expires_after``, sent as the multipart fields
+    ``expires_after[anchor]`` and ``expires_after[seconds]`` (how the SDK
+    flattens it); None when absent."""
+    anchor = fields.get("expires_after[anchor]")
+    seconds = fields.get("expires_after[seconds]")
+    if anchor is None and seconds is None:
+        return None
+    try:
+        number: object = int(seconds) if seconds is not None else None
+    except ValueError:
+        number = seconds
+    return retention.check_expires_after(anchor, number, "expires_after")
 
 
 def check_metadata(metadata: dict[str, str] | None) -> None:
@@ -92,15 +130,16 @@ def check_metadata(metadata: dict[str, str] | None) -> None:
             )
 
 
-def check_purpose(purpose: str | None) -> str:
-    if purpose not in FILE_PURPOSES:
-        raise errors.InvalidRequest(
-            f"purpose {purpose!r} is not supported; batchgate stores files for: "
-            + ", ".join(FILE_PURPOSES),
-            param="purpose",
-            code="invalid_value",
-        )
-    return purpose
+def check_purpose(purpose: str | None) -> file_model.FilePurpose:
+    for allowed in FILE_PURPOSES:
+        if purpose == allowed.value:
+            return allowed
+    raise errors.InvalidRequest(
+        f"purpose {purpose!r} is not supported; batchgate stores files for: "
+        + ", ".join(FILE_PURPOSES),
+        param="purpose",
+        code="invalid_value",
+    )
 
 
 # -- input lines -------------------------------------------------------------
@@ -109,71 +148,67 @@ def check_purpose(purpose: str | None) -> str:
 @dataclasses.dataclass(frozen=True)
 class ParsedLine:
     custom_id: str
-    request: chat.ChatRequest
+    request: canonical.Request
 
 
-@dataclasses.dataclass(frozen=True)
-class LineError:
-    line: int  # 1-based, counting blank lines too
-    code: str
-    message: str
-    param: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "message": self.message[:_MAX_MESSAGE],
-            "line": self.line,
-            "param": self.param,
-        }
+# Each endpoint's body -> the canonical request (TranslationError on a bad body).
+_READERS: dict[Endpoint, Callable[..., canonical.Request]] = {
+    Endpoint.CHAT_COMPLETIONS: chat_completions.request_from_chat_completions,
+    Endpoint.RESPONSES: responses_api.request_from_responses,
+    Endpoint.COMPLETIONS: completions.request_from_completions,
+    Endpoint.EMBEDDINGS: openai_embeddings.request_from_openai,
+}
 
 
 _LINE_KEYS = frozenset({"custom_id", "method", "url", "body"})
 
 
-def parse_line(raw: bytes, line: int, endpoint: str) -> ParsedLine | LineError:
+def parse_line(raw: bytes, line: int, endpoint: str) -> ParsedLine | InputError:
     """One input line ``{custom_id, method: "POST", url, body}``; the body is
-    translated to the canonical chat request, so it fails here, not later."""
+    translated to the canonical request by the batch's endpoint's own rules,
+    so it fails here, not later. Codes are OpenAI's; a body's errors carry
+    the code of what was wrong (``missing_required_parameter``,
+    ``invalid_type``, ``unsupported_parameter``, ...) and its path."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return LineError(line, "invalid_json_line", f"line {line} is not valid JSON: {exc}")
+        return InputError(line, "invalid_json_line", f"line {line} is not valid JSON: {exc}")
     if not isinstance(obj, dict):
-        return LineError(line, "invalid_json_line", f"line {line} is not a JSON object")
+        return InputError(line, "invalid_json_line", f"line {line} is not a JSON object")
     for key in obj:
         if key not in _LINE_KEYS:
-            return LineError(line, "invalid_request", f"unrecognized field {key!r}", key)
+            return InputError(line, "unknown_parameter", f"unrecognized field {key!r}", key)
     for key in ("custom_id", "method", "url", "body"):
         if obj.get(key) is None:
-            return LineError(
+            return InputError(
                 line, "missing_required_parameter", f"missing required field {key!r}", key
             )
     custom_id, method, url = obj["custom_id"], obj["method"], obj["url"]
     if not isinstance(custom_id, str) or not custom_id or len(custom_id) > MAX_CUSTOM_ID:
-        return LineError(
+        return InputError(
             line,
             "invalid_value",
             f"custom_id must be a non-empty string of at most {MAX_CUSTOM_ID} characters",
             "custom_id",
         )
     if method != "POST":
-        return LineError(line, "invalid_value", "method must be 'POST'", "method")
+        return InputError(line, "invalid_value", "method must be 'POST'", "method")
     if url != endpoint:
-        return LineError(
+        return InputError(
             line,
-            "mismatched_url",
+            "url_mismatch",
             f"url {url!r} does not match the batch's endpoint {endpoint!r}",
             "url",
         )
     try:
-        request = chat_completions.request_from_chat_completions(obj["body"], path="body")
+        request = _READERS[Endpoint(endpoint)](obj["body"], path="body")
     except chat_completions.TranslationError as exc:
-        return LineError(line, "invalid_body", exc.message, exc.param)
+        return InputError(line, exc.code, exc.message, exc.param)
     return ParsedLine(custom_id, request)
 
 
-def duplicate_error(line: int, custom_id: str, first_line: int) -> LineError:
-    return LineError(
+def duplicate_error(line: int, custom_id: str, first_line: int) -> InputError:
+    return InputError(
         line,
         "duplicate_custom_id",
         f"custom_id {custom_id!r} was already used on line {first_line}; custom_ids must be "
@@ -182,13 +217,8 @@ def duplicate_error(line: int, custom_id: str, first_line: int) -> LineError:
     )
 
 
-def empty_file_error() -> dict[str, Any]:
-    return {
-        "code": "empty_file",
-        "message": "the input file holds no requests",
-        "line": None,
-        "param": None,
-    }
+def empty_file_error() -> InputError:
+    return InputError(None, "empty_file", "the input file holds no requests")
 
 
 # -- rendering ---------------------------------------------------------------
@@ -199,24 +229,18 @@ def batch_object(batch: Batch) -> dict[str, Any]:
     files: dict[str, str | None] = {"output_file_id": None, "error_file_id": None}
     if batch.status.is_ended and batch.dialect in result_files.DIALECTS:
         for kind in result_files.kinds_present(batch.tally):
-            key = "output_file_id" if kind is result_files.FileKind.OUTPUT else "error_file_id"
+            key = "output_file_id" if kind is file_model.FileKind.OUTPUT else "error_file_id"
             files[key] = result_files.file_id(batch.id, kind)
     return openai_objects.batch_object(batch, **files)
 
 
-def file_object(record: FileRecord) -> dict[str, Any]:
+def file_object(record: file_model.FileRecord) -> dict[str, Any]:
     return openai_objects.file_object(record)
 
 
-def file_list(records: list[FileRecord], has_more: bool) -> dict[str, Any]:
+def file_list(records: list[file_model.FileRecord], has_more: bool) -> dict[str, Any]:
     data = [file_object(record) for record in records]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
+    return openai_objects.list_page(data, has_more)
 
 
 def deleted_file(file_id: str) -> dict[str, Any]:
@@ -244,10 +268,7 @@ def result_line(batch: Batch, row: ResultRow) -> dict[str, Any]:
     Called once per line of a download: kept to one dict build per branch."""
     suffix = _suffix(batch.id, row.index)
     if row.state is RequestState.SUCCEEDED and row.result is not None:
-        body = chat_completions.response_to_chat_completion(
-            chat.ChatResponse.model_validate(row.result),
-            created=int(row.finished_at or batch.created_at),
-        )
+        body = _success_body(batch, row, suffix)
         response = {"status_code": 200, "request_id": f"req_{suffix}", "body": body}
         return {
             "id": f"batch_req_{suffix}",
@@ -263,22 +284,47 @@ def result_line(batch: Batch, row: ResultRow) -> dict[str, Any]:
             "response": None,
             "error": {"code": unfinished[0], "message": unfinished[1]},
         }
-    error = row.error or {}
-    kind = str(error.get("type") or "api_error")
-    status = error.get("status_code")
-    if not isinstance(status, int):
-        status = 400 if kind == "invalid_request_error" else 500
-    body = {
+    error = row.error or failures.UNKNOWN_REQUEST_ERROR
+    status = error.status_code or (400 if error.type is ErrorType.INVALID_REQUEST else 500)
+    error_body = {
         "error": {
-            "message": str(error.get("message") or "the request failed"),
-            "type": kind,
+            "message": error.message,
+            "type": error.type.value,
             "param": None,
-            "code": error.get("code"),
+            "code": error.code,
         }
     }
     return {
         "id": f"batch_req_{suffix}",
         "custom_id": row.custom_id,
-        "response": {"status_code": status, "request_id": f"req_{suffix}", "body": body},
+        "response": {"status_code": status, "request_id": f"req_{suffix}", "body": error_body},
         "error": None,
     }
+
+
+def _success_body(batch: Batch, row: ResultRow, suffix: str) -> dict[str, Any]:
+    """The endpoint's own response body for a succeeded request."""
+    created = int(row.finished_at or batch.created_at)
+    assert row.result is not None
+    if batch.endpoint == Endpoint.EMBEDDINGS:
+        request = canonical.load(row.params or "{}")
+        assert isinstance(request, embeddings.EmbeddingRequest)
+        reply = embeddings.EmbeddingResponse.model_validate(row.result)
+        return openai_embeddings.response_to_openai(reply, request)
+    response = chat.ChatResponse.model_validate(row.result)
+    if batch.endpoint == Endpoint.RESPONSES:
+        chat_request = canonical.load(row.params or "{}")
+        assert isinstance(chat_request, chat.ChatRequest)
+        return responses_api.response_to_responses(
+            response, chat_request, response_id=f"resp_{suffix}", created=created
+        )
+    if batch.endpoint == Endpoint.COMPLETIONS:
+        return completions.response_to_completion(
+            response, completion_id=f"cmpl-{suffix}", created=created
+        )
+    return chat_completions.response_to_chat_completion(response, created=created)
+
+
+def result_file_bytes(batch: Batch, rows: Iterator[ResultRow]) -> int:
+    """The size of a result file: its lines as a download renders them."""
+    return sum(len(orjson.dumps(result_line(batch, row))) + 1 for row in rows)

@@ -1,13 +1,13 @@
 """OpenAI-shaped objects shared by the native and OpenAI dialects: the batch
-object and the file object."""
+object, the file object, and the list page every list route answers with."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from batchgate.domain import files as file_model
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import RequestState
-from batchgate.store.port import FileRecord
 
 
 def _ts(value: float | None) -> int | None:
@@ -20,7 +20,7 @@ def batch_object(
     tally = batch.tally
     errors = None
     if batch.errors:
-        errors = {"object": "list", "data": batch.errors}
+        errors = {"object": "list", "data": [error.to_json() for error in batch.errors]}
     return {
         "id": batch.id,
         "object": "batch",
@@ -46,20 +46,37 @@ def batch_object(
             "failed": tally.failed,
         },
         "metadata": batch.metadata,
+        "model": batch.model,
         "usage": tally.usage(),
         "cost": round(tally.cost, 10),
     }
 
 
-def file_object(record: FileRecord) -> dict[str, Any]:
+def file_object(record: file_model.FileRecord) -> dict[str, Any]:
     return {
         "id": record.id,
         "object": "file",
         "bytes": record.bytes,
         "created_at": int(record.created_at),
         "filename": record.filename,
-        "purpose": record.purpose,
-        "status": record.status,
-        "expires_at": None,
+        "purpose": record.purpose.value,
+        "status": record.status.value,
+        "expires_at": _ts(record.expires_at),
         "status_details": None,
     }
+
+
+def cursor_page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    """A page of a cursor-paginated list, as OpenAI and Anthropic both shape
+    it: ``{data, first_id, last_id, has_more}`` (the cursors are item ids)."""
+    return {
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }
+
+
+def list_page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    """OpenAI's list shape: ``{object: "list", data, first_id, last_id, has_more}``."""
+    return {"object": "list", **cursor_page(data, has_more)}

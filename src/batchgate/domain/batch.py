@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from batchgate.domain.counts import StateTally
+from batchgate.domain.failures import InputError, RequestError
 from batchgate.domain.states import BatchStatus, Dialect, RequestState
 
 
@@ -21,7 +22,21 @@ class NewRequest:
     model: str
     params: str
     state: RequestState = RequestState.QUEUED
-    error: dict[str, Any] | None = None
+    error: RequestError | None = None
+    # Input tokens counted at submit; held against the key's quota while the
+    # request is queued or running (services/token_count.py).
+    enqueued_tokens: int = 0
+
+
+# The Batch field stamped with the time a batch entered each status.
+STATUS_STAMPS: dict[BatchStatus, str] = {
+    BatchStatus.IN_PROGRESS: "in_progress_at",
+    BatchStatus.FAILED: "failed_at",
+    BatchStatus.COMPLETED: "completed_at",
+    BatchStatus.EXPIRED: "expired_at",
+    BatchStatus.CANCELLING: "cancelling_at",
+    BatchStatus.CANCELLED: "cancelled_at",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +49,7 @@ class Batch:
     completion_window: str
     metadata: dict[str, str] | None
     status: BatchStatus
-    errors: list[dict[str, Any]] | None
+    errors: list[InputError] | None
     total: int
     created_at: float
     expires_at: float
@@ -46,10 +61,21 @@ class Batch:
     cancelling_at: float | None = None
     cancelled_at: float | None = None
     tally: StateTally = dataclasses.field(default_factory=lambda: StateTally(by_state={}))
+    # Retention: seconds the results are kept once the batch has ended
+    # (None: forever), and when they expire (set when it ends).
+    results_ttl: int | None = None
+    results_expire_at: float | None = None
+    # The model its requests name; None when they name several.
+    model: str | None = None
 
     @property
     def ended_at(self) -> float | None:
         return self.completed_at or self.cancelled_at or self.expired_at or self.failed_at
+
+    def results_expired(self, now: float) -> bool:
+        """Whether the results are past their retention (gone, or about to
+        be purged: either way no longer served)."""
+        return self.results_expire_at is not None and self.results_expire_at <= now
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,5 +98,33 @@ class ResultRow:
     custom_id: str
     state: RequestState
     result: dict[str, Any] | None
-    error: dict[str, Any] | None
+    error: RequestError | None
     finished_at: float | None
+    # The canonical request JSON, read only when a rendering needs it
+    # (``iter_results(..., with_params=True)``).
+    params: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What one attempt at one request came to, written fenced on the lease.
+
+    ``state`` queued means "retry later, not before ``not_before``"; a
+    terminal state ends the request.
+    """
+
+    request_id: int
+    attempt: int
+    worker_id: str
+    state: RequestState
+    result: dict[str, Any] | None = None
+    error: RequestError | None = None
+    input_tokens: int = 0  # including cached input
+    output_tokens: int = 0  # including reasoning
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float = 0.0
+    not_before: float = 0.0
+    # A call made only to probe an upstream that looks down does not use up
+    # one of the request's attempts.
+    refund_attempt: bool = False

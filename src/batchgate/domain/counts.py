@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 from batchgate.domain.states import RequestState
 
@@ -16,6 +17,8 @@ class StateTally:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    cached_tokens: int = 0  # of input_tokens
+    reasoning_tokens: int = 0  # of output_tokens
 
     def count(self, state: RequestState) -> int:
         return self.by_state.get(state, 0)
@@ -42,12 +45,12 @@ class StateTally:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
-    def usage(self) -> dict[str, int]:
+    def usage(self) -> dict[str, Any]:
+        """OpenAI's batch ``usage``, with its details."""
         return {
             "input_tokens": self.input_tokens,
+            "input_tokens_details": {"cached_tokens": self.cached_tokens},
             "output_tokens": self.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
             "total_tokens": self.total_tokens,
         }
-
-
-EMPTY_TALLY = StateTally(by_state={})

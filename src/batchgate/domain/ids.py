@@ -21,14 +21,6 @@ def new_file_id() -> str:
     return "file-" + _token()
 
 
-def new_message_id() -> str:
-    return "msg_" + _token()
-
-
-def new_request_id() -> str:
-    return "req_" + _token()
-
-
 def new_key_id() -> str:
     return "key_" + secrets.token_hex(6)
 
@@ -40,3 +32,24 @@ def new_api_key() -> str:
 
 def new_worker_id() -> str:
     return "worker-" + secrets.token_hex(6)
+
+
+def new_webhook_endpoint_id() -> str:
+    return "we_" + _token()
+
+
+def new_event_id() -> str:
+    return "evt_" + _token()
+
+
+def new_webhook_message_id() -> str:
+    """The ``webhook-id`` of one event's delivery to one endpoint: the same on
+    every retry, so receivers dedupe by it."""
+    return "msg_" + _token()
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: ``whsec_`` + base64 of 32 random bytes."""
+    import base64
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()

@@ -1,9 +1,55 @@
-"""API key hashing: keys are high-entropy random strings, so one SHA-256 is
-enough (no password stretching needed); only the hash is stored."""
+"""API keys: hashing, scopes and quotas.
+
+Keys are high-entropy random strings, so one SHA-256 is enough (no password
+stretching needed); only the hash is stored."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Mapping
+
+from batchgate.domain import ids
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiKey:
+    """A key as stored: never the secret, only its display prefix."""
+
+    id: str
+    name: str
+    prefix: str
+    created_at: float
+    revoked_at: float | None
+    # Admin keys manage keys and see every tenant; ordinary keys own objects.
+    admin: bool = False
+    expires_at: float | None = None
+    quotas: KeyQuotas = dataclasses.field(default_factory=lambda: KeyQuotas())
+
+    def is_expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+def new_key(
+    name: str,
+    prefix: str,
+    now: float,
+    *,
+    admin: bool = False,
+    expires_at: float | None = None,
+    quotas: KeyQuotas | None = None,
+) -> ApiKey:
+    """The record of a key being created (its secret is hashed elsewhere)."""
+    return ApiKey(
+        id=ids.new_key_id(),
+        name=name,
+        prefix=prefix,
+        created_at=now,
+        revoked_at=None,
+        admin=admin,
+        expires_at=expires_at,
+        quotas=quotas or KeyQuotas(),
+    )
 
 
 def hash_key(key: str) -> str:
@@ -13,3 +59,30 @@ def hash_key(key: str) -> str:
 def display_prefix(key: str) -> str:
     """The first characters, enough to tell keys apart in a listing."""
     return key[:10]
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyQuotas:
+    """Limits on what one key may hold at once. ``None`` (or a model missing
+    from ``max_enqueued_tokens``) means "the configured default"."""
+
+    # Model name -> input tokens the key may have queued or running on it.
+    max_enqueued_tokens: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    max_active_batches: int | None = None
+    max_requests_per_batch: int | None = None
+    max_file_bytes: int | None = None
+
+    def over(self, defaults: KeyQuotas) -> KeyQuotas:
+        """These quotas, with ``defaults`` filling what is unset."""
+        return KeyQuotas(
+            max_enqueued_tokens={**defaults.max_enqueued_tokens, **self.max_enqueued_tokens},
+            max_active_batches=_first(self.max_active_batches, defaults.max_active_batches),
+            max_requests_per_batch=_first(
+                self.max_requests_per_batch, defaults.max_requests_per_batch
+            ),
+            max_file_bytes=_first(self.max_file_bytes, defaults.max_file_bytes),
+        )
+
+
+def _first(value: int | None, default: int | None) -> int | None:
+    return default if value is None else value

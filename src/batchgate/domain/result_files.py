@@ -13,21 +13,11 @@ does: ``output_file_id`` / ``error_file_id`` are null otherwise).
 
 from __future__ import annotations
 
-import enum
-
 from batchgate.domain.counts import StateTally
+from batchgate.domain.files import FileKind, FilePurpose, FileRecord, FileStatus
 from batchgate.domain.states import Dialect, RequestState
 
-
-class FileKind(enum.StrEnum):
-    STORED = "stored"  # uploaded (or inline) content, kept in file_chunks
-    OUTPUT = "output"  # rendered from the batch's succeeded requests
-    ERRORS = "errors"  # rendered from its errored, cancelled and expired ones
-
-
 RESULT_KINDS = (FileKind.OUTPUT, FileKind.ERRORS)
-
-PURPOSE = "batch_output"
 
 _STATES: dict[FileKind, tuple[RequestState, ...]] = {
     FileKind.OUTPUT: (RequestState.SUCCEEDED,),
@@ -62,3 +52,23 @@ def file_id(batch_id: str, kind: FileKind) -> str:
 
 def filename(batch_id: str, kind: FileKind) -> str:
     return f"{batch_id}_{kind.value}.jsonl"
+
+
+def record(
+    batch_id: str, owner: str, kind: FileKind, now: float, expires_at: float | None = None
+) -> FileRecord:
+    """The file row of a batch's result file, made when the batch ends; its
+    size is measured on first description (status ``uploaded`` until then).
+    It expires with the batch's results."""
+    return FileRecord(
+        id=file_id(batch_id, kind),
+        owner=owner,
+        purpose=FilePurpose.BATCH_OUTPUT,
+        filename=filename(batch_id, kind),
+        bytes=0,
+        status=FileStatus.UPLOADED,
+        created_at=now,
+        batch_id=batch_id,
+        kind=kind,
+        expires_at=expires_at,
+    )

@@ -3,29 +3,117 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 import orjson
 
-from batchgate import chat, config
+from batchgate import canonical, config
+from batchgate.dialects import input_limits
 from batchgate.domain import batch as batch_model
-from batchgate.domain import errors, ids
-from batchgate.domain.states import BatchStatus, Dialect, RequestState
+from batchgate.domain import endpoints, errors, failures, ids, quotas, rerun, retention
+from batchgate.domain import files as file_model
+from batchgate.domain import keys as key_model
+from batchgate.domain.states import RESULT_STATES, BatchStatus, Dialect, RequestState
+from batchgate.services import token_count
 from batchgate.store import port
+
+log = logging.getLogger("batchgate.batches")
+
+
+def _logged(batch: batch_model.Batch, event: str) -> batch_model.Batch:
+    """Log a batch's creation or cancellation (ids and counts, no content)."""
+    log.info(
+        "batch %s %s (%d requests, %s)",
+        batch.id,
+        event,
+        batch.total,
+        batch.status.value,
+        extra={
+            "event": f"batch_{event}",
+            "batch_id": batch.id,
+            "owner": batch.owner,
+            "dialect": batch.dialect.value,
+            "total": batch.total,
+            "status": batch.status.value,
+        },
+    )
+    return batch
 
 
 @dataclasses.dataclass(frozen=True)
 class ParsedRequest:
     custom_id: str
-    request: chat.ChatRequest
+    request: canonical.Request
+
+
+def context_windows(models: Mapping[str, config.ModelConfig]) -> dict[str, int]:
+    """Each model's context window in tokens, where the config says it: the
+    embedded engine's ``n_ctx`` (per request), a remote model's ``max_context``."""
+    windows: dict[str, int] = {}
+    for name, entry in models.items():
+        if entry.backend == "llama_cpp":
+            from batchgate.backends.llama_cpp import options
+
+            windows[name] = options.parse(name, entry.options).n_ctx
+        elif isinstance(entry.options.get("max_context"), int):
+            windows[name] = entry.options["max_context"]
+    return windows
 
 
 class BatchService:
-    def __init__(self, store: port.JobStore, settings: config.Settings) -> None:
+    def __init__(
+        self,
+        store: port.JobStore,
+        settings: config.Settings,
+        tokens: token_count.TokenCounter | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.tokens = tokens or token_count.TokenCounter(settings.models)
+        self.input_limits = input_limits.InputLimits(
+            max_messages=settings.limits.max_messages,
+            max_string_chars=settings.limits.max_string_chars,
+            max_json_depth=settings.limits.max_json_depth,
+            context_windows=context_windows(settings.models),
+        )
+
+    def check_inputs(self, requests: Sequence[ParsedRequest], *, anthropic: bool) -> None:
+        """The named input limits, for inline requests (``requests[i]...``)."""
+        for index, item in enumerate(requests):
+            input_limits.check_custom_id(
+                item.custom_id, f"requests[{index}].custom_id", anthropic=anthropic
+            )
+            input_limits.check_request(item.request, self.input_limits, f"requests[{index}].params")
+
+    def admission(self, demand: quotas.Demand) -> quotas.Admission:
+        """``demand`` against the configured quotas (a key's own override them)."""
+        return quotas.Admission(demand, self.settings.quotas.defaults())
+
+    def refuse_when_full(self, caller: key_model.ApiKey) -> None:
+        """429 at once, before the body is parsed, for a key whose token
+        quota is used up on every served model (see domain/quotas.py)."""
+        limits = caller.quotas.over(self.settings.quotas.defaults())
+        served = sorted(self.settings.models)
+        if not limits.max_enqueued_tokens or any(
+            model not in limits.max_enqueued_tokens for model in served
+        ):
+            return
+        enqueued = self.store.enqueued_tokens(caller.id, served)
+        quotas.refuse_when_full(caller.id, limits, enqueued, served)
+
+    def token_demand(self, requests: Iterable[ParsedRequest]) -> dict[str, int]:
+        """Input tokens per configured model (unknown models never queue)."""
+        demand: dict[str, int] = {}
+        for item in requests:
+            self.add_tokens(demand, item.request)
+        return demand
+
+    def add_tokens(self, demand: dict[str, int], request: canonical.Request) -> None:
+        if request.model in self.settings.models:
+            demand[request.model] = demand.get(request.model, 0) + self.tokens.count(request)
 
     # -- create ---------------------------------------------------------------
     def check_size(self, count: int) -> None:
@@ -47,8 +135,10 @@ class BatchService:
         metadata: dict[str, str] | None = None,
         input_file_id: str | None = None,
         batch_id: str | None = None,
+        input_file: tuple[file_model.FileRecord, Iterable[bytes]] | None = None,
     ) -> batch_model.Batch:
         self.check_size(len(requests))
+        self.check_inputs(requests, anthropic=dialect is Dialect.ANTHROPIC)
         return self.create_streamed(
             owner=owner,
             dialect=dialect,
@@ -58,6 +148,7 @@ class BatchService:
             metadata=metadata,
             input_file_id=input_file_id,
             batch_id=batch_id,
+            input_file=input_file,
         )
 
     def create_streamed(
@@ -71,17 +162,35 @@ class BatchService:
         metadata: dict[str, str] | None = None,
         input_file_id: str | None = None,
         batch_id: str | None = None,
+        tokens: dict[str, int] | None = None,
+        input_file: tuple[file_model.FileRecord, Iterable[bytes]] | None = None,
+        output_expires_after: int | None = None,
     ) -> batch_model.Batch:
         """Create a batch from ``total`` already validated requests, consumed
-        once, one at a time (a 50k-request file is never a list in memory)."""
+        once, one at a time (a 50k-request file is never a list in memory).
+
+        ``tokens`` (input tokens per model, counted beforehand) is checked
+        against the owner's quotas in the transaction that stores the batch;
+        a sequence of requests is counted here when it is not given.
+        ``output_expires_after``: seconds its results are kept once it ends
+        (None: the configured retention)."""
+        if tokens is None:
+            if not isinstance(requests, Sequence):
+                raise TypeError("streamed requests need their token demand counted beforehand")
+            tokens = self.token_demand(requests)
         now = time.time()
         batch = self._record(owner, dialect, endpoint, total, metadata, input_file_id, now)
+        if output_expires_after is not None:
+            batch = dataclasses.replace(batch, results_ttl=output_expires_after)
         if batch_id:
             batch = dataclasses.replace(batch, id=batch_id)
-        self.store.create_batch(batch, self._new_requests(requests, total))
+        demand = quotas.Demand(tokens=tokens, requests=total, batches=1)
+        self.store.create_batch(
+            batch, self._new_requests(requests, total), self.admission(demand), input_file
+        )
         # A batch whose every request was born finished (unknown models) ends now.
         self.store.finalize_batches(now, [batch.id])
-        return self.get(owner, batch.id)
+        return _logged(self.get(owner, batch.id), "created")
 
     def create_failed(
         self,
@@ -89,16 +198,19 @@ class BatchService:
         owner: str,
         dialect: Dialect,
         endpoint: str,
-        line_errors: list[dict[str, Any]],
+        line_errors: list[failures.InputError],
         metadata: dict[str, str] | None = None,
         input_file_id: str | None = None,
+        output_expires_after: int | None = None,
     ) -> batch_model.Batch:
         """Store a batch whose input failed validation: status ``failed``, no
         requests, the errors kept for the client to read (OpenAI's behaviour)."""
         now = time.time()
         batch = self._record(owner, dialect, endpoint, 0, metadata, input_file_id, now)
+        if output_expires_after is not None:
+            batch = dataclasses.replace(batch, results_ttl=output_expires_after)
         self.store.fail_batch(batch, line_errors, now)
-        return self.get(owner, batch.id)
+        return _logged(self.get(owner, batch.id), "created")
 
     def _record(
         self,
@@ -125,15 +237,22 @@ class BatchService:
             created_at=now,
             expires_at=now + window,
             in_progress_at=now,
+            results_ttl=config.RetentionSettings.ttl(self.settings.retention.results_seconds),
         )
 
     def _new_requests(
         self, requests: Iterable[ParsedRequest], total: int
     ) -> Iterator[batch_model.NewRequest]:
+        return self._counted((self._new_request(item) for item in requests), total)
+
+    @staticmethod
+    def _counted(
+        requests: Iterable[batch_model.NewRequest], total: int
+    ) -> Iterator[batch_model.NewRequest]:
         count = 0
-        for item in requests:
+        for request in requests:
             count += 1
-            yield self._new_request(item)
+            yield request
         if count != total:
             # The source changed under us (an input file deleted mid-read):
             # raising here rolls the whole batch back.
@@ -143,22 +262,35 @@ class BatchService:
             )
 
     def _new_request(self, item: ParsedRequest) -> batch_model.NewRequest:
-        model = item.request.model
-        params = item.request.model_dump_json(exclude_none=True)
+        return self._admit(
+            item.custom_id,
+            item.request.model,
+            canonical.dump(item.request),
+            lambda: self.tokens.count(item.request),
+        )
+
+    def _admit(
+        self, custom_id: str, model: str, params: str, tokens: Callable[[], int]
+    ) -> batch_model.NewRequest:
+        """A request to store; one for a model this server does not serve is
+        born errored (the request's failure, not the batch's). ``tokens``
+        counts its input tokens (only queued requests hold any)."""
         if model not in self.settings.models:
             configured = ", ".join(sorted(self.settings.models)) or "(none)"
             return batch_model.NewRequest(
-                custom_id=item.custom_id,
+                custom_id=custom_id,
                 model=model,
                 params=params,
                 state=RequestState.ERRORED,
-                error={
-                    "type": "invalid_request_error",
-                    "message": f"model {model!r} is not configured on this server; "
+                error=failures.RequestError(
+                    failures.ErrorType.INVALID_REQUEST,
+                    f"model {model!r} is not configured on this server; "
                     f"configured models: {configured}",
-                },
+                ),
             )
-        return batch_model.NewRequest(custom_id=item.custom_id, model=model, params=params)
+        return batch_model.NewRequest(
+            custom_id=custom_id, model=model, params=params, enqueued_tokens=tokens()
+        )
 
     def create_inline(
         self,
@@ -167,34 +299,40 @@ class BatchService:
         *,
         endpoint: str,
         metadata: dict[str, str] | None = None,
-    ) -> tuple[batch_model.Batch, port.FileRecord]:
+    ) -> tuple[batch_model.Batch, file_model.FileRecord]:
         """A native batch of inline requests, which are kept as its input
         file too; returns the batch and that file."""
         self.check_size(len(requests))
-        input_file = self.store_inline_input_file(owner, requests)
+        input_file = self.inline_input_file(owner, requests)
         batch = self.create(
             owner=owner,
             dialect=Dialect.NATIVE,
             endpoint=endpoint,
             requests=requests,
             metadata=metadata,
-            input_file_id=input_file.id,
+            input_file_id=input_file[0].id,
+            input_file=input_file,
         )
-        return batch, input_file
+        stored = self.store.get_file(input_file[0].id, owner)
+        assert stored is not None  # written in the batch's own transaction
+        return batch, stored
 
-    def store_inline_input_file(
+    def inline_input_file(
         self, owner: str, requests: Sequence[ParsedRequest]
-    ) -> port.FileRecord:
-        """Keep inline requests as an input file too, so every batch has one
-        (``input_file_id``) and it can be downloaded like an uploaded one."""
-        record = port.FileRecord(
+    ) -> tuple[file_model.FileRecord, Iterator[bytes]]:
+        """Inline requests kept as an input file too, so every batch has one
+        (``input_file_id``) and it can be downloaded like an uploaded one;
+        stored in the batch's transaction (both or neither)."""
+        now = time.time()
+        record = file_model.FileRecord(
             id=ids.new_file_id(),
             owner=owner,
-            purpose="batch",
+            purpose=file_model.FilePurpose.BATCH,
             filename="batch.jsonl",
             bytes=0,
-            status="processed",
-            created_at=time.time(),
+            status=file_model.FileStatus.PROCESSED,
+            created_at=now,
+            expires_at=retention.expiry(now, self.settings.retention.file_ttl(None)),
         )
         lines = (
             orjson.dumps(
@@ -203,10 +341,79 @@ class BatchService:
             + b"\n"
             for item in requests
         )
-        return self.store.create_file(record, lines)
+        return record, lines
+
+    # -- retry ----------------------------------------------------------------
+    def retry(
+        self, parent: batch_model.Batch, error_types: Collection[str] | None = None
+    ) -> batch_model.Batch:
+        """A new batch of the ``parent``'s rows that errored or expired (only
+        those of ``error_types``, if given): same custom_ids, params, dialect,
+        endpoint and input file, its metadata naming the parent.
+
+        Two passes over the parent's rows, like a file batch: count, then
+        stream them into the new batch (an ended batch's rows never change,
+        so both passes see the same rows)."""
+        now = time.time()
+        if not parent.status.is_ended:
+            raise errors.Conflict(
+                f"batch {parent.id!r} has not ended yet; only an ended batch's failed "
+                "requests can be retried",
+                param="batch_id",
+            )
+        check_results_kept(parent)
+        total = 0
+        demand: dict[str, int] = {}
+        for row in self._failed_rows(parent, error_types):
+            total += 1
+            if row.model in self.settings.models:
+                demand[row.model] = demand.get(row.model, 0) + self._stored_tokens(row.params)
+        if total == 0:
+            wanted = "errored or expired" if error_types is None else ", ".join(error_types)
+            raise errors.Conflict(
+                f"batch {parent.id!r} has no requests that ended {wanted}; nothing to retry",
+                param="batch_id",
+                code="nothing_to_retry",
+            )
+        self.check_size(total)
+        batch = self._record(
+            parent.owner,
+            parent.dialect,
+            parent.endpoint,
+            total,
+            rerun.child_metadata(parent.id, parent.metadata),
+            parent.input_file_id,
+            now,
+        )
+        batch = dataclasses.replace(batch, results_ttl=parent.results_ttl)
+        rows = (
+            self._admit(
+                row.custom_id,
+                row.model,
+                row.params,
+                functools.partial(self._stored_tokens, row.params),
+            )
+            for row in self._failed_rows(parent, error_types)
+        )
+        admission = self.admission(quotas.Demand(tokens=demand, requests=total, batches=1))
+        self.store.create_batch(batch, self._counted(rows, total), admission)
+        self.store.finalize_batches(now, [batch.id])
+        return _logged(self.get(parent.owner, batch.id), "created")
+
+    def _stored_tokens(self, params: str) -> int:
+        """Input tokens of a stored request's canonical params."""
+        return self.tokens.count(canonical.load(params))
+
+    def _failed_rows(
+        self, parent: batch_model.Batch, error_types: Collection[str] | None
+    ) -> Iterator[rerun.StoredRequest]:
+        for row in self.store.iter_requests(parent.id, rerun.RETRIED_STATES):
+            if rerun.selected(row, error_types):
+                yield row
 
     # -- read -----------------------------------------------------------------
-    def get(self, owner: str, batch_id: str) -> batch_model.Batch:
+    def get(self, owner: str | None, batch_id: str) -> batch_model.Batch:
+        """``owner``'s batch (None: any key's, for admin views only)."""
         batch = self.store.get_batch(batch_id, owner)
         if batch is None:
             raise errors.NotFound(f"no batch with id {batch_id!r}", param="batch_id")
@@ -214,7 +421,7 @@ class BatchService:
 
     def list(
         self,
-        owner: str,
+        owner: str | None,
         *,
         limit: int,
         after: str | None = None,
@@ -230,14 +437,22 @@ class BatchService:
     def results(
         self, batch: batch_model.Batch, states: Sequence[RequestState] | None = None
     ) -> Iterator[batch_model.ResultRow]:
-        return self.store.iter_results(batch.id, states)
+        """The batch's rows in input order; ``states`` keeps only those. Each
+        page is read in its own short transaction, so while the batch runs a
+        long download also picks up rows that finish during it. A 404 saying
+        so once the results have expired."""
+        check_results_kept(batch)
+        if states is not None and batch.status.is_ended and set(states) >= set(RESULT_STATES):
+            states = None  # every row of an ended batch is terminal: no filter to apply
+        with_params = endpoints.renders_from_request(batch.endpoint)
+        return self.store.iter_results(batch.id, states, with_params=with_params)
 
     # -- change ---------------------------------------------------------------
     def cancel(self, owner: str, batch_id: str) -> batch_model.Batch:
         batch = self.store.cancel_batch(batch_id, owner, time.time())
         if batch is None:
             raise errors.NotFound(f"no batch with id {batch_id!r}", param="batch_id")
-        return batch
+        return _logged(batch, "cancelled")
 
     def delete(self, batch: batch_model.Batch) -> None:
         """Delete an ended batch with its results (Anthropic lets only ended
@@ -251,3 +466,9 @@ class BatchService:
             )
         if not self.store.delete_batch(batch.id, batch.owner, time.time()):
             raise errors.NotFound(f"no batch with id {batch.id!r}", param="batch_id")
+
+
+def check_results_kept(batch: batch_model.Batch) -> None:
+    """Raise the dialect-neutral 404 for results past their retention."""
+    if batch.results_expire_at is not None and batch.results_expired(time.time()):
+        raise retention.results_expired(batch.id, batch.results_expire_at)

@@ -19,17 +19,18 @@ before anything is stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from batchgate import config
-from batchgate.dialects import openai
-from batchgate.domain import errors
+from batchgate import canonical, chat, config
+from batchgate.chat_completions.access import DEFAULT_MAX_TOKENS
+from batchgate.dialects import input_limits, openai
+from batchgate.domain import errors, failures
+from batchgate.domain import files as file_model
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import Dialect
 from batchgate.services.batches import BatchService, ParsedRequest
 from batchgate.services.files import FileService
-from batchgate.store import port
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -64,7 +65,7 @@ class FileBatchService:
 
     def create(self, owner: str, body: openai.CreateBody) -> Batch:
         record = self.files.input_file(owner, body.input_file_id)
-        line_errors, total = self._validate(record, body.endpoint)
+        line_errors, total, tokens = self.validate(record, body.endpoint)
         if not line_errors and total == 0:
             line_errors = [openai.empty_file_error()]
         common: dict[str, Any] = {
@@ -73,18 +74,27 @@ class FileBatchService:
             "endpoint": body.endpoint,
             "metadata": body.metadata,
             "input_file_id": record.id,
+            "output_expires_after": openai.output_ttl(body),
         }
         if line_errors:
             return self.batches.create_failed(line_errors=line_errors, **common)
         return self.batches.create_streamed(
-            total=total, requests=self._requests(record, body.endpoint), **common
+            total=total, requests=self._requests(record, body.endpoint), tokens=tokens, **common
         )
 
-    def _validate(self, record: port.FileRecord, endpoint: str) -> tuple[list[dict[str, Any]], int]:
-        """Pass 1: an error for every bad line, and the number of requests."""
+    def validate(
+        self,
+        record: file_model.FileRecord,
+        endpoint: str,
+        each: Callable[[canonical.Request], None] | None = None,
+    ) -> tuple[list[failures.InputError], int, dict[str, int]]:
+        """Pass 1: an error for every bad line, the number of requests, and
+        their input tokens per model (for the quota check); ``each`` sees
+        every good request (a dry run's estimate)."""
         limit = self.settings.limits.max_requests_per_batch
         first_line: dict[str, int] = {}
-        line_errors: list[dict[str, Any]] = []
+        line_errors: list[failures.InputError] = []
+        tokens: dict[str, int] = {}
         count = 0
         for number, raw in iter_lines(self.files.chunks(record)):
             count += 1
@@ -96,18 +106,43 @@ class FileBatchService:
                     code="batch_too_large",
                 )
             parsed = openai.parse_line(raw, number, endpoint)
-            if isinstance(parsed, openai.LineError):
-                line_errors.append(parsed.to_json())
+            if isinstance(parsed, failures.InputError):
+                line_errors.append(parsed)
+                continue
+            limit_error = self._over_limits(number, parsed)
+            if limit_error is not None:
+                line_errors.append(limit_error)
                 continue
             seen = first_line.setdefault(parsed.custom_id, number)
             if seen != number:
-                line_errors.append(openai.duplicate_error(number, parsed.custom_id, seen).to_json())
-        return line_errors, count
+                line_errors.append(openai.duplicate_error(number, parsed.custom_id, seen))
+            self.batches.add_tokens(tokens, parsed.request)
+            if each is not None:
+                each(parsed.request)
+        return line_errors, count, tokens
 
-    def _requests(self, record: port.FileRecord, endpoint: str) -> Iterator[ParsedRequest]:
+    def _over_limits(self, number: int, parsed: openai.ParsedLine) -> failures.InputError | None:
+        """The named input limits, as a line error (``param`` is the path
+        within the line: ``custom_id``, ``body.messages[3].content``...)."""
+        try:
+            input_limits.check_custom_id(parsed.custom_id, "custom_id", anthropic=False)
+            input_limits.check_request(
+                parsed.request,
+                self.batches.input_limits,
+                "body",
+                # A line without max_tokens gets the default, which the
+                # backend caps at its context; only a chosen value is refused.
+                check_max_tokens=isinstance(parsed.request, chat.ChatRequest)
+                and parsed.request.max_tokens != DEFAULT_MAX_TOKENS,
+            )
+        except errors.InvalidRequest as exc:
+            return failures.InputError(number, "invalid_request", exc.message, exc.param)
+        return None
+
+    def _requests(self, record: file_model.FileRecord, endpoint: str) -> Iterator[ParsedRequest]:
         """Pass 2: the (now known good) lines as canonical requests."""
         for number, raw in iter_lines(self.files.chunks(record)):
             parsed = openai.parse_line(raw, number, endpoint)
-            if isinstance(parsed, openai.LineError):  # the file changed since pass 1
+            if isinstance(parsed, failures.InputError):  # the file changed since pass 1
                 raise errors.Conflict(f"line {number} of the input file changed: {parsed.message}")
             yield ParsedRequest(parsed.custom_id, parsed.request)

@@ -59,11 +59,32 @@ def _sqlite_engine(url: str) -> sa.Engine:
     return engine
 
 
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration this code ships."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the migrations directory has no head"
+    return head
+
+
+def current_revision(conn: sa.Connection) -> str | None:
+    """The migration the database is at (None: never migrated)."""
+    from alembic.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
+
+
 def migrate(engine: sa.Engine) -> None:
     """Bring the schema to the newest migration (idempotent; safe to race:
     PostgreSQL serializes on an advisory lock, SQLite on its write lock)."""
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg = _alembic_config()
     with engine.connect().execution_options(write=True) as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SELECT pg_advisory_lock(7158742)")

@@ -7,75 +7,55 @@ which keeps one implementation usable from the CLI, the API and the worker.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from batchgate.domain import batch as batch_model
+from batchgate.domain import estimate, keys, quotas, rerun, retry, stats, workers
+from batchgate.domain import webhooks as wh
 from batchgate.domain.counts import StateTally
-from batchgate.domain.states import Dialect, RequestState
-
-
-@dataclasses.dataclass(frozen=True)
-class ApiKey:
-    id: str
-    name: str
-    prefix: str
-    created_at: float
-    revoked_at: float | None
-
-
-@dataclasses.dataclass(frozen=True)
-class FileRecord:
-    id: str
-    owner: str
-    purpose: str
-    filename: str
-    bytes: int
-    status: str
-    created_at: float
-    batch_id: str | None = None
-    # "stored": content in file_chunks; "output"/"errors": rendered on demand
-    # from the batch's request rows (domain/result_files.py).
-    kind: str = "stored"
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    """What one attempt at one request came to, written fenced on the lease.
-
-    ``state`` queued means "retry later, not before ``not_before``"; a
-    terminal state ends the request.
-    """
-
-    request_id: int
-    attempt: int
-    worker_id: str
-    state: RequestState
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
-    not_before: float = 0.0
-    # A call made only to probe an upstream that looks down does not use up
-    # one of the request's attempts.
-    refund_attempt: bool = False
+from batchgate.domain.failures import InputError
+from batchgate.domain.files import FileRecord
+from batchgate.domain.keys import ApiKey
+from batchgate.domain.states import BatchStatus, Dialect, RequestState
 
 
 class JobStore(Protocol):
     # -- API keys -------------------------------------------------------------
-    def create_key(self, name: str, key_hash: str, prefix: str, now: float) -> ApiKey: ...
+    def create_key(
+        self,
+        name: str,
+        key_hash: str,
+        prefix: str,
+        now: float,
+        *,
+        admin: bool = False,
+        expires_at: float | None = None,
+        quotas: keys.KeyQuotas | None = None,
+    ) -> ApiKey: ...
+    def get_key(self, key_id: str) -> ApiKey | None: ...
     def list_keys(self) -> list[ApiKey]: ...
-    def revoke_key(self, key_id_or_name: str, now: float) -> int: ...
+    def revoke_key(self, key_id: str, now: float) -> bool: ...
     def keys_with_prefix(self, prefix: str) -> list[tuple[ApiKey, str]]: ...
     def count_active_keys(self) -> int: ...
 
     # -- files ----------------------------------------------------------------
-    def create_file(self, record: FileRecord, chunks: Iterable[bytes]) -> FileRecord: ...
+    def create_file(
+        self,
+        record: FileRecord,
+        chunks: Iterable[bytes],
+        admission: quotas.Admission | None = None,
+    ) -> FileRecord: ...
     def get_file(self, file_id: str, owner: str) -> FileRecord | None: ...
     def list_files(
-        self, owner: str, *, purpose: str | None, limit: int, after: str | None, ascending: bool
+        self,
+        owner: str,
+        *,
+        purpose: str | None,
+        limit: int,
+        after: str | None,
+        ascending: bool,
+        now: float | None = None,
     ) -> tuple[list[FileRecord], bool]: ...
     def iter_file_chunks(self, file_id: str) -> Iterator[bytes]: ...
     def delete_file(self, file_id: str, owner: str, now: float) -> bool: ...
@@ -83,15 +63,23 @@ class JobStore(Protocol):
 
     # -- batches --------------------------------------------------------------
     def create_batch(
-        self, batch: batch_model.Batch, requests: Iterable[batch_model.NewRequest]
+        self,
+        batch: batch_model.Batch,
+        requests: Iterable[batch_model.NewRequest],
+        admission: quotas.Admission | None = None,
+        input_file: tuple[FileRecord, Iterable[bytes]] | None = None,
     ) -> None: ...
+    def enqueued_tokens(self, owner: str, models: Sequence[str]) -> dict[str, int]:
+        """Input tokens in the owner's queued and running requests, per model."""
+        ...
+
     def fail_batch(
-        self, batch: batch_model.Batch, errors: list[dict[str, Any]], now: float
+        self, batch: batch_model.Batch, errors: list[InputError], now: float
     ) -> None: ...
     def get_batch(self, batch_id: str, owner: str | None = None) -> batch_model.Batch | None: ...
     def list_batches(
         self,
-        owner: str,
+        owner: str | None,
         *,
         limit: int,
         after: str | None = None,
@@ -102,8 +90,15 @@ class JobStore(Protocol):
     def delete_batch(self, batch_id: str, owner: str, now: float) -> bool: ...
     def tally(self, batch_id: str) -> StateTally: ...
     def iter_results(
-        self, batch_id: str, states: Sequence[RequestState] | None = None
+        self,
+        batch_id: str,
+        states: Sequence[RequestState] | None = None,
+        *,
+        with_params: bool = False,
     ) -> Iterator[batch_model.ResultRow]: ...
+    def iter_requests(
+        self, batch_id: str, states: Sequence[RequestState]
+    ) -> Iterator[rerun.StoredRequest]: ...
 
     # -- the queue ------------------------------------------------------------
     def claim(
@@ -113,9 +108,48 @@ class JobStore(Protocol):
         self, worker_id: str, request_ids: Iterable[int], now: float, lease_seconds: float
     ) -> set[int]: ...
     def held_request_ids(self, worker_id: str) -> set[int]: ...
-    def record_outcomes(self, outcomes: Sequence[Outcome], now: float) -> list[bool]: ...
-    def requeue_lost_leases(self, now: float, max_attempts: int) -> int: ...
+    def record_outcomes(
+        self, outcomes: Sequence[batch_model.Outcome], now: float
+    ) -> list[bool]: ...
+    def requeue_lost_leases(self, now: float, policy: retry.RetryPolicy) -> int: ...
     def expire_batches(self, now: float) -> list[str]: ...
     def finalize_batches(self, now: float, batch_ids: Iterable[str] | None = None) -> list[str]: ...
+
+    # -- figures for operators (metrics, dashboard) ------------------------------
+    def model_stats(
+        self, now: float, *, window_seconds: float = 300.0, owner: str | None = None
+    ) -> list[stats.ModelStats]: ...
+    def batch_status_counts(self, owner: str | None = None) -> dict[BatchStatus, int]: ...
+    def record_worker(self, heartbeat: workers.WorkerHeartbeat) -> None: ...
+    def list_workers(self, *, seen_since: float | None = None) -> list[workers.WorkerHeartbeat]: ...
+    def schema_revision(self) -> tuple[str | None, str]: ...
+
+    # -- webhooks -------------------------------------------------------------
+    # Every method above that ends a batch (finalize_batches, expire_batches,
+    # fail_batch) writes its webhook deliveries in the same transaction.
+    def create_webhook_endpoint(self, endpoint: wh.Endpoint, secret: str) -> wh.Endpoint: ...
+    def get_webhook_endpoint(self, endpoint_id: str, owner: str) -> wh.Endpoint | None: ...
+    def list_webhook_endpoints(self, owner: str) -> list[wh.Endpoint]: ...
+    def delete_webhook_endpoint(self, endpoint_id: str, owner: str, now: float) -> bool: ...
+    def list_webhook_deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        status: wh.DeliveryStatus | None = None,
+    ) -> tuple[list[wh.Delivery], bool]: ...
+    def claim_webhook_deliveries(
+        self, worker_id: str, n: int, now: float, lease_seconds: float
+    ) -> list[wh.ClaimedDelivery]: ...
+    def record_webhook_attempt(self, result: wh.AttemptResult, now: float) -> bool: ...
+    def add_progress_events(self, now: float | None = None) -> int: ...
+
+    # -- retention ------------------------------------------------------------
+    def purge_step(self, now: float, max_rows: int) -> int: ...
+    def reclaim_space(self) -> None: ...
+
+    # -- dry-run estimates ----------------------------------------------------
+    def recent_work(self, model: str, since: float) -> estimate.RecentWork: ...
 
     def close(self) -> None: ...

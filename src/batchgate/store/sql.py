@@ -3,8 +3,8 @@
 The two differ only where the databases do: PostgreSQL claims with
 ``FOR UPDATE SKIP LOCKED`` so many workers claim in parallel; SQLite serializes
 writers with ``BEGIN IMMEDIATE`` (see engine.py), which makes the same
-statements safe there. The methods live in three parts by concern:
-sql_keys_files.py, sql_batches.py and sql_queue.py.
+statements safe there. The methods live in parts by concern:
+sql_keys_files.py, sql_batches.py, sql_queue.py, sql_stats.py and sql_retention.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,13 @@ from batchgate.store import engine as engine_module
 from batchgate.store.sql_batches import Batches
 from batchgate.store.sql_keys_files import KeysAndFiles
 from batchgate.store.sql_queue import Queue
+from batchgate.store.sql_retention import Retention
+from batchgate.store.sql_stats import Stats
+from batchgate.store.sql_throughput import Throughput
+from batchgate.store.sql_webhooks import Webhooks
 
 
-class SqlJobStore(KeysAndFiles, Batches, Queue):
+class SqlJobStore(KeysAndFiles, Batches, Queue, Stats, Webhooks, Retention, Throughput):
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> SqlJobStore:
         engine = engine_module.create_engine(url)

@@ -2,49 +2,76 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
 
-from batchgate.store import port
-from batchgate.store.sql_common import _FILE_CHUNK, FC, F, K, SqlBase
+from batchgate.domain import files as file_model
+from batchgate.domain import keys, quotas
+from batchgate.store.sql_common import (
+    _FILE_CHUNK,
+    FC,
+    F,
+    K,
+    SqlBase,
+    _admit,
+    _dumps,
+    _file_row,
+    _key_quotas,
+)
 
 
 class KeysAndFiles(SqlBase):
     """Keys stored hashed; file content chunked in the database."""
 
     # -- API keys -------------------------------------------------------------
-    def create_key(self, name: str, key_hash: str, prefix: str, now: float) -> port.ApiKey:
-        from batchgate.domain import ids
-
-        key = port.ApiKey(
-            id=ids.new_key_id(), name=name, prefix=prefix, created_at=now, revoked_at=None
-        )
+    def create_key(
+        self,
+        name: str,
+        key_hash: str,
+        prefix: str,
+        now: float,
+        *,
+        admin: bool = False,
+        expires_at: float | None = None,
+        quotas: keys.KeyQuotas | None = None,
+    ) -> keys.ApiKey:
+        key = keys.new_key(name, prefix, now, admin=admin, expires_at=expires_at, quotas=quotas)
         with self._write() as conn:
             conn.execute(
                 K.insert().values(
-                    id=key.id, name=name, key_hash=key_hash, prefix=prefix, created_at=now
+                    id=key.id,
+                    name=name,
+                    key_hash=key_hash,
+                    prefix=prefix,
+                    created_at=now,
+                    admin=admin,
+                    expires_at=expires_at,
+                    **_quota_columns(key.quotas),
                 )
             )
         return key
 
-    def list_keys(self) -> list[port.ApiKey]:
+    def get_key(self, key_id: str) -> keys.ApiKey | None:
         with self._read() as conn:
-            rows = conn.execute(sa.select(K).order_by(K.c.created_at)).mappings().all()
+            row = conn.execute(sa.select(K).where(K.c.id == key_id)).mappings().first()
+        return None if row is None else self._key(row)
+
+    def list_keys(self) -> list[keys.ApiKey]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(K).order_by(K.c.created_at, K.c.id)).mappings().all()
         return [self._key(row) for row in rows]
 
-    def revoke_key(self, key_id_or_name: str, now: float) -> int:
+    def revoke_key(self, key_id: str, now: float) -> bool:
         with self._write() as conn:
             result = conn.execute(
-                K.update()
-                .where(sa.or_(K.c.id == key_id_or_name, K.c.name == key_id_or_name))
-                .where(K.c.revoked_at.is_(None))
-                .values(revoked_at=now)
+                K.update().where(K.c.id == key_id, K.c.revoked_at.is_(None)).values(revoked_at=now)
             )
-        return result.rowcount
+        return bool(result.rowcount)
 
-    def keys_with_prefix(self, prefix: str) -> list[tuple[port.ApiKey, str]]:
+    def keys_with_prefix(self, prefix: str) -> list[tuple[keys.ApiKey, str]]:
         """Keys whose display prefix matches, with their stored hashes."""
         with self._read() as conn:
             rows = conn.execute(sa.select(K).where(K.c.prefix == prefix)).mappings().all()
@@ -58,29 +85,31 @@ class KeysAndFiles(SqlBase):
         return int(count)
 
     @staticmethod
-    def _key(row: Any) -> port.ApiKey:
-        return port.ApiKey(
+    def _key(row: Any) -> keys.ApiKey:
+        return keys.ApiKey(
             id=row["id"],
             name=row["name"],
             prefix=row["prefix"],
             created_at=row["created_at"],
             revoked_at=row["revoked_at"],
+            admin=bool(row["admin"]),
+            expires_at=row["expires_at"],
+            quotas=_key_quotas(row),
         )
 
     # -- files ----------------------------------------------------------------
-    def create_file(self, record: port.FileRecord, chunks: Iterable[bytes]) -> port.FileRecord:
+    def create_file(
+        self,
+        record: file_model.FileRecord,
+        chunks: Iterable[bytes],
+        admission: quotas.Admission | None = None,
+    ) -> file_model.FileRecord:
         """Store a file's content chunk by chunk in one transaction: either the
-        whole file is there or none of it is."""
-        size = 0
+        whole file is there or none of it is (nor is it, over a quota)."""
         with self._write() as conn:
-            for seq, chunk in enumerate(_rechunk(chunks, _FILE_CHUNK)):
-                conn.execute(FC.insert().values(file_id=record.id, seq=seq, data=chunk))
-                size += len(chunk)
-            stored = port.FileRecord(**{**record.__dict__, "bytes": size or record.bytes})
-            conn.execute(F.insert().values(**stored.__dict__))
-        return stored
+            return _insert_file(conn, record, chunks, admission)
 
-    def get_file(self, file_id: str, owner: str) -> port.FileRecord | None:
+    def get_file(self, file_id: str, owner: str) -> file_model.FileRecord | None:
         with self._read() as conn:
             row = (
                 conn.execute(
@@ -94,9 +123,19 @@ class KeysAndFiles(SqlBase):
         return None if row is None else self._file(row)
 
     def list_files(
-        self, owner: str, *, purpose: str | None, limit: int, after: str | None, ascending: bool
-    ) -> tuple[list[port.FileRecord], bool]:
+        self,
+        owner: str,
+        *,
+        purpose: str | None,
+        limit: int,
+        after: str | None,
+        ascending: bool,
+        now: float | None = None,
+    ) -> tuple[list[file_model.FileRecord], bool]:
+        """The owner's files; with ``now``, only those not expired by then."""
         query = sa.select(F).where(F.c.owner == owner, F.c.deleted_at.is_(None))
+        if now is not None:
+            query = query.where(sa.or_(F.c.expires_at.is_(None), F.c.expires_at > now))
         if purpose:
             query = query.where(F.c.purpose == purpose)
         order = (F.c.created_at, F.c.id)
@@ -131,27 +170,53 @@ class KeysAndFiles(SqlBase):
             seq = rows[-1].seq + 1
 
     def delete_file(self, file_id: str, owner: str, now: float) -> bool:
-        return self._soft_delete(F, file_id, owner, now, FC.delete().where(FC.c.file_id == file_id))
+        return self._soft_delete(F, file_id, owner, now, expires_at=now)
 
     def set_file_bytes(self, file_id: str, size: int) -> None:
         """Record the measured size of a rendered result file (status
         ``processed`` from then on)."""
         with self._write() as conn:
-            conn.execute(F.update().where(F.c.id == file_id).values(bytes=size, status="processed"))
+            conn.execute(
+                F.update()
+                .where(F.c.id == file_id)
+                .values(bytes=size, status=file_model.FileStatus.PROCESSED.value)
+            )
 
     @staticmethod
-    def _file(row: Any) -> port.FileRecord:
-        return port.FileRecord(
+    def _file(row: Any) -> file_model.FileRecord:
+        return file_model.FileRecord(
             id=row["id"],
             owner=row["owner"],
-            purpose=row["purpose"],
+            purpose=file_model.FilePurpose(row["purpose"]),
             filename=row["filename"],
             bytes=row["bytes"],
-            status=row["status"],
+            status=file_model.FileStatus(row["status"]),
             created_at=row["created_at"],
             batch_id=row["batch_id"],
-            kind=row["kind"],
+            kind=file_model.FileKind(row["kind"]),
+            expires_at=row["expires_at"],
         )
+
+
+def _insert_file(
+    conn: sa.Connection,
+    record: file_model.FileRecord,
+    chunks: Iterable[bytes],
+    admission: quotas.Admission | None,
+) -> file_model.FileRecord:
+    """Write a file's chunks and row in the caller's transaction; with an
+    admission, refuse (raising, so the transaction rolls back) a file that
+    takes its owner past the stored-bytes quota once its size is known."""
+    size = 0
+    for seq, chunk in enumerate(_rechunk(chunks, _FILE_CHUNK)):
+        conn.execute(FC.insert().values(file_id=record.id, seq=seq, data=chunk))
+        size += len(chunk)
+    stored = dataclasses.replace(record, bytes=size or record.bytes)
+    if admission is not None:
+        demand = quotas.Demand(bytes=stored.bytes)
+        _admit(conn, record.owner, quotas.Admission(demand, admission.defaults))
+    conn.execute(F.insert().values(_file_row(stored)))
+    return stored
 
 
 def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
@@ -164,3 +229,12 @@ def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
             del buffer[:size]
     if buffer:
         yield bytes(buffer)
+
+
+def _quota_columns(quotas: keys.KeyQuotas) -> dict[str, Any]:
+    return {
+        "max_enqueued_tokens": _dumps(dict(quotas.max_enqueued_tokens) or None),
+        "max_active_batches": quotas.max_active_batches,
+        "max_requests_per_batch": quotas.max_requests_per_batch,
+        "max_file_bytes": quotas.max_file_bytes,
+    }

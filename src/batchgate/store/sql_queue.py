@@ -7,20 +7,22 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 
 from batchgate.domain import batch as batch_model
-from batchgate.domain import fairness
+from batchgate.domain import failures, fairness, retry, states
 from batchgate.domain.states import (
     BatchStatus,
     RequestState,
 )
-from batchgate.store import port
+from batchgate.store import sql_webhooks
 from batchgate.store.sql_common import (
     _OPEN,
     B,
     R,
     SqlBase,
-    _add_result_files,
+    _dump_error,
     _dumps,
+    _end_batches,
     _open_requests_locked,
+    _status_in,
 )
 
 
@@ -141,7 +143,7 @@ class Queue(SqlBase):
             ).all()
         return {row.id for row in rows}
 
-    def record_outcomes(self, outcomes: Sequence[port.Outcome], now: float) -> list[bool]:
+    def record_outcomes(self, outcomes: Sequence[batch_model.Outcome], now: float) -> list[bool]:
         """Write many attempts' outcomes in one transaction (group commit).
         Each write is fenced on lease owner and attempt number: a worker that
         lost its lease cannot overwrite what happened since."""
@@ -153,7 +155,7 @@ class Queue(SqlBase):
                     "b_id": outcome.request_id,
                     "b_owner": outcome.worker_id,
                     "b_attempt": outcome.attempt,
-                    "b_error": _dumps(outcome.error),
+                    "b_error": _dump_error(outcome.error),
                 }
                 if outcome.state is RequestState.QUEUED:
                     statement = _REQUEUE
@@ -170,48 +172,49 @@ class Queue(SqlBase):
                         "b_result": _dumps(outcome.result),
                         "b_input_tokens": outcome.input_tokens,
                         "b_output_tokens": outcome.output_tokens,
+                        "b_cached_tokens": outcome.cached_tokens,
+                        "b_reasoning_tokens": outcome.reasoning_tokens,
                         "b_cost": outcome.cost,
                         "b_now": now,
                     }
                 applied[outcome.request_id] = conn.execute(statement, params).rowcount == 1
         return [applied[outcome.request_id] for outcome in outcomes]
 
-    def requeue_lost_leases(self, now: float, max_attempts: int) -> int:
-        """Requests whose worker stopped heartbeating go back to the queue; a
-        request that has already had every attempt ends errored instead."""
+    def requeue_lost_leases(self, now: float, policy: retry.RetryPolicy) -> int:
+        """Requests whose worker stopped heartbeating are retried or, as
+        ``policy`` decides, end errored (domain/retry.py's ``LOST_LEASE``)."""
         lost = (R.c.state == RequestState.RUNNING.value) & (R.c.lease_expires_at < now)
         with self._write() as conn:
-            errored = conn.execute(
-                R.update()
-                .where(lost, R.c.attempts >= max_attempts)
-                .values(
-                    state=RequestState.ERRORED.value,
-                    lease_owner=None,
-                    finished_at=now,
-                    error=_dumps(
-                        {
-                            "type": "api_error",
-                            "message": f"worker lost the request {max_attempts} times",
-                        }
-                    ),
-                )
-            ).rowcount
-            requeued = conn.execute(
-                R.update()
-                .where(lost)
-                .values(state=RequestState.QUEUED.value, lease_owner=None, lease_expires_at=None)
-            ).rowcount
-        return int(errored) + int(requeued)
+            rows = conn.execute(
+                sa.select(R.c.id, R.c.attempts).where(lost).order_by(R.c.id).with_for_update()
+            ).all()
+            for row in rows:
+                decision = policy.decide(retry.LOST_LEASE, row.attempts)
+                values: dict[str, object] = {"lease_owner": None, "lease_expires_at": None}
+                if isinstance(decision, retry.GiveUp):
+                    values.update(
+                        state=RequestState.ERRORED.value,
+                        finished_at=now,
+                        error=_dump_error(failures.lost_lease(row.attempts)),
+                    )
+                else:
+                    values.update(
+                        state=RequestState.QUEUED.value,
+                        not_before=now + decision.delay,
+                        attempts=row.attempts - int(decision.refund_attempt),
+                    )
+                conn.execute(R.update().where(R.c.id == row.id, lost).values(**values))
+        return len(rows)
 
     def expire_batches(self, now: float) -> list[str]:
         """Batches past their completion window: unfinished requests end
         expired, finished ones are kept, the batch is expired."""
-        expirable = [BatchStatus.IN_PROGRESS.value, BatchStatus.VALIDATING.value]
+        expirable = _status_in(states.sources(BatchStatus.EXPIRED))
         with self._write() as conn:
             ids = [
                 row.id
                 for row in conn.execute(
-                    sa.select(B.c.id).where(B.c.status.in_(expirable), B.c.expires_at <= now)
+                    sa.select(B.c.id).where(expirable, B.c.expires_at <= now)
                 ).all()
             ]
             expired: list[str] = []
@@ -220,7 +223,7 @@ class Queue(SqlBase):
                 # ends the batch (and creates its result files).
                 flipped = conn.execute(
                     B.update()
-                    .where(B.c.id == batch_id, B.c.status.in_(expirable))
+                    .where(B.c.id == batch_id, expirable)
                     .values(status=BatchStatus.EXPIRED.value, expired_at=now)
                 ).rowcount
                 if not flipped:
@@ -231,17 +234,20 @@ class Queue(SqlBase):
                     .values(state=RequestState.EXPIRED.value, lease_owner=None, finished_at=now)
                 )
                 expired.append(batch_id)
-            _add_result_files(conn, expired, now)
+            _end_batches(conn, expired, now)
+            sql_webhooks.add_batch_events(
+                conn, [(batch_id, BatchStatus.EXPIRED) for batch_id in expired], now
+            )
         return expired
 
     def finalize_batches(self, now: float, batch_ids: Iterable[str] | None = None) -> list[str]:
-        """Batches with no open request left end: in_progress -> completed
-        (through finalizing), cancelling -> cancelled."""
+        """Batches with no open request left settle (domain/states.py's
+        ``SETTLED_BATCH_STATUS``): in_progress -> completed, cancelling -> cancelled."""
         open_requests = (
             sa.select(sa.literal(1)).where(R.c.batch_id == B.c.id, R.c.state.in_(_OPEN)).exists()
         )
         query = sa.select(B.c.id, B.c.status).where(
-            B.c.status.in_([BatchStatus.IN_PROGRESS.value, BatchStatus.CANCELLING.value]),
+            _status_in(states.SETTLED_BATCH_STATUS),
             ~open_requests,
         )
         if batch_ids is not None:
@@ -250,22 +256,23 @@ class Queue(SqlBase):
                 return []
             query = query.where(B.c.id.in_(wanted))
         ended: list[str] = []
+        events: list[tuple[str, BatchStatus]] = []
         with self._write() as conn:
             for row in conn.execute(query).all():
-                if row.status == BatchStatus.CANCELLING.value:
-                    values = {"status": BatchStatus.CANCELLED.value, "cancelled_at": now}
-                else:
-                    values = {
-                        "status": BatchStatus.COMPLETED.value,
-                        "finalizing_at": now,
-                        "completed_at": now,
-                    }
+                target = states.SETTLED_BATCH_STATUS[BatchStatus(row.status)]
+                values = {"status": target.value, batch_model.STATUS_STAMPS[target]: now}
+                if target is BatchStatus.COMPLETED:
+                    # OpenAI clients read finalizing_at; results are rendered
+                    # on demand, so finalizing takes no time at all.
+                    values["finalizing_at"] = now
                 flipped = conn.execute(
                     B.update().where(B.c.id == row.id, B.c.status == row.status).values(**values)
                 ).rowcount
                 if flipped:
                     ended.append(row.id)
-            _add_result_files(conn, ended, now)
+                    events.append((row.id, target))
+            _end_batches(conn, ended, now)
+            sql_webhooks.add_batch_events(conn, events, now)
         return ended
 
 
@@ -289,6 +296,8 @@ _FINISH = (
         result=sa.bindparam("b_result"),
         input_tokens=sa.bindparam("b_input_tokens"),
         output_tokens=sa.bindparam("b_output_tokens"),
+        cached_tokens=sa.bindparam("b_cached_tokens"),
+        reasoning_tokens=sa.bindparam("b_reasoning_tokens"),
         cost=sa.bindparam("b_cost"),
         finished_at=sa.bindparam("b_now"),
     )

@@ -21,6 +21,13 @@ api_keys = sa.Table(
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float),
+    sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("expires_at", sa.Float),
+    # Per-key quota overrides (NULL: the [quotas] default); tokens as JSON.
+    sa.Column("max_enqueued_tokens", sa.Text),
+    sa.Column("max_active_batches", sa.Integer),
+    sa.Column("max_requests_per_batch", sa.Integer),
+    sa.Column("max_file_bytes", sa.BigInteger),
 )
 
 files = sa.Table(
@@ -36,6 +43,8 @@ files = sa.Table(
     sa.Column("batch_id", sa.String(64)),
     sa.Column("kind", sa.String(16), nullable=False, server_default="stored"),
     sa.Column("deleted_at", sa.Float),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("purged_at", sa.Float),
 )
 
 file_chunks = sa.Table(
@@ -70,6 +79,14 @@ batches = sa.Table(
     sa.Column("cancelled_at", sa.Float),
     sa.Column("deleted_at", sa.Float),
     sa.Column("last_claimed_at", sa.Float, nullable=False, server_default="0"),
+    # Retention (migration 0006): seconds results are kept after the end
+    # (NULL: forever), when they expire, when their rows were purged, and
+    # the request tally saved before the purge.
+    sa.Column("results_ttl", sa.Integer),
+    sa.Column("results_expire_at", sa.Float),
+    sa.Column("purged_at", sa.Float),
+    sa.Column("frozen_tally", sa.Text),
+    sa.Column("model", sa.String(200)),
 )
 
 requests = sa.Table(
@@ -95,9 +112,12 @@ requests = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("input_tokens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("output_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cached_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reasoning_tokens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("cost", sa.Float, nullable=False, server_default="0"),
     sa.Column("started_at", sa.Float),
     sa.Column("finished_at", sa.Float),
+    sa.Column("enqueued_tokens", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("batch_id", "custom_id", name="uq_requests_batch_custom_id"),
     sa.UniqueConstraint("batch_id", "idx", name="uq_requests_batch_idx"),
     sa.Index("ix_requests_claim", "batch_id", "model", "state", "id"),
@@ -105,7 +125,72 @@ requests = sa.Table(
     sa.Index("ix_requests_owner", "lease_owner"),
 )
 
+# One row per worker process: its heartbeat, and the cumulative counters it
+# keeps in memory (JSON; see metrics/worker.py), summed by /metrics.
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("models", sa.Text, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("last_seen_at", sa.Float, nullable=False),
+    sa.Column("stopped_at", sa.Float),
+    sa.Column("stats", sa.Text),
+    sa.Index("ix_workers_last_seen", "last_seen_at"),
+)
+
 sa.Index("ix_batches_owner_created", batches.c.owner, batches.c.created_at)
 sa.Index("ix_batches_status", batches.c.status)
 sa.Index("ix_api_keys_prefix", api_keys.c.prefix)
 sa.Index("ix_files_owner_created", files.c.owner, files.c.created_at)
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(32), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("event_types", sa.Text, nullable=False),  # JSON list
+    sa.Column("progress_every_percent", sa.Integer),
+    sa.Column("description", sa.Text),
+    # Kept as given: signing needs the secret itself, not a hash of it.
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("deleted_at", sa.Float),
+    sa.Index("ix_webhook_endpoints_owner", "owner"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("endpoint_id", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("event_type", sa.String(32), nullable=False),
+    sa.Column("batch_id", sa.String(64), nullable=False),
+    # The event type, or "batch.progress:40" for a progress step.
+    sa.Column("dedupe_key", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("next_attempt_at", sa.Float),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_expires_at", sa.Float),
+    sa.Column("last_attempt_at", sa.Float),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("delivered_at", sa.Float),
+    sa.UniqueConstraint(
+        "endpoint_id", "batch_id", "dedupe_key", name="uq_webhook_deliveries_event"
+    ),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
+    sa.Index("ix_webhook_deliveries_batch", "batch_id"),
+)
+
+# The retention sweep's way in: what is due and not yet purged.
+sa.Index("ix_batches_purge", batches.c.purged_at, batches.c.results_expire_at)
+sa.Index("ix_files_purge", files.c.purged_at, files.c.expires_at)

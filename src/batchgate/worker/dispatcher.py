@@ -14,18 +14,23 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
+import socket
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from batchgate import chat, config
+from batchgate import canonical, chat, config, embeddings
 from batchgate.backends import base
-from batchgate.domain import ids
+from batchgate.domain import batch as batch_model
+from batchgate.domain import failures, ids, retry
 from batchgate.domain.batch import ClaimedRequest
-from batchgate.domain.retry import RetryPolicy
 from batchgate.domain.states import RequestState
+from batchgate.domain.workers import WorkerHeartbeat
+from batchgate.metrics import worker as worker_metrics
 from batchgate.store import port
-from batchgate.worker import limits
+from batchgate.worker import capability, limits, trace
+from batchgate.worker.retention import RetentionSweep
 from batchgate.worker.writer import OutcomeWriter
 
 log = logging.getLogger("batchgate.worker")
@@ -85,6 +90,32 @@ def _scaled(per_minute: int | None, scale: float) -> int | None:
     return None if per_minute is None else max(1, int(per_minute * scale))
 
 
+async def _dispatch(backend: base.Backend, request: canonical.Request) -> canonical.Response:
+    """Hand a checked request to the backend method for its kind."""
+    if isinstance(request, embeddings.EmbeddingRequest):
+        if not isinstance(backend, base.EmbeddingBackend):
+            # It claimed to serve embeddings (capability check) but cannot.
+            raise base.UnsupportedRequest("this model's backend has no embeddings method")
+        return await backend.embed(request)
+    return await backend.complete(request)
+
+
+def _token_counts(response: canonical.Response) -> tuple[int, int, int, int]:
+    """(input, output, cached, reasoning) tokens as OpenAI reports them:
+    input includes cached input (read or written), output includes reasoning."""
+    if isinstance(response, embeddings.EmbeddingResponse):
+        return response.usage.input_tokens, 0, 0, 0
+    usage: chat.Usage = response.usage
+    cached = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    return (
+        usage.input_tokens + cached + written,
+        usage.output_tokens,
+        cached,
+        usage.reasoning_tokens or 0,
+    )
+
+
 class Worker:
     def __init__(
         self,
@@ -96,7 +127,7 @@ class Worker:
         self.store = store
         self.settings = settings
         self.worker_id = worker_id or ids.new_worker_id()
-        self.policy = RetryPolicy(
+        self.policy = retry.RetryPolicy(
             max_attempts=settings.worker.max_attempts,
             base_seconds=settings.worker.backoff_base_seconds,
             max_seconds=settings.worker.backoff_max_seconds,
@@ -105,6 +136,9 @@ class Worker:
             name: Lane(settings.models[name], backend) for name, backend in backends.items()
         }
         self.writer = OutcomeWriter(store)
+        self.metrics = worker_metrics.recorder(enabled=settings.metrics.enabled)
+        self.started_at = time.time()
+        self.retention = RetentionSweep(store, settings.retention)
         self._wake = asyncio.Event()
         self._draining = asyncio.Event()
 
@@ -128,6 +162,8 @@ class Worker:
         helpers = [
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._sweep_loop(), name="sweep"),
+            asyncio.create_task(self._report_loop(), name="report"),
+            asyncio.create_task(self.retention.run(), name="retention"),
         ]
         lanes = [
             asyncio.create_task(self._lane_loop(lane), name=f"lane:{name}")
@@ -143,6 +179,9 @@ class Worker:
             await asyncio.gather(*lanes, *helpers, return_exceptions=True)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+            # Last word: the final counters, and that this worker is gone
+            # (readiness stops counting it at once, not a lease later).
+            await self._report(stopped=True)
 
     async def _finish_inflight(self) -> None:
         tasks = [task for lane in self.lanes.values() for task, _ in lane.inflight.values()]
@@ -164,6 +203,7 @@ class Worker:
                 continue
             claimed = await self._claim(lane, lane.room)
             for request in claimed:
+                trace.claimed(request, self.worker_id)
                 task = asyncio.create_task(self._run_one(lane, request))
                 lane.inflight[request.id] = (task, time.monotonic())
                 task.add_done_callback(functools.partial(self._release, lane, request.id))
@@ -193,14 +233,16 @@ class Worker:
         lane.room_freed.set()
 
     async def _run_one(self, lane: Lane, request: ClaimedRequest) -> None:
-        if await lane.acquire_call(self._draining):
+        acquired = await lane.acquire_call(self._draining)
+        started = time.monotonic()
+        if acquired:
             try:
                 outcome = await self._attempt(lane, request)
             finally:
                 lane.release_call()
         else:
             # Draining before this request started: hand it back untouched.
-            outcome = port.Outcome(
+            outcome = batch_model.Outcome(
                 request_id=request.id,
                 attempt=request.attempt,
                 worker_id=self.worker_id,
@@ -208,11 +250,17 @@ class Worker:
                 not_before=time.time(),
                 refund_attempt=True,
             )
-        await self.writer.write(outcome, request.batch_id)
+        seconds = time.monotonic() - started
 
-    async def _attempt(self, lane: Lane, request: ClaimedRequest) -> port.Outcome:
-        def ended(state: RequestState, **fields: Any) -> port.Outcome:
-            return port.Outcome(
+        def written(applied: bool) -> None:
+            self.metrics.record(lane.model.name, outcome, applied)
+            trace.attempt_ended(request, outcome, applied, seconds)
+
+        await self.writer.write(outcome, request.batch_id, then=written)
+
+    async def _attempt(self, lane: Lane, request: ClaimedRequest) -> batch_model.Outcome:
+        def ended(state: RequestState, **fields: Any) -> batch_model.Outcome:
+            return batch_model.Outcome(
                 request_id=request.id,
                 attempt=request.attempt,
                 worker_id=self.worker_id,
@@ -223,10 +271,15 @@ class Worker:
         probing = lane.throttle.breaker_open
         grant = None
         try:
-            chat_request = chat.ChatRequest.model_validate_json(request.params)
+            canonical_request = canonical.load(request.params)
+            capability.check(lane.model.name, lane.backend.capabilities, canonical_request)
             if lane.limiter.enabled:
-                grant = await lane.limiter.acquire(limits.estimate_tokens(chat_request))
-            response = await lane.backend.complete(chat_request)
+                grant = await lane.limiter.acquire(limits.estimate_tokens(canonical_request))
+            started = time.monotonic()
+            try:
+                response = await _dispatch(lane.backend, canonical_request)
+            finally:
+                self.metrics.observe_call(lane.model.name, time.monotonic() - started)
         except base.BackendError as exc:
             if grant is not None:
                 lane.limiter.settle(grant, 0)
@@ -234,39 +287,41 @@ class Worker:
                 lane.throttle.on_failure(
                     overloaded=exc.overloaded, retry_after=exc.retry_after, now=time.monotonic()
                 )
-            error = {"type": exc.error_type, "message": exc.message, "status_code": exc.status_code}
-            if exc.retryable and probing:
-                # The upstream looked down before this call: it was a probe,
-                # and the request keeps its attempts until the upstream is back.
-                delay = max(lane.throttle.paused_until - time.monotonic(), 0.0)
-                return ended(
-                    RequestState.QUEUED,
-                    error=error,
-                    not_before=time.time() + delay,
-                    refund_attempt=True,
-                )
-            if self.policy.should_retry(request.attempt, exc.retryable):
-                delay = self.policy.backoff(request.attempt, exc.retry_after)
-                return ended(RequestState.QUEUED, error=error, not_before=time.time() + delay)
-            return ended(RequestState.ERRORED, error=error)
+            breaker = retry.Breaker(
+                was_open=probing,
+                pause_left=max(lane.throttle.paused_until - time.monotonic(), 0.0),
+            )
+            decision = self.policy.decide(
+                retry.Failure(exc.retryable, exc.retry_after), request.attempt, breaker
+            )
+            if isinstance(decision, retry.GiveUp):
+                return ended(RequestState.ERRORED, error=exc.request_error())
+            return ended(
+                RequestState.QUEUED,
+                error=exc.request_error(),
+                not_before=time.time() + decision.delay,
+                refund_attempt=decision.refund_attempt,
+            )
         except Exception as exc:  # a bug in a backend must not kill the worker
             log.exception("backend %s crashed on request %s", lane.model.name, request.id)
             return ended(
                 RequestState.ERRORED,
-                error={"type": "api_error", "message": f"internal error: {exc!r}"},
+                error=failures.RequestError(failures.ErrorType.API, f"internal error: {exc!r}"),
             )
         lane.throttle.on_success()
         # Clients see the model name they asked for, not the upstream's alias.
-        response = response.model_copy(update={"model": chat_request.model})
-        usage = response.usage
+        response = response.model_copy(update={"model": canonical_request.model})
+        input_tokens, output_tokens, cached_tokens, reasoning_tokens = _token_counts(response)
         if grant is not None:
-            lane.limiter.settle(grant, usage.input_tokens + usage.output_tokens)
+            lane.limiter.settle(grant, input_tokens + output_tokens)
         return ended(
             RequestState.SUCCEEDED,
             result=response.model_dump(exclude_none=True),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost=self.settings.batch_cost(lane.model.name, usage.input_tokens, usage.output_tokens),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_tokens=cached_tokens,
+            reasoning_tokens=reasoning_tokens,
+            cost=self.settings.batch_cost(lane.model.name, input_tokens, output_tokens),
         )
 
     # -- leases and sweeps ----------------------------------------------------
@@ -300,6 +355,30 @@ class Worker:
                     if request_id not in held and claimed_at < asked_at:
                         task.cancel()
 
+    async def _report_loop(self) -> None:
+        """Heartbeat this process (readiness) and report its counters
+        (/metrics) every ``heartbeat_seconds``."""
+        while True:
+            await self._report(stopped=False)
+            await asyncio.sleep(self.settings.worker.heartbeat_seconds)
+
+    async def _report(self, *, stopped: bool) -> None:
+        now = time.time()
+        heartbeat = WorkerHeartbeat(
+            id=self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            models=tuple(self.lanes),
+            started_at=self.started_at,
+            last_seen_at=now,
+            stopped_at=now if stopped else None,
+            stats=self.metrics.samples(),
+        )
+        try:
+            await asyncio.to_thread(self.store.record_worker, heartbeat)
+        except Exception:
+            log.exception("could not report this worker's heartbeat")
+
     async def _sweep_loop(self) -> None:
         settings = self.settings.worker
         while True:
@@ -311,6 +390,8 @@ class Worker:
 
     def sweep_once(self) -> None:
         now = time.time()
-        self.store.requeue_lost_leases(now, self.settings.worker.max_attempts)
-        self.store.expire_batches(now)
-        self.store.finalize_batches(now)
+        lost = self.store.requeue_lost_leases(now, self.policy)
+        if lost:
+            log.warning("%d requests lost their worker (lease ran out): requeued or errored", lost)
+        trace.batches_ended(self.store.expire_batches(now), "expired")
+        trace.batches_ended(self.store.finalize_batches(now), "ended")

@@ -12,18 +12,25 @@ import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 
-from batchgate import chat
+from batchgate import canonical, embeddings
 
 # Requests are counted over the period plus this margin, so that jitter in
 # delivery cannot squeeze one extra call into any window the upstream sees.
 WINDOW_MARGIN_SECONDS = 0.5
 
 
-def estimate_tokens(request: chat.ChatRequest) -> int:
+def estimate_tokens(request: canonical.Request) -> int:
     """An upper bound on the tokens a call will use, known before the call:
     prompt bytes (no BPE tokenizer emits more tokens than UTF-8 bytes, short
-    of template overhead, which the constant covers) plus ``max_tokens``."""
+    of template overhead, which the constant covers) plus ``max_tokens``;
+    for embeddings, the inputs' bytes (or their token ids)."""
+    if isinstance(request, embeddings.EmbeddingRequest):
+        return sum(
+            len(item) if isinstance(item, list) else len(item.encode()) + 2
+            for item in request.input
+        )
     size = len((request.system_text() or "").encode())
     for message in request.messages:
         for block in message.blocks():
@@ -42,13 +49,20 @@ class SlidingWindowLimiter:
     ``period`` seconds. Exact (a log of grants), not a token bucket, so the
     guarantee holds for every window, not on average."""
 
-    def __init__(self, max_requests: int | None, max_tokens: int | None, period: float) -> None:
+    def __init__(
+        self,
+        max_requests: int | None,
+        max_tokens: int | None,
+        period: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_requests = max_requests
         self.max_tokens = max_tokens
         self.period = period + WINDOW_MARGIN_SECONDS
         self._grants: collections.deque[_Grant] = collections.deque()
         self._lock = asyncio.Lock()
         self._settled = asyncio.Event()
+        self._clock = clock
 
     @property
     def enabled(self) -> bool:
@@ -58,7 +72,8 @@ class SlidingWindowLimiter:
         while self._grants and self._grants[0].at <= now - self.period:
             self._grants.popleft()
 
-    def _wait_needed(self, now: float, tokens: int) -> float:
+    def delay(self, now: float, tokens: int) -> float:
+        """Seconds from ``now`` until a call of ``tokens`` fits (0: it fits)."""
         self._prune(now)
         waits = [0.0]
         if self.max_requests is not None and len(self._grants) >= self.max_requests:
@@ -80,8 +95,8 @@ class SlidingWindowLimiter:
         ``tokens`` the caller corrects with the real usage afterwards."""
         async with self._lock:  # FIFO: the lock queues waiters in order
             while True:
-                now = time.monotonic()
-                wait = self._wait_needed(now, tokens)
+                now = self._clock()
+                wait = self.delay(now, tokens)
                 if wait <= 0:
                     grant = _Grant(now, tokens)
                     self._grants.append(grant)

@@ -8,11 +8,14 @@ what finished in the last few milliseconds keeps the store off the hot path.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
 
+from batchgate.domain import batch as batch_model
 from batchgate.store import port
+from batchgate.worker import trace
 
 log = logging.getLogger("batchgate.worker")
 
@@ -26,14 +29,27 @@ class OutcomeWriter:
         self, store: port.JobStore, on_written: Callable[[set[str]], None] | None = None
     ) -> None:
         self.store = store
-        self._queue: asyncio.Queue[tuple[port.Outcome, str, asyncio.Future[bool]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[batch_model.Outcome, str, asyncio.Future[bool]]] = (
+            asyncio.Queue()
+        )
         self._on_written = on_written
 
-    async def write(self, outcome: port.Outcome, batch_id: str) -> bool:
-        """Queue one outcome; resolves to whether the fenced write applied."""
+    async def write(
+        self,
+        outcome: batch_model.Outcome,
+        batch_id: str,
+        then: Callable[[bool], None] | None = None,
+    ) -> bool:
+        """Queue one outcome; resolves to whether the fenced write applied.
+
+        ``then(applied)`` runs once the write is done even if the caller was
+        cancelled meanwhile (a heartbeat cancels the task of a request that
+        just left its leases, which is what a successful write does)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if then is not None:
+            future.add_done_callback(functools.partial(_after_write, then))
         await self._queue.put((outcome, batch_id, future))
-        return await future
+        return await asyncio.shield(future)
 
     async def run(self) -> None:
         """Flush forever (until cancelled, after which pending items are flushed)."""
@@ -47,7 +63,7 @@ class OutcomeWriter:
                 await self._flush(self._queue.get_nowait())
             raise
 
-    async def _flush(self, first: tuple[port.Outcome, str, asyncio.Future[bool]]) -> None:
+    async def _flush(self, first: tuple[batch_model.Outcome, str, asyncio.Future[bool]]) -> None:
         group = [first]
         while not self._queue.empty() and len(group) < MAX_GROUP:
             group.append(self._queue.get_nowait())
@@ -68,7 +84,8 @@ class OutcomeWriter:
                     return
                 await asyncio.sleep(0.05 * 2**attempt)
         try:
-            await asyncio.to_thread(self.store.finalize_batches, time.time(), batch_ids)
+            ended = await asyncio.to_thread(self.store.finalize_batches, time.time(), batch_ids)
+            trace.batches_ended(ended, "ended")
         except Exception:  # the sweep finalizes these batches later
             log.exception("finalize after write failed")
         for (_, _, future), ok in zip(group, applied, strict=True):
@@ -76,3 +93,12 @@ class OutcomeWriter:
                 future.set_result(ok)
         if self._on_written is not None:
             self._on_written(batch_ids)
+
+
+def _after_write(then: Callable[[bool], None], future: asyncio.Future[bool]) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return
+    try:
+        then(future.result())
+    except Exception:  # bookkeeping after a write must never break the writer
+        log.exception("after-write hook failed")

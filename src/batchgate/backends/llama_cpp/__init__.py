@@ -22,25 +22,40 @@ Per request: the prompt is rendered with the chat template stored in the GGUF
 (the Messages API default); ``top_p``, ``top_k`` and ``seed`` feed llama.cpp's
 sampler chain. ``stop_sequences`` are matched on the text and cut off.
 
-What it cannot honour is refused with :class:`base.UnsupportedRequest`: a
-prompt that does not fit ``n_ctx`` (the context is per request: prompt and
-output together), non-empty ``tools`` or tool blocks, image blocks. Dropped
+Its capabilities say it has no tool use and no images, so the worker's
+capability check refuses requests with non-empty ``tools``, tool blocks or
+image blocks before they reach it. It refuses itself, with
+:class:`base.UnsupportedRequest`, a prompt that does not fit ``n_ctx`` (the
+context is per request: prompt and output together). Dropped
 without error: ``thinking`` (and thinking blocks of earlier turns),
 ``tool_choice``, ``response_format``, ``metadata``. A reply that reaches the end
 of the context stops with ``max_tokens``.
 
 Cancelling the task that awaits :meth:`LlamaCppBackend.complete` aborts the
 sequence at the engine's next step and frees its slot and KV cells.
+
+Embeddings (:meth:`LlamaCppBackend.embed`): the same model serves them, from a
+second context over the same weights (see :mod:`.embedder`): vectors pooled
+as the GGUF declares (else mean; ``pooling`` overrides), inputs of concurrent
+requests packed together into each ``llama_decode``, every vector
+L2-normalised; ``dimensions`` keeps the first N values and re-normalises.
+``embeddings_only = true`` is for an embedding GGUF (nomic-embed, bge, ...):
+the model then serves embeddings only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from typing import TypeVar
 
-from batchgate import chat, config
+from batchgate import chat, config, embeddings
 from batchgate.backends import base
-from batchgate.backends.llama_cpp import engine, options, scheduler, text
+from batchgate.backends.llama_cpp import embedder, engine, options, scheduler
+from batchgate.domain.states import RequestKind
+
+_Result = TypeVar("_Result")
 
 __all__ = ["LlamaCppBackend", "create"]
 
@@ -58,7 +73,12 @@ class LlamaCppBackend:
             images=False,
             thinking=False,
             stop_sequences=True,
-            max_context=opts.n_ctx,  # per request (prompt + output)
+            max_context=opts.n_ctx,  # per request (prompt + output), per embedded input
+            serves=(
+                frozenset({RequestKind.EMBEDDINGS})
+                if opts.embeddings_only
+                else frozenset({RequestKind.CHAT, RequestKind.EMBEDDINGS})
+            ),
         )
         self._engine = engine.Engine(opts, model_path)
 
@@ -67,12 +87,28 @@ class LlamaCppBackend:
         """Engine counters (prefix hits, reused and prefilled tokens, steps)."""
         return self._engine.stats
 
-    async def complete(self, request: chat.ChatRequest) -> chat.ChatResponse:
-        text.chat_messages(request)  # refuse tools/images before queueing
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[chat.ChatResponse] = loop.create_future()
+    @property
+    def embed_stats(self) -> embedder.EmbedStats:
+        """Embeddings counters (requests, inputs, tokens, decodes)."""
+        return self._engine.embed_stats
 
-        def settle(result: chat.ChatResponse | BaseException) -> None:
+    async def complete(self, request: chat.ChatRequest) -> chat.ChatResponse:
+        # What the model cannot serve (tools, images, chat on an
+        # embeddings-only model) the worker's capability check has refused.
+        return await self._run(lambda deliver: scheduler.Job(request=request, deliver=deliver))
+
+    async def embed(self, request: embeddings.EmbeddingRequest) -> embeddings.EmbeddingResponse:
+        return await self._run(lambda deliver: embedder.EmbedJob(request=request, deliver=deliver))
+
+    async def _run(
+        self,
+        make_job: Callable[[Callable[[_Result | BaseException], None]], engine.AnyJob],
+    ) -> _Result:
+        """Submit a job to the engine thread and await what it delivers."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_Result] = loop.create_future()
+
+        def settle(result: _Result | BaseException) -> None:
             if future.done():  # cancelled meanwhile
                 return
             if isinstance(result, BaseException):
@@ -80,12 +116,12 @@ class LlamaCppBackend:
             else:
                 future.set_result(result)
 
-        def deliver(result: chat.ChatResponse | BaseException) -> None:
+        def deliver(result: _Result | BaseException) -> None:
             # Called on the engine thread. A closed loop means nobody is waiting.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(settle, result)
 
-        job = scheduler.Job(request=request, deliver=deliver)
+        job = make_job(deliver)
         self._engine.submit(job)
         try:
             return await future

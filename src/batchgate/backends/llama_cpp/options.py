@@ -6,6 +6,7 @@ start-up with the list of known keys instead of being silently ignored.
 
 from __future__ import annotations
 
+import enum
 import os
 from pathlib import Path
 
@@ -13,6 +14,15 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from batchgate import config
+
+
+class Pooling(enum.StrEnum):
+    """How an embedding is pooled from the per-token outputs."""
+
+    MODEL = "model"  # what the GGUF declares (``<arch>.pooling_type``), else mean
+    MEAN = "mean"
+    CLS = "cls"  # the first token (BERT's [CLS])
+    LAST = "last"  # the last token (decoder embedding models such as Qwen3-Embedding)
 
 
 class EngineOptions(BaseModel):
@@ -43,6 +53,15 @@ class EngineOptions(BaseModel):
     request may change its reply. Off by default for reproducible output."""
     verbose: bool = False
     """Let llama.cpp log to stderr (off: quiet)."""
+    embeddings_only: bool = False
+    """Serve embeddings only (an embedding GGUF such as nomic-embed or bge):
+    chat requests are refused and no chat context is allocated."""
+    pooling: Pooling = Pooling.MODEL
+    """Embedding pooling: ``model`` (the GGUF's own, else mean), ``mean``, ``cls``, ``last``."""
+    embed_n_batch: int = Field(default=512, ge=16)
+    """Token budget of one embeddings ``llama_decode`` (inputs packed whole)."""
+    embed_n_seq: int = Field(default=64, ge=1, le=256)
+    """Inputs embedded together in one ``llama_decode`` (one sequence each)."""
 
     @model_validator(mode="after")
     def _batch_holds_every_slot(self) -> EngineOptions:
@@ -72,9 +91,11 @@ def parse(model_name: str, raw: dict[str, object]) -> EngineOptions:
             f"known options: {', '.join(known)}"
         )
     values = dict(raw)
-    # TOML gives strings for paths; strict mode would reject them.
+    # TOML gives strings for paths and enums; strict mode would reject them.
     if isinstance(values.get("model_path"), str):
         values["model_path"] = Path(str(values["model_path"]))
+    if isinstance(values.get("pooling"), str) and values["pooling"] in set(Pooling):
+        values["pooling"] = Pooling(str(values["pooling"]))
     try:
         return EngineOptions.model_validate(values)
     except pydantic.ValidationError as exc:

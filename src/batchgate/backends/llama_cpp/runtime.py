@@ -1,14 +1,13 @@
 """Thin glue over llama-cpp-python's low-level (ctypes) API.
 
-Owns the native objects — model, context, batch — and frees them in
-:meth:`Runtime.close`. Everything here must run on the engine thread: a
-llama.cpp context is not thread-safe.
+Owns the chat engine's native objects — context, batch — and frees them in
+:meth:`Runtime.close`; the model is shared (see :mod:`.model`). Everything
+here must run on the engine thread: a llama.cpp context is not thread-safe.
 """
 
 from __future__ import annotations
 
 import ctypes
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,32 +17,11 @@ import jinja2.sandbox
 import llama_cpp
 
 from batchgate.backends import base
-from batchgate.backends.llama_cpp import options
+from batchgate.backends.llama_cpp import model, options
 
 # ctypes objects are untyped for mypy; the aliases say what each one holds.
 Sampler = Any  # llama_sampler *
 Token = int
-
-
-def _quiet(level: int, text: bytes, user_data: object) -> None:
-    """Swallow llama.cpp's log lines (model loading prints hundreds)."""
-
-
-# Kept referenced for the life of the process: llama.cpp calls it from C.
-_QUIET = llama_cpp.llama_log_callback(_quiet)
-_init_lock = threading.Lock()
-_initialised = False
-
-
-def _init_backend(verbose: bool) -> None:
-    global _initialised
-    with _init_lock:
-        if not _initialised:
-            llama_cpp.llama_backend_init()
-            _initialised = True
-        # llama-cpp-python installs a callback at import that prints everything.
-        if not verbose:
-            llama_cpp.llama_log_set(_QUIET, ctypes.c_void_p(0))
 
 
 def _raise_exception(message: str) -> None:
@@ -51,45 +29,46 @@ def _raise_exception(message: str) -> None:
 
 
 class Runtime:
-    """One model and one context with ``n_seq_max`` KV sequences."""
+    """One chat context with ``n_seq_max`` KV sequences over a shared model
+    (the caller owns the model and releases it after :meth:`close`)."""
 
-    def __init__(self, opts: options.EngineOptions, model_path: Path) -> None:
-        _init_backend(opts.verbose)
-        self._model: Any = None
+    def __init__(self, opts: options.EngineOptions, loaded: model.Model) -> None:
+        """With a vocab-only ``loaded`` model (see :func:`model.acquire`): the
+        tokenizer and chat template alone, no context: only :meth:`render` and
+        :meth:`tokenize` work, which is what counting prompt tokens at submit
+        time needs."""
+        self._loaded = loaded
+        self._model: Any = loaded.ptr
+        self.vocab: Any = loaded.vocab
         self._ctx: Any = None
         self._batch: Any = None
         try:
-            self._load(opts, model_path)
+            self._load(opts, loaded.path)
         except BaseException:
             self.close()
             raise
 
     def _load(self, opts: options.EngineOptions, model_path: Path) -> None:
-        model_params = llama_cpp.llama_model_default_params()
-        self._model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), model_params)
-        if not self._model:
-            raise RuntimeError(f"llama.cpp could not load the GGUF file {model_path}")
-        self.vocab: Any = llama_cpp.llama_model_get_vocab(self._model)
+        if self._loaded.vocab_only:
+            self._template = self._load_template()
+            return
+        if self._loaded.encoder_only:
+            raise RuntimeError(
+                f"{model_path} is an encoder-only (embedding) model and cannot generate text"
+            )
 
         n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
         self.n_ctx = min(opts.n_ctx, n_ctx_train) if n_ctx_train > 0 else opts.n_ctx
         n_seq = opts.n_seq_max()
-        params = llama_cpp.llama_context_default_params()
         # Total KV = per-sequence context x sequences, so every sequence gets its
         # full n_ctx whether or not the cache is unified.
-        params.n_ctx = self.n_ctx * n_seq
-        params.n_batch = opts.n_batch
-        params.n_ubatch = opts.n_batch
-        params.n_seq_max = n_seq
-        params.n_threads = opts.resolved_threads()
-        params.n_threads_batch = opts.resolved_threads()
-        params.kv_unified = opts.kv_unified
-        params.flash_attn_type = (
-            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
-            if opts.flash_attn
-            else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        params = model.context_params(
+            opts,
+            n_ctx=self.n_ctx * n_seq,
+            n_batch=opts.n_batch,
+            n_seq_max=n_seq,
+            kv_unified=opts.kv_unified,
         )
-        params.no_perf = True
         self._ctx = llama_cpp.llama_init_from_model(self._model, params)
         if not self._ctx:
             raise RuntimeError(f"llama.cpp could not create a context for {model_path}")
@@ -152,22 +131,13 @@ class Runtime:
         raise RuntimeError("chat template output kept growing")
 
     def tokenize(self, text: str) -> list[Token]:
-        data = text.encode("utf-8")
         bos_text = self.piece(llama_cpp.llama_vocab_bos(self.vocab), special=True)
         # Add BOS only if the model wants it and the template did not write it.
         add_special = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab)) and not (
             bos_text and text.startswith(bos_text)
         )
-        capacity = len(data) + 8
-        while True:
-            tokens = (llama_cpp.llama_token * capacity)()
-            # parse_special: the template's control tokens (<|im_start|>) are real tokens.
-            n = llama_cpp.llama_tokenize(
-                self.vocab, data, len(data), tokens, capacity, add_special, True
-            )
-            if n >= 0:
-                return list(tokens[:n])
-            capacity = -n
+        # parse_special: the template's control tokens (<|im_start|>) are real tokens.
+        return self._loaded.tokenize(text, add_special=add_special, parse_special=True)
 
     def piece(self, token: Token, *, special: bool = False) -> str:
         return self.piece_bytes(token, special=special).decode("utf-8", errors="replace")
@@ -249,12 +219,5 @@ class Runtime:
             llama_cpp.llama_memory_seq_rm(self.memory, dst, n_tokens, -1)
 
     def close(self) -> None:
-        if self._batch is not None:
-            llama_cpp.llama_batch_free(self._batch)
-            self._batch = None
-        if self._ctx:
-            llama_cpp.llama_free(self._ctx)
-        self._ctx = None
-        if self._model:
-            llama_cpp.llama_model_free(self._model)
-        self._model = None
+        model.free_context(self._ctx, self._batch)
+        self._ctx, self._batch = None, None

@@ -24,6 +24,7 @@ import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from batchgate import chat
 from batchgate.backends import base
@@ -36,6 +37,29 @@ MIN_SHARED_TOKENS = 16
 _PEERS = 16
 
 Deliver = Callable[[chat.ChatResponse | BaseException], None]
+
+
+class Decoder(Protocol):
+    """What the scheduler needs of llama.cpp: :class:`runtime.Runtime` in the
+    engine, a scripted fake in the planning tests."""
+
+    n_ctx: int
+    n_batch: int
+
+    def render(self, messages: list[dict[str, str]]) -> str: ...
+    def tokenize(self, text: str) -> list[runtime.Token]: ...
+    def piece_bytes(self, token: runtime.Token, *, special: bool = False) -> bytes: ...
+    def is_end_of_generation(self, token: runtime.Token) -> bool: ...
+    def new_sampler(
+        self, temperature: float, top_p: float | None, top_k: int | None, seed: int | None
+    ) -> runtime.Sampler: ...
+    def sample(self, sampler: runtime.Sampler, output_index: int) -> runtime.Token: ...
+    def free_sampler(self, sampler: runtime.Sampler) -> None: ...
+    def batch_clear(self) -> None: ...
+    def batch_add(self, token: runtime.Token, pos: int, seq: int, logits: bool) -> int: ...
+    def decode(self) -> int: ...
+    def seq_clear(self, seq: int) -> None: ...
+    def seq_copy_prefix(self, src: int, dst: int, n_tokens: int, unified: bool) -> None: ...
 
 
 @dataclasses.dataclass(eq=False)
@@ -95,7 +119,7 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 class Scheduler:
     def __init__(
-        self, rt: runtime.Runtime, opts: options.EngineOptions, stats: Stats | None = None
+        self, rt: Decoder, opts: options.EngineOptions, stats: Stats | None = None
     ) -> None:
         self._rt = rt
         self.stats = stats or Stats()

@@ -8,41 +8,22 @@ from __future__ import annotations
 import codecs
 
 from batchgate import chat
-from batchgate.backends import base
 
 
 def chat_messages(request: chat.ChatRequest) -> list[dict[str, str]]:
-    """The request as ``[{"role", "content"}]`` for the chat template.
-
-    Raises :class:`base.UnsupportedRequest` for what a text-only model without
-    tool use cannot honour. Thinking blocks from earlier turns are dropped (the
-    engine ignores ``thinking``).
+    """The request as ``[{"role", "content"}]`` for the chat template: the
+    text of each turn. The worker's capability check (worker/capability.py)
+    has already refused tools and images, which this engine declares it
+    lacks; thinking blocks from earlier turns are dropped (the engine ignores
+    ``thinking``).
     """
-    if request.tools:
-        raise base.UnsupportedRequest(
-            "the llama_cpp backend does not support tool use; send the request without `tools`"
-        )
     messages: list[dict[str, str]] = []
     system = request.system_text()
     if system is not None:
         messages.append({"role": "system", "content": system})
-    for index, message in enumerate(request.messages):
-        parts: list[str] = []
-        for block in message.blocks():
-            if isinstance(block, chat.TextBlock):
-                parts.append(block.text)
-            elif isinstance(block, chat.ImageBlock):
-                raise base.UnsupportedRequest(
-                    f"messages[{index}] has an image block; "
-                    "the llama_cpp backend serves text-only models"
-                )
-            elif isinstance(block, chat.ToolUseBlock | chat.ToolResultBlock):
-                raise base.UnsupportedRequest(
-                    f"messages[{index}] has a {block.type} block; "
-                    "the llama_cpp backend does not support tool use"
-                )
-            # thinking / redacted_thinking: dropped, see module docstring of the backend
-        messages.append({"role": message.role, "content": "".join(parts)})
+    for message in request.messages:
+        text = "".join(b.text for b in message.blocks() if isinstance(b, chat.TextBlock))
+        messages.append({"role": message.role, "content": text})
     return messages
 
 

@@ -1,0 +1,31 @@
+"""Prompt tokens of a request, counted exactly as the engine will count them:
+the GGUF's own chat template and tokenizer, from a vocab-only load."""
+
+from __future__ import annotations
+
+import threading
+
+from batchgate import chat
+from batchgate.backends.llama_cpp import model, options, runtime, text
+
+
+class PromptCounter:
+    def __init__(self, opts: options.EngineOptions) -> None:
+        self._model = model.acquire(
+            opts.resolved_model_path(), verbose=opts.verbose, vocab_only=True
+        )
+        self._runtime = runtime.Runtime(opts, self._model)
+        # llama.cpp promises thread safety for contexts, not for concurrent
+        # tokenizer calls on one vocabulary: one at a time.
+        self._lock = threading.Lock()
+
+    def count(self, request: chat.ChatRequest) -> int:
+        """Prompt tokens; raises ``base.UnsupportedRequest`` for what the
+        engine would refuse (tools, images)."""
+        messages = text.chat_messages(request)
+        with self._lock:
+            return len(self._runtime.tokenize(self._runtime.render(messages)))
+
+    def close(self) -> None:
+        self._runtime.close()
+        model.release(self._model)

@@ -1,0 +1,38 @@
+"""The canonical request of either kind, as the store keeps it.
+
+A request is a :class:`chat.ChatRequest` or an
+:class:`embeddings.EmbeddingRequest`; the stored JSON says which by its
+``kind`` field (embeddings requests carry ``"kind": "embeddings"``; chat
+requests, including every row stored before embeddings existed, have none).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from batchgate import chat, embeddings
+from batchgate.domain.states import RequestKind
+
+Request = chat.ChatRequest | embeddings.EmbeddingRequest
+Response = chat.ChatResponse | embeddings.EmbeddingResponse
+
+
+def kind_of(request: Request) -> RequestKind:
+    if isinstance(request, embeddings.EmbeddingRequest):
+        return RequestKind.EMBEDDINGS
+    return RequestKind.CHAT
+
+
+def load(params: str | bytes | dict[str, Any]) -> Request:
+    """The canonical request stored as ``params``."""
+    obj = params if isinstance(params, dict) else orjson.loads(params)
+    if obj.get("kind") == RequestKind.EMBEDDINGS.value:
+        return embeddings.EmbeddingRequest.model_validate(obj)
+    return chat.ChatRequest.model_validate(obj)
+
+
+def dump(request: Request) -> str:
+    """The JSON the store keeps for ``request`` (``load`` reads it back)."""
+    return request.model_dump_json(exclude_none=True)

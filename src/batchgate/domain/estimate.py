@@ -1,0 +1,125 @@
+"""What a batch would cost and take, worked out before it is stored (a dry
+run): request count, input tokens, a cost range at the batch price, and for a
+model on the embedded engine an ETA from its measured throughput. Pure: the
+service counts tokens and reads the throughput; this adds them up."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+
+class ThroughputSource(enum.StrEnum):
+    MEASURED = "measured"  # from the model's requests that finished recently
+    CONFIGURED = "configured"  # [estimate] default_tokens_per_second
+
+
+@dataclasses.dataclass(frozen=True)
+class RecentWork:
+    """A model's requests that succeeded in a recent window: how many, their
+    tokens (input + output), and the span from the first start to the last end."""
+
+    requests: int = 0
+    tokens: int = 0
+    busy_seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Throughput:
+    tokens_per_second: float
+    source: ThroughputSource
+    sample_requests: int = 0
+
+
+# Fewer finished requests than this say too little about a model's speed.
+MIN_SAMPLE_REQUESTS = 20
+
+
+def throughput(recent: RecentWork, default_tokens_per_second: float) -> Throughput:
+    """The measured rate when the sample is big enough, else the configured one."""
+    if recent.requests >= MIN_SAMPLE_REQUESTS and recent.busy_seconds > 0 and recent.tokens > 0:
+        return Throughput(
+            recent.tokens / recent.busy_seconds, ThroughputSource.MEASURED, recent.requests
+        )
+    return Throughput(default_tokens_per_second, ThroughputSource.CONFIGURED)
+
+
+@dataclasses.dataclass
+class ModelEstimate:
+    """One model's share of a batch."""
+
+    model: str
+    requests: int = 0
+    input_tokens: int = 0
+    max_output_tokens: int = 0
+    exact: bool = True  # every input token count came from the model's own tokenizer
+    configured: bool = True
+    cost_min: float = 0.0
+    cost_max: float = 0.0
+    eta_min_seconds: float | None = None
+    eta_max_seconds: float | None = None
+    throughput: Throughput | None = None
+    queued_ahead: int = 0
+
+    def add(self, input_tokens: int, max_output_tokens: int, exact: bool) -> None:
+        self.requests += 1
+        self.input_tokens += input_tokens
+        self.max_output_tokens += max_output_tokens
+        self.exact = self.exact and exact
+
+    def set_eta(self, rate: Throughput, queued_ahead: int, tokens_per_queued: float) -> None:
+        """ETA range at ``rate``: at best the batch's input alone (no output,
+        nothing ahead of it); at worst everything queued ahead plus every
+        request writing its max_tokens. Fair claiming serves a new batch
+        beside the queue, so the truth lies in between."""
+        if rate.tokens_per_second <= 0:
+            return
+        ahead = queued_ahead * tokens_per_queued
+        self.throughput = rate
+        self.queued_ahead = queued_ahead
+        self.eta_min_seconds = self.input_tokens / rate.tokens_per_second
+        self.eta_max_seconds = (
+            ahead + self.input_tokens + self.max_output_tokens
+        ) / rate.tokens_per_second
+
+
+def render(models: list[ModelEstimate]) -> dict[str, Any]:
+    """The dry-run answer (the same on every dialect's path)."""
+    return {
+        "object": "batch.estimate",
+        "dry_run": True,
+        "request_count": sum(m.requests for m in models),
+        "input_tokens": sum(m.input_tokens for m in models),
+        "input_tokens_exact": all(m.exact for m in models),
+        "max_output_tokens": sum(m.max_output_tokens for m in models),
+        "cost": {
+            "currency": "usd",
+            "min": round(sum(m.cost_min for m in models), 10),
+            "max": round(sum(m.cost_max for m in models), 10),
+        },
+        "models": [_render_model(m) for m in models],
+    }
+
+
+def _render_model(m: ModelEstimate) -> dict[str, Any]:
+    eta = None
+    if m.throughput is not None and m.eta_min_seconds is not None:
+        eta = {
+            "min_seconds": round(m.eta_min_seconds, 1),
+            "max_seconds": round(m.eta_max_seconds or m.eta_min_seconds, 1),
+            "tokens_per_second": round(m.throughput.tokens_per_second, 1),
+            "throughput_source": m.throughput.source.value,
+            "sample_requests": m.throughput.sample_requests,
+            "queued_ahead": m.queued_ahead,
+        }
+    return {
+        "model": m.model,
+        "configured": m.configured,
+        "request_count": m.requests,
+        "input_tokens": m.input_tokens,
+        "input_tokens_exact": m.exact,
+        "max_output_tokens": m.max_output_tokens,
+        "cost": {"min": round(m.cost_min, 10), "max": round(m.cost_max, 10)},
+        "eta": eta,
+    }

@@ -1,0 +1,313 @@
+"""Webhooks, pure: event types, the event body, delivery states, when to try
+again, progress steps, and which URLs and addresses may be called.
+
+A batch that ends writes one event per subscribed endpoint of its owner into
+the outbox (``webhook_deliveries``) in the transaction that ends it; workers
+deliver the rows, signed per the Standard Webhooks spec. The event body is
+OpenAI's webhook event shape, ``{"id": "evt_…", "object": "event",
+"created_at", "type": "batch.completed", "data": {"id": "batch_…"}}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import ipaddress
+import random
+import urllib.parse
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from batchgate.domain import errors, ids, retry
+from batchgate.domain.states import BatchStatus
+
+
+class EventType(enum.StrEnum):
+    BATCH_COMPLETED = "batch.completed"
+    BATCH_FAILED = "batch.failed"
+    BATCH_EXPIRED = "batch.expired"
+    BATCH_CANCELLED = "batch.cancelled"
+    # batchgate's own, opt-in per endpoint (``progress_every_percent``).
+    BATCH_PROGRESS = "batch.progress"
+
+
+TERMINAL_EVENTS = (
+    EventType.BATCH_COMPLETED,
+    EventType.BATCH_FAILED,
+    EventType.BATCH_EXPIRED,
+    EventType.BATCH_CANCELLED,
+)
+
+_EVENT_FOR_STATUS = {
+    BatchStatus.COMPLETED: EventType.BATCH_COMPLETED,
+    BatchStatus.FAILED: EventType.BATCH_FAILED,
+    BatchStatus.EXPIRED: EventType.BATCH_EXPIRED,
+    BatchStatus.CANCELLED: EventType.BATCH_CANCELLED,
+}
+
+
+def event_for(status: BatchStatus) -> EventType:
+    """The event a batch ending in ``status`` sends."""
+    return _EVENT_FOR_STATUS[status]
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"  # due at next_attempt_at (or being sent, under a lease)
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    FAILED = "failed"  # still failing when the retry period ran out
+    DISCARDED = "discarded"  # its endpoint was deleted first
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    id: str
+    owner: str
+    url: str
+    event_types: tuple[EventType, ...]
+    progress_every_percent: int | None
+    description: str | None
+    created_at: float
+
+    def wants(self, event: EventType) -> bool:
+        if event is EventType.BATCH_PROGRESS:
+            return self.progress_every_percent is not None
+        return event in self.event_types
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One event's delivery to one endpoint: its outbox row."""
+
+    id: str  # the webhook-id header
+    endpoint_id: str
+    event_id: str
+    event_type: EventType
+    batch_id: str
+    payload: str  # the exact JSON body, the same bytes on every attempt
+    status: DeliveryStatus
+    attempts: int
+    created_at: float
+    next_attempt_at: float | None
+    last_attempt_at: float | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery leased to one worker for one attempt, with what it needs to send."""
+
+    id: str
+    url: str
+    secret: str
+    payload: str
+    attempt: int
+    created_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt came to, written back fenced on the lease."""
+
+    delivery_id: str
+    worker_id: str
+    attempt: int
+    status: DeliveryStatus
+    next_attempt_at: float | None = None
+    status_code: int | None = None
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class NewDelivery:
+    """An outbox row to write: one event for one endpoint."""
+
+    id: str
+    endpoint_id: str
+    event_id: str
+    event_type: EventType
+    batch_id: str
+    # Unique per (endpoint, batch): the event type, or "batch.progress:40".
+    dedupe_key: str
+    payload: str
+    created_at: float
+
+
+def _deliveries(
+    event: EventType,
+    batch_id: str,
+    endpoints: Iterable[Endpoint],
+    now: float,
+    dedupe_key: str,
+    **data: Any,
+) -> list[NewDelivery]:
+    """One event (one id, one body) for each endpoint; none without endpoints."""
+    targets = list(endpoints)
+    if not targets:
+        return []
+    event_id = ids.new_event_id()
+    payload = orjson.dumps(event_body(event_id, event, batch_id, now, **data)).decode()
+    return [
+        NewDelivery(
+            ids.new_webhook_message_id(),
+            endpoint.id,
+            event_id,
+            event,
+            batch_id,
+            dedupe_key,
+            payload,
+            now,
+        )
+        for endpoint in targets
+    ]
+
+
+def ended_deliveries(
+    batch_id: str, status: BatchStatus, endpoints: Iterable[Endpoint], now: float
+) -> list[NewDelivery]:
+    """The deliveries a batch ending in ``status`` makes to its owner's endpoints."""
+    event = event_for(status)
+    subscribed = [e for e in endpoints if e.wants(event)]
+    return _deliveries(event, batch_id, subscribed, now, event.value)
+
+
+def progress_deliveries(
+    batch_id: str, total: int, finished: int, endpoints: Iterable[Endpoint], now: float
+) -> list[NewDelivery]:
+    """``batch.progress`` for each endpoint that asked for it, at the highest
+    step reached (the store writes each step once per endpoint)."""
+    made: list[NewDelivery] = []
+    for endpoint in endpoints:
+        every = endpoint.progress_every_percent
+        step = None if every is None else progress_step(finished, total, every)
+        if step is None:
+            continue
+        made += _deliveries(
+            EventType.BATCH_PROGRESS,
+            batch_id,
+            [endpoint],
+            now,
+            f"{EventType.BATCH_PROGRESS.value}:{step}",
+            percent=step,
+            request_counts={"total": total, "finished": finished},
+        )
+    return made
+
+
+def event_body(
+    event_id: str, event: EventType, batch_id: str, created_at: float, **data: Any
+) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "object": "event",
+        "created_at": int(created_at),
+        "type": event.value,
+        "data": {"id": batch_id, **data},
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryPolicy:
+    """Exponential backoff with full jitter, for ``retry_seconds`` after the
+    event was created; then the delivery is given up (``failed``)."""
+
+    base_seconds: float = 5.0
+    max_seconds: float = 3600.0
+    retry_seconds: float = 86400.0
+
+    def after_failure(
+        self,
+        attempt: int,
+        created_at: float,
+        now: float,
+        rng: random.Random | None = None,
+    ) -> float | None:
+        """When to try again after failed attempt ``attempt``; None: give up."""
+        policy = retry.RetryPolicy(base_seconds=self.base_seconds, max_seconds=self.max_seconds)
+        when = now + policy.backoff(attempt, rng=rng)
+        deadline = created_at + self.retry_seconds
+        if now >= deadline:
+            return None
+        return min(when, deadline)
+
+
+def progress_step(done: int, total: int, every: int) -> int | None:
+    """The highest multiple of ``every`` percent that ``done`` of ``total``
+    has reached, if any below 100 (the end is the terminal event's news)."""
+    if total <= 0 or every <= 0:
+        return None
+    step = (done * 100 // total) // every * every
+    return step if 0 < step < 100 else None
+
+
+# -- which URLs may be called (SSRF) ----------------------------------------
+
+
+def check_url(url: str, *, allow_private: bool, allowed_hosts: tuple[str, ...]) -> str:
+    """Validate an endpoint URL at registration: http(s), a host, and (when
+    the host is written as an address or is ``localhost``) not a private
+    address unless allowed. Names are resolved, and checked again, at every
+    delivery (:func:`address_allowed`)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError as exc:
+        raise errors.InvalidRequest(f"url is not a valid URL: {exc}", param="url") from exc
+    if parts.scheme not in ("http", "https"):
+        raise errors.InvalidRequest(
+            f"url must be http:// or https://; got {parts.scheme or 'no'} scheme", param="url"
+        )
+    if not host:
+        raise errors.InvalidRequest("url must name a host", param="url")
+    if not host_allowed(host, allowed_hosts):
+        raise errors.InvalidRequest(
+            f"host {host!r} is not in this server's webhook allowlist ([webhooks] allowed_hosts)",
+            param="url",
+        )
+    literal = _literal_address(host)
+    if literal is not None and not address_allowed(literal, allow_private=allow_private):
+        raise errors.InvalidRequest(
+            f"url points at a private, loopback or reserved address ({host}); this server "
+            "allows that only with [webhooks] allow_private_addresses = true",
+            param="url",
+        )
+    return url
+
+
+def host_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
+    """No allowlist: any host. Otherwise an exact name, or ``*.example.com``
+    for its subdomains."""
+    if not allowed_hosts:
+        return True
+    host = host.lower().rstrip(".")
+    for entry in allowed_hosts:
+        entry = entry.lower().rstrip(".")
+        if host == entry or (entry.startswith("*.") and host.endswith(entry[1:])):
+            return True
+    return False
+
+
+def _literal_address(host: str) -> str | None:
+    if host.lower().rstrip(".") == "localhost":
+        return "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return host
+
+
+def address_allowed(address: str, *, allow_private: bool) -> bool:
+    """Whether a webhook may be sent to this IP: public unicast addresses
+    always; loopback, private, link-local (cloud metadata), multicast and
+    reserved ones only when the operator allowed them."""
+    if allow_private:
+        return True
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast

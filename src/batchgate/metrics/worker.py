@@ -1,0 +1,142 @@
+"""A worker process's own counters, kept with prometheus-client in a private
+registry and reported as plain samples on its heartbeat row (so the API can
+sum them over every worker, on every host)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Protocol
+
+import prometheus_client
+
+from batchgate.domain import batch as batch_model
+from batchgate.domain import failures
+from batchgate.domain.states import RequestState
+
+# Upstream calls take from milliseconds (a local fake, a cache hit) to
+# minutes (long generations on a busy server).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class AttemptOutcome(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    ERRORED = "errored"
+    RETRIED = "retried"
+    # Drained before the call started: handed back without using an attempt.
+    HANDED_BACK = "handed_back"
+    # The write was fenced off: the request was cancelled, expired or
+    # reclaimed while this worker ran it.
+    LOST = "lost"
+
+
+def retry_cause(error: failures.RequestError | None) -> str:
+    """A short, bounded label for why an attempt will be retried."""
+    if error is None:
+        return "unknown"
+    if error.status_code is not None:
+        return f"http_{error.status_code}"
+    if error.type is failures.ErrorType.API:
+        return "connection"
+    return error.type.value.removesuffix("_error")
+
+
+def classify(outcome: batch_model.Outcome, applied: bool) -> AttemptOutcome:
+    if not applied:
+        return AttemptOutcome.LOST
+    if outcome.state is RequestState.SUCCEEDED:
+        return AttemptOutcome.SUCCEEDED
+    if outcome.state is RequestState.QUEUED:
+        return AttemptOutcome.RETRIED if outcome.error is not None else AttemptOutcome.HANDED_BACK
+    return AttemptOutcome.ERRORED
+
+
+class Recorder(Protocol):
+    def observe_call(self, model: str, seconds: float) -> None: ...
+    def record(self, model: str, outcome: batch_model.Outcome, applied: bool) -> None: ...
+    def samples(self) -> dict[str, Any] | None: ...
+
+
+class WorkerMetrics:
+    """Counters of one worker process. Cheap to update (a dict lookup and an
+    add under a lock); read only when the worker reports (``samples``)."""
+
+    def __init__(self) -> None:
+        self.registry = prometheus_client.CollectorRegistry(auto_describe=True)
+        self.attempts = prometheus_client.Counter(
+            "batchgate_attempts",
+            "Attempts at requests, by model and what came of them.",
+            ["model", "outcome"],
+            registry=self.registry,
+        )
+        self.retries = prometheus_client.Counter(
+            "batchgate_retries",
+            "Attempts that will be retried, by model and cause (http_<status>, timeout, "
+            "connection, ...).",
+            ["model", "cause"],
+            registry=self.registry,
+        )
+        self.latency = prometheus_client.Histogram(
+            "batchgate_upstream_latency_seconds",
+            "Time an upstream call took, whatever it returned.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = prometheus_client.Counter(
+            "batchgate_tokens",
+            "Tokens of succeeded requests, by model and direction (input, output).",
+            ["model", "direction"],
+            registry=self.registry,
+        )
+        self.cost = prometheus_client.Counter(
+            "batchgate_cost_usd",
+            "Cost at the batch price of succeeded requests, in USD.",
+            ["model"],
+            registry=self.registry,
+        )
+
+    def observe_call(self, model: str, seconds: float) -> None:
+        self.latency.labels(model).observe(seconds)
+
+    def record(self, model: str, outcome: batch_model.Outcome, applied: bool) -> None:
+        kind = classify(outcome, applied)
+        self.attempts.labels(model, kind.value).inc()
+        if kind is AttemptOutcome.RETRIED:
+            self.retries.labels(model, retry_cause(outcome.error)).inc()
+        elif kind is AttemptOutcome.SUCCEEDED:
+            self.tokens.labels(model, "input").inc(outcome.input_tokens)
+            self.tokens.labels(model, "output").inc(outcome.output_tokens)
+            self.cost.labels(model).inc(outcome.cost)
+
+    def samples(self) -> dict[str, Any] | None:
+        """``{family: {"type", "help", "samples": [[name, labels, value], ...]}}``
+        (JSON-ready; ``_created`` timestamps left out: they do not add up)."""
+        report: dict[str, Any] = {}
+        for family in self.registry.collect():
+            report[family.name] = {
+                "type": family.type,
+                "help": family.documentation,
+                "samples": [
+                    [sample.name, sample.labels, sample.value]
+                    for sample in family.samples
+                    if not sample.name.endswith("_created")
+                ],
+            }
+        return report
+
+
+class Disabled:
+    """Metrics off (``[metrics] enabled = false``): nothing counted."""
+
+    def observe_call(self, model: str, seconds: float) -> None:
+        pass
+
+    def record(self, model: str, outcome: batch_model.Outcome, applied: bool) -> None:
+        pass
+
+    def samples(self) -> dict[str, Any] | None:
+        return None
+
+
+def recorder(*, enabled: bool) -> Recorder:
+    return WorkerMetrics() if enabled else Disabled()

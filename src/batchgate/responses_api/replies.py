@@ -1,0 +1,186 @@
+"""Replies both ways: the canonical response -> a Responses API ``response``
+object (the OpenAI dialect's output lines), and an upstream's ``response``
+object -> the canonical response."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from batchgate import chat
+from batchgate.chat_completions.access import TranslationError, _dict, _list, _str
+from batchgate.chat_completions.inbound import effort_for_budget
+from batchgate.chat_completions.outbound import _tool_call_to_wire
+from batchgate.chat_completions.replies import usage_from_openai
+from batchgate.responses_api.outbound import text_config, tool_choice_to_wire, tool_to_wire
+
+
+def usage_to_responses(usage: chat.Usage) -> dict[str, Any]:
+    """Canonical usage in the Responses API's terms: ``input_tokens``
+    includes cached input, ``output_tokens`` includes reasoning."""
+    cached = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    input_tokens = usage.input_tokens + cached + written
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens or 0},
+        "total_tokens": input_tokens + usage.output_tokens,
+    }
+
+
+def response_to_responses(
+    response: chat.ChatResponse,
+    request: chat.ChatRequest,
+    *,
+    response_id: str,
+    created: int,
+) -> dict[str, Any]:
+    """The ``response`` object for ``response``, echoing ``request``'s
+    settings as OpenAI does. Item ids derive from ``response_id``, so the
+    same row renders the same bytes on every download."""
+    token = response_id.removeprefix("resp_")
+    output: list[dict[str, Any]] = []
+    texts: list[dict[str, Any]] = []
+    for index, block in enumerate(response.content):
+        if isinstance(block, chat.ThinkingBlock):
+            output.append(
+                {
+                    "id": f"rs_{token}_{index}",
+                    "type": "reasoning",
+                    "summary": [],
+                    "content": [{"type": "reasoning_text", "text": block.thinking}],
+                    "status": "completed",
+                }
+            )
+        elif isinstance(block, chat.TextBlock):
+            if response.stop_reason == "refusal":
+                texts.append({"type": "refusal", "refusal": block.text})
+            else:
+                texts.append(
+                    {"type": "output_text", "text": block.text, "annotations": [], "logprobs": []}
+                )
+        elif isinstance(block, chat.ToolUseBlock):
+            call = _tool_call_to_wire(block)
+            output.append(
+                {
+                    "id": f"fc_{token}_{index}",
+                    "type": "function_call",
+                    "call_id": block.id,
+                    "name": block.name,
+                    "arguments": call["function"]["arguments"],
+                    "status": "completed",
+                }
+            )
+    incomplete = response.stop_reason == "max_tokens"
+    if texts:
+        # The message goes where its first text was: after any reasoning.
+        message = {
+            "id": f"msg_{token}",
+            "type": "message",
+            "role": "assistant",
+            "status": "incomplete" if incomplete else "completed",
+            "content": texts,
+        }
+        at = next((i for i, item in enumerate(output) if item["type"] != "reasoning"), len(output))
+        output.insert(at, message)
+    thinking = request.thinking
+    effort = None
+    if thinking is not None:
+        effort = (
+            "none" if thinking.type == "disabled" else effort_for_budget(thinking.budget_tokens)
+        )
+    choice = request.tool_choice
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created,
+        "status": "incomplete" if incomplete else "completed",
+        "completed_at": None if incomplete else created,
+        "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+        "instructions": request.system_text(),
+        "max_output_tokens": request.max_tokens,
+        "model": response.model,
+        "output": output,
+        "parallel_tool_calls": not (choice is not None and choice.disable_parallel_tool_use),
+        "previous_response_id": None,
+        "reasoning": {"effort": effort, "summary": None},
+        "store": False,
+        "temperature": 1.0 if request.temperature is None else request.temperature,
+        "text": text_config(request.response_format),
+        "tool_choice": "auto" if choice is None else tool_choice_to_wire(choice),
+        "tools": [tool_to_wire(tool) for tool in request.tools or []],
+        "top_p": 1.0 if request.top_p is None else request.top_p,
+        "truncation": "disabled",
+        "usage": usage_to_responses(response.usage),
+        "user": None,
+        "metadata": {},
+    }
+
+
+def response_from_responses(body: object, *, request: chat.ChatRequest) -> chat.ChatResponse:
+    """An upstream's ``response`` object as a canonical reply."""
+    obj = _dict(body, "response")
+    status = obj.get("status")
+    if status == "failed":
+        error = obj.get("error") or {}
+        message = error.get("message") if isinstance(error, dict) else None
+        raise TranslationError(f"the upstream response failed: {message}", "response.error")
+    content: list[chat.ContentBlock] = []
+    refused = False
+    for i, raw in enumerate(_list(obj.get("output") or [], "response.output")):
+        p = f"response.output[{i}]"
+        item = _dict(raw, p)
+        kind = item.get("type")
+        if kind == "reasoning":
+            parts = item.get("content") or item.get("summary") or []
+            text = "".join(
+                _str(part.get("text") or "", f"{p}.content")
+                for part in _list(parts, f"{p}.content")
+                if isinstance(part, dict)
+            )
+            if text:
+                content.append(chat.ThinkingBlock(thinking=text))
+        elif kind == "message":
+            for j, part in enumerate(_list(item.get("content") or [], f"{p}.content")):
+                part = _dict(part, f"{p}.content[{j}]")
+                if part.get("type") == "refusal":
+                    refused = True
+                    text = _str(part.get("refusal") or "", f"{p}.content[{j}].refusal")
+                else:
+                    text = _str(part.get("text") or "", f"{p}.content[{j}].text")
+                if text:
+                    content.append(chat.TextBlock(text=text))
+        elif kind == "function_call":
+            arguments = _str(item.get("arguments") or "{}", f"{p}.arguments")
+            try:
+                parsed = json.loads(arguments)
+            except ValueError:
+                parsed = None
+            content.append(
+                chat.ToolUseBlock(
+                    id=_str(item.get("call_id") or item.get("id") or f"call_{i}", f"{p}.call_id"),
+                    name=_str(item.get("name"), f"{p}.name"),
+                    input=parsed if isinstance(parsed, dict) else {"_raw": arguments},
+                )
+            )
+    details = obj.get("incomplete_details")
+    stop_reason: chat.StopReason = "end_turn"
+    if any(isinstance(block, chat.ToolUseBlock) for block in content):
+        stop_reason = "tool_use"
+    if refused:
+        stop_reason = "refusal"
+    if status == "incomplete" and isinstance(details, dict):
+        if details.get("reason") == "max_output_tokens":
+            stop_reason = "max_tokens"
+        elif details.get("reason") == "content_filter":
+            stop_reason = "refusal"
+    return chat.ChatResponse(
+        id=str(obj.get("id") or "resp"),
+        model=str(obj.get("model") or request.model),
+        content=content,
+        stop_reason=stop_reason,
+        usage=usage_from_openai(obj.get("usage")),
+    )

@@ -1,0 +1,112 @@
+"""Dry runs: validate a batch as its create would, and say what it would cost
+and take, storing nothing (domain/estimate.py adds it up)."""
+
+from __future__ import annotations
+
+import time
+
+from batchgate import canonical, chat, config
+from batchgate.domain import errors, estimate
+from batchgate.domain.states import RequestState
+from batchgate.services.batches import BatchService, ParsedRequest
+from batchgate.services.file_batches import FileBatchService
+from batchgate.store import port
+
+# Backends whose throughput batchgate controls (the embedded engine): only
+# they get an ETA; an upstream's speed depends on a service we cannot see.
+_ETA_BACKENDS = frozenset({"llama_cpp"})
+# A line error list longer than this is cut in the dry run's message.
+_MAX_LISTED_ERRORS = 10
+
+
+class EstimateService:
+    def __init__(
+        self,
+        store: port.JobStore,
+        settings: config.Settings,
+        batches: BatchService,
+        file_batches: FileBatchService,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.batches = batches
+        self.file_batches = file_batches
+
+    def inline(self, requests: list[ParsedRequest], *, anthropic: bool) -> dict[str, object]:
+        """A native or Anthropic create body's requests, validated as create does."""
+        self.batches.check_size(len(requests))
+        self.batches.check_inputs(requests, anthropic=anthropic)
+        by_model: dict[str, estimate.ModelEstimate] = {}
+        for item in requests:
+            self._add(by_model, item.request)
+        return self._finish(by_model)
+
+    def file(self, owner: str, input_file_id: str, endpoint: str) -> dict[str, object]:
+        """An OpenAI file batch: every line checked as create does; a file
+        with bad lines is a 400 listing them (create would make a failed batch)."""
+        record = self.file_batches.files.input_file(owner, input_file_id)
+        by_model: dict[str, estimate.ModelEstimate] = {}
+        line_errors, total, _tokens = self.file_batches.validate(
+            record, endpoint, lambda request: self._add(by_model, request)
+        )
+        if not line_errors and total == 0:
+            raise errors.InvalidRequest(
+                "the input file holds no requests", param="input_file_id", code="empty_file"
+            )
+        if line_errors:
+            listed = "; ".join(
+                f"line {e.line}: {e.message}" for e in line_errors[:_MAX_LISTED_ERRORS]
+            )
+            more = len(line_errors) - _MAX_LISTED_ERRORS
+            raise errors.InvalidRequest(
+                f"the input file has {len(line_errors)} bad lines: {listed}"
+                + (f"; and {more} more" if more > 0 else ""),
+                param="input_file_id",
+                code="invalid_input_file",
+            )
+        return self._finish(by_model)
+
+    def _add(self, by_model: dict[str, estimate.ModelEstimate], request: canonical.Request) -> None:
+        entry = by_model.setdefault(
+            request.model,
+            estimate.ModelEstimate(request.model, configured=request.model in self.settings.models),
+        )
+        tokens, exact = self.batches.tokens.measure(request)
+        max_output = request.max_tokens if isinstance(request, chat.ChatRequest) else 0
+        entry.add(tokens, max_output, exact)
+
+    def _finish(self, by_model: dict[str, estimate.ModelEstimate]) -> dict[str, object]:
+        now = time.time()
+        for entry in by_model.values():
+            self._price(entry)
+            self._eta(entry, now)
+        return estimate.render(list(by_model.values()))
+
+    def _price(self, entry: estimate.ModelEstimate) -> None:
+        # A model nobody serves costs nothing: its requests end errored at once.
+        if not entry.configured:
+            return
+        cost = self.settings.batch_cost
+        entry.cost_min = cost(entry.model, entry.input_tokens, 0)
+        entry.cost_max = cost(entry.model, entry.input_tokens, entry.max_output_tokens)
+
+    def _eta(self, entry: estimate.ModelEstimate, now: float) -> None:
+        model = self.settings.models.get(entry.model)
+        if model is None or model.backend not in _ETA_BACKENDS:
+            return
+        options = self.settings.estimate
+        recent = self.store.recent_work(entry.model, now - options.window_seconds)
+        rate = estimate.throughput(recent, options.default_tokens_per_second)
+        ahead = self._queued_ahead(entry.model, now)
+        per_request = (
+            recent.tokens / recent.requests
+            if recent.requests
+            else (entry.input_tokens + entry.max_output_tokens) / max(entry.requests, 1)
+        )
+        entry.set_eta(rate, ahead, per_request)
+
+    def _queued_ahead(self, model: str, now: float) -> int:
+        for stats in self.store.model_stats(now):
+            if stats.model == model:
+                return stats.count(RequestState.QUEUED) + stats.count(RequestState.RUNNING)
+        return 0

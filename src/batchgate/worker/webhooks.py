@@ -1,0 +1,186 @@
+"""Webhook delivery: the worker's side of the outbox.
+
+Due deliveries are leased like requests (``claim_webhook_deliveries``: one
+statement, ``SKIP LOCKED`` on PostgreSQL), so several workers never send the
+same one at once; a worker that dies mid-send leaves a lease that lapses, and
+the delivery is sent again (at least once; receivers dedupe on
+``webhook-id``, which is the same on every attempt). Each attempt is signed
+afresh per the Standard Webhooks spec (its timestamp is the attempt's), and
+its outcome is written back fenced on the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import socket
+import time
+import urllib.parse
+from collections.abc import Iterator
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from batchgate import config
+from batchgate.domain import ids
+from batchgate.domain import webhooks as wh
+from batchgate.store import port
+
+log = logging.getLogger("batchgate.webhooks")
+
+PROGRESS_SECONDS = 1.0  # how often running batches are checked for progress events
+_ERROR_BODY = 200  # characters of a failing answer kept as its last_error
+
+
+class AddressRefused(Exception):
+    """The URL's host resolves to an address this server may not call."""
+
+
+def signed_headers(delivery: wh.ClaimedDelivery, at: datetime.datetime) -> dict[str, str]:
+    """The Standard Webhooks headers for one attempt at ``delivery``."""
+    signature = Webhook(delivery.secret).sign(delivery.id, at, delivery.payload)
+    return {
+        "content-type": "application/json",
+        "user-agent": "batchgate-webhooks/1",
+        "webhook-id": delivery.id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+class Deliverer:
+    def __init__(
+        self,
+        store: port.JobStore,
+        settings: config.WebhookSettings,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.worker_id = worker_id or ids.new_worker_id()
+        self.policy = wh.DeliveryPolicy(
+            base_seconds=settings.backoff_base_seconds,
+            max_seconds=settings.backoff_max_seconds,
+            retry_seconds=settings.retry_seconds,
+        )
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled. Sends cut short by cancellation are sent
+        again once their leases lapse."""
+        timeout = httpx.Timeout(self.settings.timeout_seconds)
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            last_progress = 0.0
+            try:
+                while True:
+                    claimed = await self._claim()
+                    for delivery in claimed:
+                        task = asyncio.create_task(self.attempt(client, delivery))
+                        self._inflight.add(task)
+                        task.add_done_callback(self._inflight.discard)
+                    if time.monotonic() - last_progress >= PROGRESS_SECONDS:
+                        last_progress = time.monotonic()
+                        with _logged("progress events"):
+                            await asyncio.to_thread(self.store.add_progress_events)
+                    if not claimed:
+                        await asyncio.sleep(self.settings.poll_seconds)
+            finally:
+                for task in list(self._inflight):
+                    task.cancel()
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _claim(self) -> list[wh.ClaimedDelivery]:
+        room = self.settings.max_concurrency - len(self._inflight)
+        if room <= 0:
+            return []
+        with _logged("claiming webhook deliveries"):
+            return await asyncio.to_thread(
+                self.store.claim_webhook_deliveries,
+                self.worker_id,
+                room,
+                time.time(),
+                self.settings.lease,
+            )
+        return []
+
+    async def attempt(self, client: httpx.AsyncClient, delivery: wh.ClaimedDelivery) -> None:
+        """Send one delivery once and record what came of it."""
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            await self._check_address(delivery.url)
+            now = datetime.datetime.now(tz=datetime.UTC)
+            response = await client.post(
+                delivery.url,
+                content=delivery.payload.encode(),
+                headers=signed_headers(delivery, now),
+            )
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                # Redirects are failures too: following them would let a
+                # receiver point us at an address we refuse.
+                error = f"HTTP {status_code}: {response.text[:_ERROR_BODY]}"
+        except AddressRefused as exc:
+            error = str(exc)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        now_s = time.time()
+        if error is None:
+            result = wh.AttemptResult(
+                delivery.id,
+                self.worker_id,
+                delivery.attempt,
+                wh.DeliveryStatus.DELIVERED,
+                status_code=status_code,
+            )
+        else:
+            retry_at = self.policy.after_failure(delivery.attempt, delivery.created_at, now_s)
+            result = wh.AttemptResult(
+                delivery.id,
+                self.worker_id,
+                delivery.attempt,
+                wh.DeliveryStatus.PENDING if retry_at is not None else wh.DeliveryStatus.FAILED,
+                next_attempt_at=retry_at,
+                status_code=status_code,
+                error=error,
+            )
+        with _logged(f"recording webhook delivery {delivery.id}"):
+            # Not recorded (store down): the lease lapses and it is sent again.
+            await asyncio.to_thread(self.store.record_webhook_attempt, result, now_s)
+
+    async def _check_address(self, url: str) -> None:
+        """Refuse hosts off the allowlist, and (unless allowed) names that
+        resolve to loopback, private, link-local or reserved addresses. The
+        connection resolves the name again, so a hostile DNS server could
+        still swap the address in between: see the README on SSRF."""
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        if not wh.host_allowed(host, tuple(self.settings.allowed_hosts)):
+            raise AddressRefused(f"host {host!r} is not in [webhooks] allowed_hosts")
+        if self.settings.allow_private_addresses:
+            return
+        port_number = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port_number, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise AddressRefused(f"cannot resolve {host!r}: {exc}") from exc
+        for info in infos:
+            address = str(info[4][0])
+            if not wh.address_allowed(address, allow_private=False):
+                raise AddressRefused(
+                    f"{host!r} resolves to {address}, a private, loopback or reserved "
+                    "address; set [webhooks] allow_private_addresses = true to allow it"
+                )
+
+
+@contextlib.contextmanager
+def _logged(what: str) -> Iterator[None]:
+    """Log and swallow a failure of one step: the loop goes on."""
+    try:
+        yield
+    except Exception:
+        log.exception("%s failed", what)

@@ -1,0 +1,185 @@
+"""Dry runs (``?dry_run=true``) over real HTTP: validated like a create,
+answered with an estimate, and nothing stored."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from batchgate import chat, config
+from batchgate.domain import batch as batch_model
+from batchgate.domain.states import RequestState
+from batchgate.services import token_count
+from tests import harness
+from tests.contract import builders
+
+FAKE = harness.FAKE_MODEL
+EMBEDDED = config.DEFAULT_MODEL_NAME
+
+
+def inline(custom_id: str, text: str, model: str = FAKE, max_tokens: int = 100) -> dict[str, Any]:
+    return {
+        "custom_id": custom_id,
+        "params": {
+            "model": model,
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": text}],
+        },
+    }
+
+
+def stored_nothing(server: harness.RunningServer, client: httpx.Client) -> bool:
+    return (
+        client.get("/v1/batches").json()["data"] == []
+        and client.get("/v1/files").json()["data"] == []
+        and client.get("/v1/messages/batches").json()["data"] == []
+    )
+
+
+def test_native_dry_run_counts_prices_and_stores_nothing(server: harness.RunningServer) -> None:
+    body = {"requests": [inline("a", "a" * 400), inline("b", "b" * 400, max_tokens=300)]}
+    with server.client() as client:
+        response = client.post("/v1/batches", params={"dry_run": "true"}, json=body)
+        assert response.status_code == 200, response.text
+        assert stored_nothing(server, client)
+    estimate = response.json()
+    assert estimate["object"] == "batch.estimate" and estimate["request_count"] == 2
+    # The fake model is an upstream: its tokens are estimated (~4 characters each).
+    assert estimate["input_tokens_exact"] is False
+    assert 200 <= estimate["input_tokens"] <= 230
+    assert estimate["max_output_tokens"] == 400
+    tokens = estimate["input_tokens"]
+    # $2 / $6 per million at the 50 % batch price.
+    assert estimate["cost"]["min"] == pytest.approx(tokens * 1e-6)
+    assert estimate["cost"]["max"] == pytest.approx(tokens * 1e-6 + 400 * 3e-6)
+    (model,) = estimate["models"]
+    assert model["model"] == FAKE and model["eta"] is None  # no ETA for an upstream
+
+
+def test_a_bad_dry_run_is_the_same_400_as_a_create(server: harness.RunningServer) -> None:
+    body = {"requests": [inline("a", "x"), {"custom_id": "b", "params": {"model": FAKE}}]}
+    with server.client() as client:
+        response = client.post("/v1/batches", params={"dry_run": "true"}, json=body)
+        assert stored_nothing(server, client)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"].startswith("requests[1].params")
+
+
+def test_anthropic_dry_run_validates_anthropic_custom_ids(server: harness.RunningServer) -> None:
+    with server.client() as client:
+        good = client.post(
+            "/v1/messages/batches",
+            params={"dry_run": "true"},
+            json={"requests": [inline("a", "x")]},
+        )
+        bad = client.post(
+            "/v1/messages/batches",
+            params={"dry_run": "true"},
+            json={"requests": [inline("not ok!", "x")]},
+        )
+        assert stored_nothing(server, client)
+    assert good.status_code == 200 and good.json()["request_count"] == 1
+    assert bad.status_code == 400 and bad.json()["type"] == "error"
+
+
+def file_line(custom_id: str, **body: Any) -> str:
+    return json.dumps(
+        {
+            "custom_id": custom_id,
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": FAKE, "messages": [{"role": "user", "content": "hi"}], **body},
+        }
+    )
+
+
+def dry_run_file(sdk: openai.OpenAI, content: bytes) -> dict[str, Any]:
+    """Upload ``content`` and dry-run a chat-completions batch of it."""
+    file_id = sdk.files.create(file=("in.jsonl", content), purpose="batch").id
+    response = sdk.post(
+        "/batches",
+        cast_to=httpx.Response,
+        body={
+            "input_file_id": file_id,
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },
+        options={"params": {"dry_run": "true"}},
+    )
+    estimate: dict[str, Any] = response.json()
+    return estimate
+
+
+def test_openai_file_dry_run_estimates_every_line_and_creates_no_batch(
+    server: harness.RunningServer,
+) -> None:
+    content = "\n".join(file_line(f"r{i}", max_tokens=50) for i in range(3)).encode()
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key) as sdk:
+        estimate = dry_run_file(sdk, content)
+        assert list(sdk.batches.list()) == []
+    assert estimate["request_count"] == 3 and estimate["max_output_tokens"] == 150
+
+
+def test_openai_file_dry_run_names_the_bad_lines(server: harness.RunningServer) -> None:
+    content = "\n".join([file_line("r0"), "{not json", file_line("r0")]).encode()
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key) as sdk:
+        with pytest.raises(openai.BadRequestError) as caught:
+            dry_run_file(sdk, content)
+        assert list(sdk.batches.list()) == []
+    assert "2 bad lines" in caught.value.message
+    assert "line 2" in caught.value.message and "line 3" in caught.value.message
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[harness.RunningServer]:
+    """The embedded model configured, no worker (the dry run needs only its tokenizer)."""
+    settings = harness.make_settings(tmp_path, config.default_models())
+    with harness.serve(settings, with_worker=False) as running:
+        yield running
+
+
+def test_embedded_model_tokens_are_exact_and_eta_uses_the_configured_rate(
+    embedded: harness.RunningServer,
+) -> None:
+    body = {"requests": [inline("a", "Name three colours.", model=EMBEDDED, max_tokens=64)]}
+    with embedded.client() as client:
+        estimate = client.post("/v1/batches", params={"dry_run": "true"}, json=body).json()
+    request = chat.ChatRequest.model_validate(body["requests"][0]["params"])
+    expected = token_count.TokenCounter(embedded.settings.models).count(request)
+    assert estimate["input_tokens_exact"] is True and estimate["input_tokens"] == expected
+    eta = estimate["models"][0]["eta"]
+    rate = embedded.settings.estimate.default_tokens_per_second
+    assert eta["throughput_source"] == "configured"
+    assert eta["min_seconds"] == pytest.approx(expected / rate, abs=0.1)
+    assert eta["max_seconds"] == pytest.approx((expected + 64) / rate, abs=0.1)
+
+
+def test_embedded_model_eta_uses_its_measured_throughput(
+    embedded: harness.RunningServer,
+) -> None:
+    # 30 requests of 100 tokens each that ran over the last 10 seconds: 300 tokens/s.
+    store, now = embedded.store, time.time()
+    builders.make_batch(store, 30, owner="someone", model=EMBEDDED, created_at=now - 20)
+    claimed = store.claim(EMBEDDED, 30, "w", now - 10, 60)
+    store.record_outcomes(
+        [
+            batch_model.Outcome(
+                c.id, c.attempt, "w", RequestState.SUCCEEDED, input_tokens=40, output_tokens=60
+            )
+            for c in claimed
+        ],
+        now,
+    )
+    body = {"requests": [inline("a", "Name three colours.", model=EMBEDDED, max_tokens=64)]}
+    with embedded.client() as client:
+        estimate = client.post("/v1/batches", params={"dry_run": "true"}, json=body).json()
+    eta = estimate["models"][0]["eta"]
+    assert eta["throughput_source"] == "measured" and eta["sample_requests"] == 30
+    assert eta["tokens_per_second"] == pytest.approx(300, rel=0.05)

@@ -1,0 +1,154 @@
+"""Operator routes over real HTTP: /health, /ready and an admin-only /metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import parser
+
+from batchgate import config
+from tests import harness
+from tests.fakes.upstream import FakeUpstream
+
+MODEL = "fake-chat"
+
+
+def _settings(tmp_path: Path, upstream: FakeUpstream, **metrics: object) -> config.Settings:
+    settings = harness.make_settings(
+        tmp_path,
+        {MODEL: harness.openai_model(MODEL, upstream.openai_base_url, price={"input": 2.0})},
+        heartbeat_seconds=0.2,
+    )
+    return settings.model_copy(update={"metrics": config.MetricsSettings(**metrics)})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
+    with harness.serve(_settings(tmp_path, upstream)) as running:
+        yield running
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in parser.text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def scrape(server: harness.RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with server.client() as client:
+        response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    return samples(response.text)
+
+
+def wait_ready(server: harness.RunningServer) -> dict[str, object]:
+    deadline = time.monotonic() + 10
+    with server.client() as client:
+        while True:
+            response = client.get("/ready")
+            if response.status_code == 200 or time.monotonic() > deadline:
+                body: dict[str, object] = response.json()
+                return body
+            time.sleep(0.05)
+
+
+def test_health_answers_without_a_key(server: harness.RunningServer) -> None:
+    with server.client("") as client:
+        response = client.get("/health", headers={"authorization": ""})
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_ready_once_the_database_is_current_and_a_worker_reported(
+    server: harness.RunningServer,
+) -> None:
+    body = wait_ready(server)
+    assert body["status"] == "ready"
+    checks = body["checks"]
+    assert isinstance(checks, dict)
+    assert checks["database"] == {"ok": True}
+    assert checks["migrations"]["ok"] and checks["migrations"]["current"] is not None
+    assert checks["workers"]["ok"] and checks["workers"]["alive"] == 1
+
+
+def test_not_ready_without_any_worker(tmp_path: Path, upstream: FakeUpstream) -> None:
+    with (
+        harness.serve(_settings(tmp_path, upstream), with_worker=False) as server,
+        server.client() as client,
+    ):
+        response = client.get("/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not_ready"
+    assert body["checks"]["workers"] == {
+        "ok": False,
+        "alive": 0,
+        "within_seconds": 60.0,
+        "last_seen_at": None,
+    }
+    assert body["checks"]["database"]["ok"] and body["checks"]["migrations"]["ok"]
+
+
+def test_metrics_need_an_admin_key(server: harness.RunningServer) -> None:
+    ordinary = server.new_key("tenant")
+    with server.client(ordinary) as tenant:
+        forbidden = tenant.get("/metrics")
+    with server.client("bg-not-a-key") as stranger:
+        unknown = stranger.get("/metrics")
+    assert (forbidden.status_code, unknown.status_code) == (403, 401)
+
+
+def test_metrics_count_a_finished_batch_with_a_retry(
+    server: harness.RunningServer, upstream: FakeUpstream
+) -> None:
+    upstream.script_for("q1", "503")
+    with server.client() as client:
+        created = client.post(
+            "/v1/batches",
+            json={
+                "requests": [
+                    {
+                        "custom_id": f"q{i}",
+                        "params": {
+                            "model": MODEL,
+                            "max_tokens": 8,
+                            "messages": [{"role": "user", "content": f"q{i}"}],
+                        },
+                    }
+                    for i in range(3)
+                ]
+            },
+        ).json()
+    batch = server.wait_ended(created["id"])
+    model = (("model", MODEL),)
+    deadline = time.monotonic() + 10
+    while True:  # the worker reports its counters every heartbeat
+        found = scrape(server)
+        if found.get(("batchgate_attempts_total", (*model, ("outcome", "succeeded")))) == 3:
+            break
+        assert time.monotonic() < deadline, found
+        time.sleep(0.1)
+    assert found[("batchgate_stored_requests", (*model, ("state", "succeeded")))] == 3
+    assert found[("batchgate_queue_depth", (*model, ("state", "ready")))] == 0
+    assert found[("batchgate_batches", (("status", "completed"),))] == 1
+    assert found[("batchgate_retries_total", (("cause", "http_503"), *model))] == 1
+    assert found[("batchgate_upstream_latency_seconds_count", model)] == 4
+    assert (
+        found[("batchgate_tokens_total", (("direction", "input"), *model))]
+        == (batch["usage"]["input_tokens"])
+    )
+    assert found[("batchgate_cost_usd_total", model)] == pytest.approx(batch["cost"])
+    assert found[("batchgate_workers_alive", ())] == 1
+
+
+def test_metrics_switched_off_are_not_served(tmp_path: Path, upstream: FakeUpstream) -> None:
+    with (
+        harness.serve(_settings(tmp_path, upstream, enabled=False)) as server,
+        server.client() as client,
+    ):
+        assert client.get("/metrics").status_code == 404

@@ -1,0 +1,44 @@
+"""Input tokens counted at submit time match what the engine then reports."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from batchgate import chat, config
+from batchgate.backends import llama_cpp as engine_backend
+from batchgate.services import token_count
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_embedded_model_count_is_the_engines_own_prompt_length() -> None:
+    model = config.ModelConfig(name="m", backend="llama_cpp", n_parallel=2, n_ctx=512)
+    requests = [
+        chat.ChatRequest(
+            model="m",
+            max_tokens=1,
+            system="Be brief. " * 7,
+            messages=[chat.Message(role="user", content="Grüße! Name three colours, é ü.")],
+        ),
+        chat.ChatRequest(
+            model="m",
+            max_tokens=1,
+            messages=[
+                chat.Message(role="user", content="Hi"),
+                chat.Message(role="assistant", content="Hello."),
+                chat.Message(role="user", content="x" * 300),
+            ],
+        ),
+    ]
+    counter = token_count.TokenCounter({"m": model})
+    backend = engine_backend.create(model)
+
+    async def reported() -> list[int]:
+        try:
+            return [(await backend.complete(r)).usage.input_tokens for r in requests]
+        finally:
+            await backend.aclose()
+
+    assert [counter.count(r) for r in requests] == asyncio.run(reported())

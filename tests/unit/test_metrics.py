@@ -1,0 +1,75 @@
+"""Worker counters and how the scrape adds them up across processes."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest, parser, registry
+
+from batchgate.domain import batch as batch_model
+from batchgate.domain import failures
+from batchgate.domain.states import RequestState
+from batchgate.metrics import store as metrics_store
+from batchgate.metrics import worker as worker_metrics
+
+
+def outcome(state: RequestState, **fields: object) -> batch_model.Outcome:
+    return batch_model.Outcome(1, 1, "w", state, **fields)  # type: ignore[arg-type]
+
+
+def test_retry_causes_are_short_bounded_labels() -> None:
+    def cause(error_type: failures.ErrorType, status: int | None = None) -> str:
+        return worker_metrics.retry_cause(failures.RequestError(error_type, "x", status))
+
+    assert cause(failures.ErrorType.RATE_LIMIT, 429) == "http_429"
+    assert cause(failures.ErrorType.TIMEOUT) == "timeout"
+    assert cause(failures.ErrorType.API) == "connection"
+
+
+def test_a_write_fenced_off_counts_as_lost_whatever_it_said() -> None:
+    done = outcome(RequestState.SUCCEEDED)
+    assert worker_metrics.classify(done, applied=False) is worker_metrics.AttemptOutcome.LOST
+    handed = outcome(RequestState.QUEUED, refund_attempt=True)
+    assert worker_metrics.classify(handed, True) is worker_metrics.AttemptOutcome.HANDED_BACK
+
+
+def _worker(succeeded: int, latencies: list[float]) -> worker_metrics.WorkerMetrics:
+    counters = worker_metrics.WorkerMetrics()
+    for _ in range(succeeded):
+        counters.record(
+            "m", outcome(RequestState.SUCCEEDED, input_tokens=2, output_tokens=5, cost=0.5), True
+        )
+    for seconds in latencies:
+        counters.observe_call("m", seconds)
+    return counters
+
+
+class _Merged(registry.Collector):
+    def __init__(self, *reports: dict[str, object]) -> None:
+        self.reports = reports
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        return metrics_store.merge_worker_samples(self.reports)  # type: ignore[arg-type]
+
+
+def test_two_workers_reports_add_up_counters_and_histogram_buckets() -> None:
+    first, second = _worker(3, [0.004, 0.2]), _worker(2, [0.2, 7.0])
+    target = registry.CollectorRegistry()
+    target.register(_Merged(first.samples() or {}, second.samples() or {}))
+    text = generate_latest(target).decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in parser.text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    m = (("model", "m"),)
+    assert samples[("batchgate_attempts_total", (*m, ("outcome", "succeeded")))] == 5
+    assert samples[("batchgate_tokens_total", (("direction", "output"), *m))] == 25
+    assert samples[("batchgate_upstream_latency_seconds_count", m)] == 4
+    assert samples[("batchgate_upstream_latency_seconds_bucket", (("le", "0.005"), *m))] == 1
+    assert samples[("batchgate_upstream_latency_seconds_bucket", (("le", "0.25"), *m))] == 3
+    assert samples[("batchgate_upstream_latency_seconds_bucket", (("le", "+Inf"), *m))] == 4
+
+
+def test_switched_off_counters_report_nothing() -> None:
+    counters = worker_metrics.recorder(enabled=False)
+    counters.record("m", outcome(RequestState.SUCCEEDED), True)
+    assert counters.samples() is None
