@@ -6,12 +6,18 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
 
 from batchgate import testing
-from batchgate.store import port, sql
+from batchgate.store import port
+
+if TYPE_CHECKING:
+    from batchgate.store import sql
+
+# psycopg and the SQL store (SQLAlchemy, Alembic) are imported by the fixtures
+# that use them: the unit tests never do, and importing them costs seconds.
 
 PG_ADMIN_URL = os.environ.get("BATCHGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -20,6 +26,8 @@ PG_ADMIN_URL = os.environ.get("BATCHGATE_TEST_PG", "postgresql://postgres@127.0.
 def pg_url() -> Iterator[str]:
     """A fresh database on the local PostgreSQL server, dropped afterwards.
     CI starts the server; a missing server is a failure, not a skip."""
+    import psycopg
+
     name = f"batchgate_test_{os.getpid()}_{secrets.token_hex(3)}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -30,6 +38,8 @@ def pg_url() -> Iterator[str]:
 
 
 def _reset_postgres(url: str) -> None:
+    import psycopg
+
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")
@@ -57,6 +67,8 @@ def store_url_postgres(pg_url: str) -> str:
 
 @pytest.fixture
 def sql_store(store_url: str) -> Iterator[sql.SqlJobStore]:
+    from batchgate.store import sql
+
     job_store = sql.SqlJobStore.open(store_url)
     yield job_store
     job_store.close()
@@ -65,6 +77,8 @@ def sql_store(store_url: str) -> Iterator[sql.SqlJobStore]:
 @pytest.fixture(params=["sqlite", "postgres", "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[port.JobStore]:
     """Every JobStore the contract holds for: SQLite, PostgreSQL, in memory."""
+    from batchgate.store import sql
+
     job_store: port.JobStore
     if request.param == "memory":
         job_store = testing.MemoryJobStore()

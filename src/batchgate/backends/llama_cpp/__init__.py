@@ -48,12 +48,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from batchgate import chat, config, embeddings
 from batchgate.backends import base
-from batchgate.backends.llama_cpp import embedder, engine, options, scheduler
+from batchgate.backends.llama_cpp import options, scheduler
 from batchgate.domain.states import RequestKind
+
+if TYPE_CHECKING:
+    from batchgate.backends.llama_cpp import embedder, engine
+
+# ``engine`` and ``embedder`` load the llama_cpp bindings (over a second to
+# import); they are imported when a backend is built, so importing this
+# package (the scheduler's planning, the options) does not pay for them.
 
 _Result = TypeVar("_Result")
 
@@ -80,6 +87,8 @@ class LlamaCppBackend:
                 else frozenset({RequestKind.CHAT, RequestKind.EMBEDDINGS})
             ),
         )
+        from batchgate.backends.llama_cpp import engine
+
         self._engine = engine.Engine(opts, model_path)
 
     @property
@@ -98,6 +107,8 @@ class LlamaCppBackend:
         return await self._run(lambda deliver: scheduler.Job(request=request, deliver=deliver))
 
     async def embed(self, request: embeddings.EmbeddingRequest) -> embeddings.EmbeddingResponse:
+        from batchgate.backends.llama_cpp import embedder
+
         return await self._run(lambda deliver: embedder.EmbedJob(request=request, deliver=deliver))
 
     async def _run(

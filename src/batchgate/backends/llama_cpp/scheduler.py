@@ -24,11 +24,16 @@ import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from batchgate import chat
 from batchgate.backends import base
-from batchgate.backends.llama_cpp import options, runtime, text
+from batchgate.backends.llama_cpp import options, text
+
+if TYPE_CHECKING:
+    # Only its type aliases: the module loads the llama_cpp bindings, which
+    # the planning (and its tests against a fake runtime) does not need.
+    from batchgate.backends.llama_cpp import runtime
 
 # Copying a KV stream takes milliseconds; prefilling 16 tokens on a CPU takes
 # tens of them. Even a chat template's default system prompt is worth sharing.
