@@ -8,7 +8,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ import httpx
 import orjson
 
 from batchgate import config, logs
+from batchgate.domain import keys as key_model
 from batchgate.domain.states import BatchStatus
 
 if TYPE_CHECKING:
@@ -153,7 +154,6 @@ def _inline_body(path: str) -> bytes:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     from batchgate import runtime
-    from batchgate.domain import keys as key_model
     from batchgate.services.keys import KeyService
 
     keys = KeyService(runtime.open_store(_settings(args)))
@@ -400,18 +400,27 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", help="API key (BATCHGATE_API_KEY)")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def _positive(most: int) -> Callable[[str], int]:
+    """An argument type: an integer from 1 to ``most`` (a quota's bound,
+    the same as the API's: see domain/keys.py)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
+        if not 1 <= value <= most:
+            raise argparse.ArgumentTypeError(f"must be from 1 to {most:,}, not {value:,}")
+        return value
+
+    return parse
 
 
 def _model_tokens(text: str) -> tuple[str, int]:
     model, sep, tokens = text.rpartition("=")
     if not sep or not model:
         raise argparse.ArgumentTypeError(f"expected MODEL=N, not {text!r}")
-    return model, _positive(tokens)
+    return model, _positive(key_model.MAX_QUOTA_TOKENS)(tokens)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -451,10 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_model_tokens,
         help="input tokens this key may have queued or running on MODEL (repeatable)",
     )
-    create.add_argument("--max-active-batches", type=_positive, metavar="N")
-    create.add_argument("--max-requests-per-batch", type=_positive, metavar="N")
+    count = _positive(key_model.MAX_QUOTA_COUNT)
+    create.add_argument("--max-active-batches", type=count, metavar="N")
+    create.add_argument("--max-requests-per-batch", type=count, metavar="N")
     create.add_argument(
-        "--max-file-bytes", type=_positive, metavar="N", help="bytes of files stored, in total"
+        "--max-file-bytes",
+        type=_positive(key_model.MAX_QUOTA_BYTES),
+        metavar="N",
+        help="bytes of files stored, in total",
     )
     listing = keys_sub.add_parser("list", help="list keys")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id or name")

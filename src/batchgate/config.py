@@ -116,11 +116,14 @@ class QuotaSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     # Model name -> input tokens a key may have queued or running on it.
-    max_enqueued_tokens: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
-    max_active_batches: int | None = Field(default=None, ge=1)
-    max_requests_per_batch: int | None = Field(default=None, ge=1)
+    # Bounds: the same as a key's own quotas (see domain/keys.py).
+    max_enqueued_tokens: dict[str, Annotated[int, Field(ge=1, le=keys.MAX_QUOTA_TOKENS)]] = Field(
+        default_factory=dict
+    )
+    max_active_batches: int | None = Field(default=None, ge=1, le=keys.MAX_QUOTA_COUNT)
+    max_requests_per_batch: int | None = Field(default=None, ge=1, le=keys.MAX_QUOTA_COUNT)
     # Bytes of uploaded files a key may keep stored, in total.
-    max_file_bytes: int | None = Field(default=None, ge=1)
+    max_file_bytes: int | None = Field(default=None, ge=1, le=keys.MAX_QUOTA_BYTES)
 
     def defaults(self) -> keys.KeyQuotas:
         return keys.KeyQuotas(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pydantic
 import pytest
 
-from batchgate import config
+from batchgate import cli, config
 from batchgate.domain import errors, keys, quotas
 
 
@@ -88,3 +89,46 @@ def test_room_on_any_served_model_or_an_unlimited_one_lets_the_body_be_read() ->
     limits = keys.KeyQuotas(max_enqueued_tokens={"a": 10, "b": 10})
     quotas.refuse_when_full("key_x", limits, {"a": 10, "b": 9}, ["a", "b"])
     quotas.refuse_when_full("key_x", limits, {"a": 10, "b": 10}, ["a", "b", "c"])
+
+
+_QUOTA_FLAGS = [
+    ("--max-active-batches", keys.MAX_QUOTA_COUNT),
+    ("--max-requests-per-batch", keys.MAX_QUOTA_COUNT),
+    ("--max-file-bytes", keys.MAX_QUOTA_BYTES),
+]
+
+
+@pytest.mark.parametrize(("flag", "most"), _QUOTA_FLAGS)
+def test_the_cli_takes_a_quota_up_to_the_apis_bound_and_no_further(flag: str, most: int) -> None:
+    parser = cli.build_parser()
+    create = ["keys", "create", "--name", "k", flag]
+    attribute = flag.removeprefix("--").replace("-", "_")
+    assert getattr(parser.parse_args([*create, str(most)]), attribute) == most
+    for bad in (str(most + 1), "0", "many"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*create, bad])
+
+
+def test_the_cli_bounds_enqueued_tokens_as_the_api_does() -> None:
+    parser = cli.build_parser()
+    create = ["keys", "create", "--name", "k", "--max-enqueued-tokens"]
+    top = keys.MAX_QUOTA_TOKENS
+    assert parser.parse_args([*create, f"m={top}"]).max_enqueued_tokens == [("m", top)]
+    with pytest.raises(SystemExit):
+        parser.parse_args([*create, f"m={top + 1}"])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"max_active_batches = {keys.MAX_QUOTA_COUNT + 1}",
+        f"max_requests_per_batch = {keys.MAX_QUOTA_COUNT + 1}",
+        f"max_file_bytes = {keys.MAX_QUOTA_BYTES + 1}",
+        f'max_enqueued_tokens = {{ "m" = {keys.MAX_QUOTA_TOKENS + 1} }}',
+    ],
+)
+def test_the_config_bounds_quotas_as_the_api_does(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[quotas]\n{line}\n")
+    with pytest.raises(pydantic.ValidationError):
+        config.load(path, environ={})

@@ -16,10 +16,10 @@ from batchgate.domain import keys as key_model
 router = fastapi.APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
-# Bounded by the store's integer columns (a larger value was a 500).
-_Positive = Annotated[int, pydantic.Field(ge=1, le=2**31 - 1)]
-_Bytes = Annotated[int, pydantic.Field(ge=1, le=2**63 - 1)]
-_Tokens = Annotated[int, pydantic.Field(ge=1, le=2**53)]
+# The same bounds as the CLI and the config (see domain/keys.py).
+_Positive = Annotated[int, pydantic.Field(ge=1, le=key_model.MAX_QUOTA_COUNT)]
+_Bytes = Annotated[int, pydantic.Field(ge=1, le=key_model.MAX_QUOTA_BYTES)]
+_Tokens = Annotated[int, pydantic.Field(ge=1, le=key_model.MAX_QUOTA_TOKENS)]
 
 
 class Quotas(pydantic.BaseModel):

@@ -61,6 +61,15 @@ def display_prefix(key: str) -> str:
     return key[:10]
 
 
+# The largest value each quota may take, wherever it is set (the API, the
+# CLI, the config): the store keeps counts in INTEGER columns and bytes in
+# BIGINT ones (a larger value was a 500), and tokens in JSON, where 2^53 is
+# the last integer every client's JSON parser reads exactly.
+MAX_QUOTA_COUNT = 2**31 - 1  # max_active_batches, max_requests_per_batch
+MAX_QUOTA_BYTES = 2**63 - 1  # max_file_bytes
+MAX_QUOTA_TOKENS = 2**53  # each model's max_enqueued_tokens
+
+
 @dataclasses.dataclass(frozen=True)
 class KeyQuotas:
     """Limits on what one key may hold at once. ``None`` (or a model missing
