@@ -6,6 +6,7 @@ stretching needed); only the hash is stored."""
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 from collections.abc import Mapping
 
@@ -28,6 +29,16 @@ class ApiKey:
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
+
+
+class Revocation(enum.Enum):
+    """What revoking one key did (the store decides in one transaction)."""
+
+    REVOKED = "revoked"
+    NOT_ACTIVE = "not_active"  # no such key, or it was revoked already
+    # Refused: the last active admin key stays, or nobody could manage keys
+    # over the API again.
+    LAST_ADMIN = "last_admin"
 
 
 def new_key(

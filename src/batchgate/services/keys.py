@@ -63,16 +63,14 @@ class KeyService:
     def revoke(self, key_id: str) -> key_model.ApiKey:
         """Revoke one key by id. The last active admin key stays: without it
         nobody could manage keys over the API again."""
-        record = self.get(key_id)
-        now = time.time()
-        if record.admin and _is_active(record, now):
-            admins = [k for k in self.store.list_keys() if k.admin and _is_active(k, now)]
-            if len(admins) <= 1:
-                raise errors.Conflict(
-                    f"{key_id!r} is the last active admin key; create another admin key first",
-                    param="key_id",
-                )
-        self.store.revoke_key(key_id, now)
+        self.get(key_id)  # 404 for an unknown id
+        # One store transaction checks and revokes, so two concurrent revokes
+        # cannot each see the other admin key and remove both.
+        if self.store.revoke_key(key_id, time.time()) is key_model.Revocation.LAST_ADMIN:
+            raise errors.Conflict(
+                f"{key_id!r} is the last active admin key; create another admin key first",
+                param="key_id",
+            )
         return self.get(key_id)
 
     def revoke_by_id_or_name(self, key_id_or_name: str) -> builtins.list[key_model.ApiKey]:
@@ -106,10 +104,6 @@ class KeyService:
                     )
                 return record
         raise errors.Unauthorized("invalid API key")
-
-
-def _is_active(key: key_model.ApiKey, now: float) -> bool:
-    return key.revoked_at is None and not key.is_expired(now)
 
 
 def _iso(moment: float | None) -> str:

@@ -64,12 +64,41 @@ class KeysAndFiles(SqlBase):
             rows = conn.execute(sa.select(K).order_by(K.c.created_at, K.c.id)).mappings().all()
         return [self._key(row) for row in rows]
 
-    def revoke_key(self, key_id: str, now: float) -> bool:
+    def revoke_key(self, key_id: str, now: float) -> keys.Revocation:
+        unrevoked = K.c.revoked_at.is_(None)
         with self._write() as conn:
+            row = conn.execute(
+                sa.select(K.c.admin, K.c.expires_at).where(K.c.id == key_id, unrevoked)
+            ).first()
+            if row is None:
+                return keys.Revocation.NOT_ACTIVE
+            if row.admin and (row.expires_at is None or row.expires_at > now):
+                # Lock every active admin row, in id order (so two revokes
+                # never deadlock): a concurrent revoke waits here, then sees
+                # this one's revocation (PostgreSQL re-checks a locked row's
+                # WHERE once it is free; SQLite writes are serialized anyway).
+                admins = (
+                    conn.execute(
+                        sa.select(K.c.id)
+                        .where(
+                            K.c.admin,
+                            unrevoked,
+                            sa.or_(K.c.expires_at.is_(None), K.c.expires_at > now),
+                        )
+                        .order_by(K.c.id)
+                        .with_for_update()
+                    )
+                    .scalars()
+                    .all()
+                )
+                if key_id not in admins:
+                    return keys.Revocation.NOT_ACTIVE  # revoked meanwhile
+                if len(admins) <= 1:
+                    return keys.Revocation.LAST_ADMIN
             result = conn.execute(
-                K.update().where(K.c.id == key_id, K.c.revoked_at.is_(None)).values(revoked_at=now)
+                K.update().where(K.c.id == key_id, unrevoked).values(revoked_at=now)
             )
-        return bool(result.rowcount)
+        return keys.Revocation.REVOKED if result.rowcount else keys.Revocation.NOT_ACTIVE
 
     def keys_with_prefix(self, prefix: str) -> list[tuple[keys.ApiKey, str]]:
         """Keys whose display prefix matches, with their stored hashes."""

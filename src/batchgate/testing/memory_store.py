@@ -141,13 +141,18 @@ class MemoryJobStore(MemoryWebhooks):
         with self._lock:
             return sorted((row.key for row in self._keys.values()), key=_key_order)
 
-    def revoke_key(self, key_id: str, now: float) -> bool:
+    def revoke_key(self, key_id: str, now: float) -> keys.Revocation:
+        def active_admin(key: keys.ApiKey) -> bool:
+            return key.admin and key.revoked_at is None and not key.is_expired(now)
+
         with self._lock:
             row = self._keys.get(key_id)
             if row is None or row.key.revoked_at is not None:
-                return False
+                return keys.Revocation.NOT_ACTIVE
+            if active_admin(row.key) and sum(active_admin(r.key) for r in self._keys.values()) <= 1:
+                return keys.Revocation.LAST_ADMIN
             row.key = dataclasses.replace(row.key, revoked_at=now)
-            return True
+            return keys.Revocation.REVOKED
 
     def keys_with_prefix(self, prefix: str) -> list[tuple[keys.ApiKey, str]]:
         with self._lock:
