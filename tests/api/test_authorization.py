@@ -1,15 +1,20 @@
 """The authorization walk: every route with an object id (and every admin
 route), tried with the owner, a second key, a revoked key, an expired key,
-and an ordinary key where an admin is needed.
+and an ordinary key where an admin is needed. Dashboard routes (``/ui``) are
+tried the same way with login sessions: the owner's, a second key's, one
+whose key was revoked or expired after logging in, and none at all.
 
 ROUTES is data: a route added later gets one row, and
-``test_every_route_with_an_id_is_in_the_table`` fails until it has one.
+``test_every_route_with_an_id_is_in_the_table`` (which walks the app's own
+routes, not the OpenAPI document the dashboard is left out of) fails until
+it has one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +23,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from fastapi import routing
 
 from batchgate import config
 from batchgate.api import app as api_app
@@ -37,6 +43,7 @@ class Route:
     owner: int  # the status the owner (or, on admin routes, an admin) gets
     admin: bool = False  # an admin key is needed (ordinary keys get 403)
     body: dict[str, Any] | None = None
+    session: bool = False  # a dashboard route: called with a login session, not a key
 
 
 # Routes that change or delete their object come after those that read it
@@ -62,7 +69,24 @@ ROUTES = [
     Route("GET", "/metrics", "", 200, admin=True),
     Route("GET", "/v1/keys/{key_id}", "key", 200, admin=True),
     Route("DELETE", "/v1/keys/{key_id}", "key", 200, admin=True),
+    Route("GET", "/ui/batches/{batch_id}", "batch", 200, session=True),
+    Route("GET", "/ui/batches/{batch_id}/errors", "batch", 200, session=True),
+    Route("GET", "/ui/batches/{batch_id}/summary", "batch", 200, session=True),
+    Route("GET", "/ui/batches/{batch_id}/results.jsonl", "batch", 200, session=True),
+    # Ended: unchanged, and back to the batch page.
+    Route("POST", "/ui/batches/{batch_id}/cancel", "batch", 303, session=True),
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """A dashboard login: its cookie, and the CSRF token its forms carry."""
+
+    cookie: str
+    csrf: str
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @dataclasses.dataclass
@@ -73,6 +97,8 @@ class World:
     revoked: str
     expired: str
     objects: dict[str, str]  # kind -> id
+    # owner, second, admin, and sessions whose key was revoked or expired later
+    sessions: dict[str, Session]
 
 
 def _request(custom_id: str) -> dict[str, Any]:
@@ -88,6 +114,22 @@ def _wait_anthropic_ended(server: harness.RunningServer, batch_id: str, key: str
             time.sleep(0.05)
 
 
+def _log_in(server: harness.RunningServer, api_key: str) -> Session:
+    """Log in through the dashboard's form, as tests/api/test_dashboard.py does."""
+    with httpx.Client(base_url=server.url, timeout=30) as browser:
+        form = browser.get("/ui/login")
+        token = _CSRF.search(form.text)
+        assert token, form.text
+        response = browser.post(
+            "/ui/login", data={"api_key": api_key, "csrf_token": token.group(1)}
+        )
+        assert response.status_code == 303, response.text
+        page = browser.get("/ui/batches")
+        csrf = _CSRF.search(page.text)
+        assert csrf, page.text
+        return Session(browser.cookies["bg_session"], csrf.group(1))
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp_path: Path = tmp_path_factory.mktemp("walk")
@@ -101,6 +143,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             revoked_record, revoked = keys.create("revoked")
             keys.revoke(revoked_record.id)
             spare, _ = keys.create("spare")
+            sessions = {
+                "owner": _log_in(server, owner),
+                "second": _log_in(server, second),
+                "admin": _log_in(server, server.api_key),
+            }
+            # Sessions that were good at login: one key is revoked, the other expires.
+            later_revoked, secret = keys.create("revoked after login")
+            sessions["revoked"] = _log_in(server, secret)
+            keys.revoke(later_revoked.id)
+            expires_at = time.time() + 1.5
+            _record, secret = keys.create("expires after login", expires_at=expires_at)
+            sessions["expired"] = _log_in(server, secret)
             objects = {"key": spare.id}
             with server.client(owner) as client:
                 native = client.post("/v1/batches", json={"requests": [_request("a")]}).json()
@@ -118,18 +172,43 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 ).id
             server.wait_ended(objects["batch"], api_key=owner)
             _wait_anthropic_ended(server, objects["msgbatch"], owner)
-            yield World(server, owner, second, revoked, server.expired_key(), objects)
+            time.sleep(max(0.0, expires_at - time.time() + 0.1))
+            yield World(server, owner, second, revoked, server.expired_key(), objects, sessions)
 
 
-def _call(world: World, route: Route, key: str) -> httpx.Response:
+def _path(world: World, route: Route) -> str:
     path = route.path
     if route.kind:
         path = path.replace(path[path.index("{") : path.index("}") + 1], world.objects[route.kind])
+    return path
+
+
+def _call(world: World, route: Route, key: str) -> httpx.Response:
     with world.server.client(key) as client:
-        return client.request(route.method, path, json=route.body)
+        return client.request(route.method, _path(world, route), json=route.body)
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def _browse(world: World, route: Route, session: Session | None) -> httpx.Response:
+    """A dashboard route with ``session``'s cookie (and its form token on a
+    POST, so a refusal is about who is asking, not a missing token)."""
+    cookies = {"bg_session": session.cookie} if session else {}
+    data = {"csrf_token": session.csrf} if session and route.method == "POST" else None
+    with httpx.Client(base_url=world.server.url, timeout=30, cookies=cookies) as browser:
+        return browser.request(route.method, _path(world, route), data=data)
+
+
+def _outcome(response: httpx.Response) -> str:
+    """The status, and where a redirect goes."""
+    if response.is_redirect:
+        return f"{response.status_code} {response.headers['location']}"
+    return str(response.status_code)
+
+
+API_ROUTES = [route for route in ROUTES if not route.session]
+DASHBOARD_ROUTES = [route for route in ROUTES if route.session]
+
+
+@pytest.mark.parametrize("route", API_ROUTES, ids=lambda r: f"{r.method} {r.path}")
 def test_walk(world: World, route: Route) -> None:
     """Non-owners first (so a delete by the owner comes last), each getting
     exactly the refusal its standing earns."""
@@ -149,12 +228,38 @@ def test_walk(world: World, route: Route) -> None:
     assert response.status_code == route.owner, response.text
 
 
+@pytest.mark.parametrize("route", DASHBOARD_ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_dashboard_walk(world: World, route: Route) -> None:
+    """No session, a dead one or another key's: the login page or a 404 page;
+    the owner's session and an admin's (who sees every batch): the route."""
+    login = "303 /ui/login"
+    expected = {
+        "none": login,
+        "revoked": login,
+        "expired": login,
+        "second": "404",
+        "admin": _outcome(_browse(world, route, world.sessions["owner"])),
+    }
+    got = {
+        "none": _outcome(_browse(world, route, None)),
+        "revoked": _outcome(_browse(world, route, world.sessions["revoked"])),
+        "expired": _outcome(_browse(world, route, world.sessions["expired"])),
+        "second": _outcome(_browse(world, route, world.sessions["second"])),
+        "admin": _outcome(_browse(world, route, world.sessions["admin"])),
+    }
+    assert got == expected
+    response = _browse(world, route, world.sessions["owner"])
+    assert response.status_code == route.owner, response.text
+
+
 def test_every_route_with_an_id_is_in_the_table() -> None:
+    """Walks the app's routes, dashboard included (OpenAPI leaves it out)."""
     app = api_app.create_app(api_app.build_services(config.Settings(), MemoryJobStore()))
     served = {
-        (method.upper(), path)
-        for path, operations in app.openapi()["paths"].items()
-        for method in operations
-        if "{" in path
+        (method, context.path)
+        for context in routing.iter_route_contexts(app.routes)
+        if context.path and "{" in context.path
+        for method in context.methods or {"ANY"}
     }
+    assert ("GET", "/ui/batches/{batch_id}") in served  # the walk sees past the OpenAPI
     assert served <= {(route.method, route.path) for route in ROUTES}
