@@ -81,16 +81,7 @@ def request_from_chat_completions(body: object, *, path: str = "body") -> chat.C
 
     system, messages = _messages_from(_required(obj, "messages", path), f"{path}.messages")
     max_tokens = _max_tokens_from(obj, path)
-    params: dict[str, Any] = {
-        "model": _str(_required(obj, "model", path), f"{path}.model"),
-        "max_tokens": max_tokens,
-        "messages": messages,
-    }
-    if system:
-        params["system"] = system[0].text if len(system) == 1 else system
-    for key in ("temperature", "top_p"):
-        if obj.get(key) is not None:
-            params[key] = _number(obj[key], f"{path}.{key}")
+    params = common_params(obj, path, max_tokens=max_tokens, system=system, messages=messages)
     if obj.get("top_k") is not None:
         params["top_k"] = _int(obj["top_k"], f"{path}.top_k")
     if obj.get("seed") is not None:
@@ -108,23 +99,57 @@ def request_from_chat_completions(body: object, *, path: str = "body") -> chat.C
         params["response_format"] = fmt
     if obj.get("reasoning_effort") is not None:
         params["thinking"] = _thinking_from(obj["reasoning_effort"], max_tokens, path)
+    return validated(params, path)
+
+
+def common_params(
+    obj: Mapping[str, Any],
+    path: str,
+    *,
+    max_tokens: int,
+    system: list[chat.TextBlock],
+    messages: list[chat.Message],
+) -> dict[str, Any]:
+    """The canonical params every OpenAI-shaped body (Chat Completions,
+    Responses) maps alike: model, output limit, system prompt, messages,
+    ``temperature`` and ``top_p``."""
+    params: dict[str, Any] = {
+        "model": _str(_required(obj, "model", path), f"{path}.model"),
+        "max_tokens": max_tokens,
+        "messages": messages,
+    }
+    if system:
+        params["system"] = system[0].text if len(system) == 1 else system
+    for key in ("temperature", "top_p"):
+        if obj.get(key) is not None:
+            params[key] = _number(obj[key], f"{path}.{key}")
+    return params
+
+
+def validated(params: Mapping[str, Any], path: str) -> chat.ChatRequest:
+    """The canonical request, or a TranslationError naming the wrong field."""
     try:
         return chat.ChatRequest.model_validate(params)
     except pydantic.ValidationError as exc:
         raise _from_validation_error(exc, path) from None
 
 
-def _check_dropped_and_neutral(obj: Mapping[str, Any], path: str) -> None:
-    check_neutral(obj, _NEUTRAL, path)
+def check_dropped(obj: Mapping[str, Any], path: str, strings: tuple[str, ...]) -> None:
+    """Fields that are accepted and dropped must still be well-typed:
+    ``metadata`` a string map, ``store`` a boolean, ``strings`` strings."""
     if obj.get("metadata") is not None:
         for key, value in _dict(obj["metadata"], f"{path}.metadata").items():
             _str(value, f"{path}.metadata.{key}")
-    if obj.get("user") is not None:
-        _str(obj["user"], f"{path}.user")
+    for key in strings:
+        if obj.get(key) is not None:
+            _str(obj[key], f"{path}.{key}")
     if obj.get("store") is not None:
         _bool(obj["store"], f"{path}.store")
-    if obj.get("service_tier") is not None:
-        _str(obj["service_tier"], f"{path}.service_tier")
+
+
+def _check_dropped_and_neutral(obj: Mapping[str, Any], path: str) -> None:
+    check_neutral(obj, _NEUTRAL, path)
+    check_dropped(obj, path, ("user", "service_tier"))
 
 
 def _max_tokens_from(obj: Mapping[str, Any], path: str) -> int:

@@ -6,30 +6,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pydantic
-
 from batchgate import chat
-from batchgate.chat_completions.access import (
-    TranslationError,
-    _bool,
-    _dict,
-    _int,
-    _list,
-    _number,
-    _only_keys,
-    _required,
-    _str,
-    check_arguments,
-    check_neutral,
-    unsupported,
-)
+from batchgate.chat_completions import access
 from batchgate.chat_completions.inbound import (
-    _from_validation_error,
     _image_from,
     _tool_use,
     _Turns,
+    check_dropped,
+    common_params,
     thinking_for_effort,
     tool_choice_from,
+    validated,
 )
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
@@ -93,38 +80,29 @@ _EFFORTS = {"none", "minimal", "low", "medium", "high", "xhigh"}
 
 
 def request_from_responses(body: object, *, path: str = "body") -> chat.ChatRequest:
-    """Translate a ``/v1/responses`` body; TranslationError names the first
+    """Translate a ``/v1/responses`` body; access.TranslationError names the first
     offending field."""
-    obj = _dict(body, path)
-    check_arguments(obj, _KEYS, path)
-    check_neutral(obj, _NEUTRAL, path, _WHY)
-    _check_dropped(obj, path)
+    obj = access._dict(body, path)
+    access.check_arguments(obj, _KEYS, path)
+    access.check_neutral(obj, _NEUTRAL, path, _WHY)
+    check_dropped(obj, path, ("user", "safety_identifier", "service_tier", "prompt_cache_key"))
 
     system: list[chat.TextBlock] = []
     if obj.get("instructions") is not None:
-        instructions = _str(obj["instructions"], f"{path}.instructions")
+        instructions = access._str(obj["instructions"], f"{path}.instructions")
         if instructions:
             system.append(chat.TextBlock(text=instructions))
-    more_system, messages = _input_from(_required(obj, "input", path), f"{path}.input")
+    more_system, messages = _input_from(access._required(obj, "input", path), f"{path}.input")
     system.extend(more_system)
     max_tokens = DEFAULT_MAX_OUTPUT_TOKENS
     if obj.get("max_output_tokens") is not None:
-        max_tokens = _int(obj["max_output_tokens"], f"{path}.max_output_tokens")
+        max_tokens = access._int(obj["max_output_tokens"], f"{path}.max_output_tokens")
         if max_tokens < 1:
-            raise TranslationError(
+            raise access.TranslationError(
                 "max_output_tokens must be at least 1", f"{path}.max_output_tokens"
             )
-    params: dict[str, Any] = {
-        "model": _str(_required(obj, "model", path), f"{path}.model"),
-        "max_tokens": max_tokens,
-        "messages": messages,
-        "origin": "responses",
-    }
-    if system:
-        params["system"] = system[0].text if len(system) == 1 else system
-    for key in ("temperature", "top_p"):
-        if obj.get(key) is not None:
-            params[key] = _number(obj[key], f"{path}.{key}")
+    params = common_params(obj, path, max_tokens=max_tokens, system=system, messages=messages)
+    params["origin"] = "responses"
     if obj.get("text") is not None:
         response_format = _text_config(obj["text"], f"{path}.text")
         if response_format is not None:
@@ -138,21 +116,7 @@ def request_from_responses(body: object, *, path: str = "body") -> chat.ChatRequ
     choice = _tool_choice(obj, path)
     if choice is not None:
         params["tool_choice"] = choice
-    try:
-        return chat.ChatRequest.model_validate(params)
-    except pydantic.ValidationError as exc:
-        raise _from_validation_error(exc, path) from None
-
-
-def _check_dropped(obj: Mapping[str, Any], path: str) -> None:
-    if obj.get("metadata") is not None:
-        for key, value in _dict(obj["metadata"], f"{path}.metadata").items():
-            _str(value, f"{path}.metadata.{key}")
-    for key in ("user", "safety_identifier", "service_tier", "prompt_cache_key"):
-        if obj.get(key) is not None:
-            _str(obj[key], f"{path}.{key}")
-    if obj.get("store") is not None:
-        _bool(obj["store"], f"{path}.store")
+    return validated(params, path)
 
 
 # --- input items
@@ -161,32 +125,32 @@ def _check_dropped(obj: Mapping[str, Any], path: str) -> None:
 def _input_from(value: object, param: str) -> tuple[list[chat.TextBlock], list[chat.Message]]:
     if isinstance(value, str):
         if not value:
-            raise TranslationError("input must not be empty", param)
+            raise access.TranslationError("input must not be empty", param)
         return [], [chat.Message(role="user", content=value)]
-    items = _list(value, param)
+    items = access._list(value, param)
     if not items:
-        raise TranslationError("input must not be empty", param)
+        raise access.TranslationError("input must not be empty", param)
     system: list[chat.TextBlock] = []
     turns = _Turns()
     for i, raw in enumerate(items):
         p = f"{param}[{i}]"
-        item = _dict(raw, p)
+        item = access._dict(raw, p)
         kind = item.get("type", "message")
-        kind = _str(kind, f"{p}.type")
+        kind = access._str(kind, f"{p}.type")
         if kind == "message":
             _message(item, p, system, turns)
         elif kind == "function_call":
-            _only_keys(item, {"type", "id", "call_id", "name", "arguments", "status"}, p)
+            access._only_keys(item, {"type", "id", "call_id", "name", "arguments", "status"}, p)
             call = {
-                "id": _str(_required(item, "call_id", p), f"{p}.call_id"),
+                "id": access._str(access._required(item, "call_id", p), f"{p}.call_id"),
                 "function": {
-                    "name": _required(item, "name", p),
-                    "arguments": _required(item, "arguments", p),
+                    "name": access._required(item, "name", p),
+                    "arguments": access._required(item, "arguments", p),
                 },
             }
             turns.add("assistant", [_tool_use(call, p)])
         elif kind == "function_call_output":
-            _only_keys(item, {"type", "id", "call_id", "output", "status"}, p)
+            access._only_keys(item, {"type", "id", "call_id", "output", "status"}, p)
             turns.add("user", [_tool_output(item, p)])
         elif kind == "reasoning":
             # An earlier turn's reasoning is the model's scratch work, kept by
@@ -194,9 +158,9 @@ def _input_from(value: object, param: str) -> tuple[list[chat.TextBlock], list[c
             # back (Chat Completions servers refuse it), so it adds nothing.
             continue
         else:
-            raise unsupported(f"input items of type {kind!r} are not supported", f"{p}.type")
+            raise access.unsupported(f"input items of type {kind!r} are not supported", f"{p}.type")
     if not turns.turns:
-        raise TranslationError("input must include a user or assistant message", param)
+        raise access.TranslationError("input must include a user or assistant message", param)
     return system, turns.messages()
 
 
@@ -206,9 +170,9 @@ _MESSAGE_KEYS = {"type", "role", "content", "id", "status", "phase"}
 def _message(
     item: Mapping[str, Any], param: str, system: list[chat.TextBlock], turns: _Turns
 ) -> None:
-    _only_keys(item, _MESSAGE_KEYS, param)
-    role = _str(_required(item, "role", param), f"{param}.role")
-    content = _required(item, "content", param)
+    access._only_keys(item, _MESSAGE_KEYS, param)
+    role = access._str(access._required(item, "role", param), f"{param}.role")
+    content = access._required(item, "content", param)
     if role in ("system", "developer"):
         system.extend(
             block
@@ -218,14 +182,14 @@ def _message(
     elif role == "user":
         blocks = _parts(content, f"{param}.content", "input")
         if not blocks:
-            raise TranslationError("content must not be empty", f"{param}.content")
+            raise access.TranslationError("content must not be empty", f"{param}.content")
         turns.add("user", blocks)
     elif role == "assistant":
         blocks = _parts(content, f"{param}.content", "output")
         if blocks:  # Messages refuses empty turns; an empty one says nothing.
             turns.add("assistant", blocks)
     else:
-        raise TranslationError(
+        raise access.TranslationError(
             "role must be one of user, assistant, system, developer", f"{param}.role"
         )
 
@@ -236,30 +200,38 @@ def _parts(value: object, param: str, side: str) -> list[chat.ContentBlock]:
     if isinstance(value, str):
         return [chat.TextBlock(text=value)] if value else []
     blocks: list[chat.ContentBlock] = []
-    for i, raw in enumerate(_list(value, param)):
+    for i, raw in enumerate(access._list(value, param)):
         p = f"{param}[{i}]"
-        part = _dict(raw, p)
-        kind = _str(_required(part, "type", p), f"{p}.type")
+        part = access._dict(raw, p)
+        kind = access._str(access._required(part, "type", p), f"{p}.type")
         if kind in ("input_text", "output_text"):
-            _only_keys(part, {"type", "text", "annotations", "logprobs"}, p)
-            blocks.append(chat.TextBlock(text=_str(_required(part, "text", p), f"{p}.text")))
+            access._only_keys(part, {"type", "text", "annotations", "logprobs"}, p)
+            blocks.append(
+                chat.TextBlock(text=access._str(access._required(part, "text", p), f"{p}.text"))
+            )
         elif kind == "refusal" and side == "output":
-            _only_keys(part, {"type", "refusal"}, p)
-            blocks.append(chat.TextBlock(text=_str(_required(part, "refusal", p), f"{p}.refusal")))
+            access._only_keys(part, {"type", "refusal"}, p)
+            blocks.append(
+                chat.TextBlock(
+                    text=access._str(access._required(part, "refusal", p), f"{p}.refusal")
+                )
+            )
         elif kind == "input_image" and side == "input":
-            _only_keys(part, {"type", "image_url", "detail", "file_id"}, p)
+            access._only_keys(part, {"type", "image_url", "detail", "file_id"}, p)
             if part.get("file_id") is not None:
-                raise unsupported("images by file_id are not supported; send image_url", p)
-            url = _required(part, "image_url", p)
+                raise access.unsupported("images by file_id are not supported; send image_url", p)
+            url = access._required(part, "image_url", p)
             blocks.append(_image_from({"url": url}, p))
         else:
-            raise unsupported(f"content parts of type {kind!r} are not supported here", f"{p}.type")
+            raise access.unsupported(
+                f"content parts of type {kind!r} are not supported here", f"{p}.type"
+            )
     return blocks
 
 
 def _tool_output(item: Mapping[str, Any], param: str) -> chat.ToolResultBlock:
-    call_id = _str(_required(item, "call_id", param), f"{param}.call_id")
-    output = _required(item, "output", param)
+    call_id = access._str(access._required(item, "call_id", param), f"{param}.call_id")
+    output = access._required(item, "output", param)
     if isinstance(output, str):
         return chat.ToolResultBlock(tool_use_id=call_id, content=output)
     parts: list[chat.TextBlock | chat.ImageBlock] = []
@@ -274,51 +246,53 @@ def _tool_output(item: Mapping[str, Any], param: str) -> chat.ToolResultBlock:
 
 def _text_config(value: object, param: str) -> dict[str, Any] | None:
     """``text.format`` as the canonical (Chat Completions) response_format."""
-    text = _dict(value, param)
-    _only_keys(text, {"format", "verbosity"}, param)
+    text = access._dict(value, param)
+    access._only_keys(text, {"format", "verbosity"}, param)
     verbosity = text.get("verbosity")
     if verbosity not in (None, "medium"):
-        raise unsupported("verbosity other than 'medium' is not supported", f"{param}.verbosity")
+        raise access.unsupported(
+            "verbosity other than 'medium' is not supported", f"{param}.verbosity"
+        )
     if text.get("format") is None:
         return None
-    fmt = _dict(text["format"], f"{param}.format")
-    kind = _str(_required(fmt, "type", f"{param}.format"), f"{param}.format.type")
+    fmt = access._dict(text["format"], f"{param}.format")
+    kind = access._str(access._required(fmt, "type", f"{param}.format"), f"{param}.format.type")
     if kind == "text":
-        _only_keys(fmt, {"type"}, f"{param}.format")
+        access._only_keys(fmt, {"type"}, f"{param}.format")
         return None
     if kind == "json_object":
-        _only_keys(fmt, {"type"}, f"{param}.format")
+        access._only_keys(fmt, {"type"}, f"{param}.format")
         return {"type": "json_object"}
     if kind == "json_schema":
         p = f"{param}.format"
-        _only_keys(fmt, {"type", "name", "schema", "description", "strict"}, p)
+        access._only_keys(fmt, {"type", "name", "schema", "description", "strict"}, p)
         schema: dict[str, Any] = {
-            "name": _str(_required(fmt, "name", p), f"{p}.name"),
-            "schema": _dict(_required(fmt, "schema", p), f"{p}.schema"),
+            "name": access._str(access._required(fmt, "name", p), f"{p}.name"),
+            "schema": access._dict(access._required(fmt, "schema", p), f"{p}.schema"),
         }
         if fmt.get("description") is not None:
-            schema["description"] = _str(fmt["description"], f"{p}.description")
+            schema["description"] = access._str(fmt["description"], f"{p}.description")
         if fmt.get("strict") is not None:
-            schema["strict"] = _bool(fmt["strict"], f"{p}.strict")
+            schema["strict"] = access._bool(fmt["strict"], f"{p}.strict")
         return {"type": "json_schema", "json_schema": schema}
-    raise TranslationError(
+    raise access.TranslationError(
         "text.format.type must be text, json_object or json_schema", f"{param}.format.type"
     )
 
 
 def _reasoning(value: object, max_tokens: int, param: str) -> chat.Thinking | None:
-    reasoning = _dict(value, param)
-    _only_keys(reasoning, {"effort", "summary", "generate_summary"}, param)
+    reasoning = access._dict(value, param)
+    access._only_keys(reasoning, {"effort", "summary", "generate_summary"}, param)
     for key in ("summary", "generate_summary"):
         # Thinking is returned as a reasoning item in full; a summary of it
         # asks for nothing more.
         if reasoning.get(key) is not None:
-            _str(reasoning[key], f"{param}.{key}")
+            access._str(reasoning[key], f"{param}.{key}")
     if reasoning.get("effort") is None:
         return None
-    effort = _str(reasoning["effort"], f"{param}.effort")
+    effort = access._str(reasoning["effort"], f"{param}.effort")
     if effort not in _EFFORTS:
-        raise TranslationError(
+        raise access.TranslationError(
             f"effort must be one of {', '.join(sorted(_EFFORTS))}", f"{param}.effort"
         )
     # xhigh is above high: the largest budget there is.
@@ -327,34 +301,36 @@ def _reasoning(value: object, max_tokens: int, param: str) -> chat.Thinking | No
 
 def _tools(value: object, param: str) -> list[chat.Tool]:
     tools = []
-    for i, raw in enumerate(_list(value, param)):
+    for i, raw in enumerate(access._list(value, param)):
         p = f"{param}[{i}]"
-        item = _dict(raw, p)
-        kind = _str(_required(item, "type", p), f"{p}.type")
+        item = access._dict(raw, p)
+        kind = access._str(access._required(item, "type", p), f"{p}.type")
         if kind != "function":
             # Built-in tools (web_search, file_search, code_interpreter, ...)
             # run on OpenAI's side; no model here can call them.
-            raise unsupported(
+            raise access.unsupported(
                 f"built-in tool {kind!r} is not available; only function tools are", f"{p}.type"
             )
-        _only_keys(item, {"type", "name", "description", "parameters", "strict"}, p)
-        spec: dict[str, Any] = {"name": _str(_required(item, "name", p), f"{p}.name")}
+        access._only_keys(item, {"type", "name", "description", "parameters", "strict"}, p)
+        spec: dict[str, Any] = {"name": access._str(access._required(item, "name", p), f"{p}.name")}
         if item.get("description") is not None:
-            spec["description"] = _str(item["description"], f"{p}.description")
+            spec["description"] = access._str(item["description"], f"{p}.description")
         if item.get("parameters") is not None:
-            spec["input_schema"] = _dict(item["parameters"], f"{p}.parameters")
+            spec["input_schema"] = access._dict(item["parameters"], f"{p}.parameters")
         if item.get("strict") is not None:
-            _bool(item["strict"], f"{p}.strict")
+            access._bool(item["strict"], f"{p}.strict")
         tools.append(chat.Tool.model_validate(spec))
     return tools
 
 
 def _tool_choice(obj: Mapping[str, Any], path: str) -> chat.ToolChoice | None:
     def named(item: dict[str, Any], param: str) -> str:
-        kind = _str(_required(item, "type", param), f"{param}.type")
+        kind = access._str(access._required(item, "type", param), f"{param}.type")
         if kind != "function":
-            raise unsupported(f"tool_choice of type {kind!r} is not supported", f"{param}.type")
-        _only_keys(item, {"type", "name"}, param)
-        return _str(_required(item, "name", param), f"{param}.name")
+            raise access.unsupported(
+                f"tool_choice of type {kind!r} is not supported", f"{param}.type"
+            )
+        access._only_keys(item, {"type", "name"}, param)
+        return access._str(access._required(item, "name", param), f"{param}.name")
 
     return tool_choice_from(obj, path, named)
