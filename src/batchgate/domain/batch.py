@@ -5,9 +5,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from batchgate.domain import errors
 from batchgate.domain.counts import StateTally
 from batchgate.domain.failures import InputError, RequestError
 from batchgate.domain.states import BatchStatus, Dialect, RequestState
+
+
+def ids_taken(batch_id: str) -> errors.Conflict:
+    """What every store raises for a batch id or a custom_id used twice."""
+    return errors.Conflict(
+        f"batch {batch_id!r} was not stored: its id or one of its custom_ids is already "
+        "taken (custom_ids must be unique within a batch)"
+    )
 
 
 @dataclasses.dataclass(frozen=True)

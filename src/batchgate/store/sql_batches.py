@@ -9,7 +9,7 @@ import orjson
 import sqlalchemy as sa
 
 from batchgate.domain import batch as batch_model
-from batchgate.domain import errors, failures, quotas, rerun, states
+from batchgate.domain import failures, pages, quotas, rerun, states
 from batchgate.domain import files as file_model
 from batchgate.domain.counts import StateTally
 from batchgate.domain.states import BatchStatus, Dialect, RequestState
@@ -36,11 +36,6 @@ from batchgate.store.sql_common import (
 )
 from batchgate.store.sql_keys_files import _insert_file
 
-_DUPLICATE = (
-    "batch {batch_id!r} was not stored: its id or one of its custom_ids is already taken "
-    "(custom_ids must be unique within a batch)"
-)
-
 
 class Batches(SqlBase):
     """Batch rows and the read side of their requests."""
@@ -60,7 +55,7 @@ class Batches(SqlBase):
         try:
             self._insert_batch(batch, requests, admission, input_file)
         except sa.exc.IntegrityError as exc:
-            raise errors.Conflict(_DUPLICATE.format(batch_id=batch.id)) from exc
+            raise batch_model.ids_taken(batch.id) from exc
 
     def _insert_batch(
         self,
@@ -182,16 +177,14 @@ class Batches(SqlBase):
                     query = query.where(
                         cursor < sa.tuple_(*pivot) if older else cursor > sa.tuple_(*pivot)
                     )
-            if before and not after:
-                # Walk upwards from the pivot, then present newest first.
+            upwards = pages.walks_upwards(after, before)
+            if upwards:
                 query = query.order_by(B.c.created_at.asc(), B.c.id.asc())
             else:
                 query = query.order_by(B.c.created_at.desc(), B.c.id.desc())
-            rows = conn.execute(query.limit(limit + 1)).mappings().all()
-            has_more = len(rows) > limit
-            rows = rows[:limit]
-            if before and not after:
-                rows = list(reversed(rows))
+            rows, has_more = pages.page(
+                conn.execute(query.limit(limit + 1)).mappings().all(), limit, upwards=upwards
+            )
             return [self._batch(row, self._tally_of(conn, row)) for row in rows], has_more
 
     def cancel_batch(self, batch_id: str, owner: str, now: float) -> batch_model.Batch | None:

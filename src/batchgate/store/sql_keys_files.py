@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from batchgate.domain import files as file_model
-from batchgate.domain import keys, quotas
+from batchgate.domain import keys, pages, quotas
 from batchgate.store.sql_common import (
     _FILE_CHUNK,
     FC,
@@ -179,8 +179,8 @@ class KeysAndFiles(SqlBase):
                         cursor > sa.tuple_(*pivot) if ascending else cursor < sa.tuple_(*pivot)
                     )
             query = query.order_by(*(c.asc() if ascending else c.desc() for c in order))
-            rows = conn.execute(query.limit(limit + 1)).mappings().all()
-        return [self._file(row) for row in rows[:limit]], len(rows) > limit
+            rows, more = pages.page(conn.execute(query.limit(limit + 1)).mappings().all(), limit)
+        return [self._file(row) for row in rows], more
 
     def iter_file_chunks(self, file_id: str) -> Iterator[bytes]:
         seq = 0

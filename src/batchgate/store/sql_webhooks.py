@@ -14,6 +14,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from batchgate.domain import pages
 from batchgate.domain import webhooks as wh
 from batchgate.domain.states import OPEN_REQUEST_STATES, BatchStatus
 from batchgate.store import tables
@@ -191,12 +192,9 @@ class Webhooks(SqlBase):
                 ).first()
                 if pivot is not None:
                     query = query.where(cursor < sa.tuple_(*pivot))
-            rows = (
-                conn.execute(query.order_by(D.c.created_at.desc(), D.c.id.desc()).limit(limit + 1))
-                .mappings()
-                .all()
-            )
-        return [_delivery(row) for row in rows[:limit]], len(rows) > limit
+            query = query.order_by(D.c.created_at.desc(), D.c.id.desc()).limit(limit + 1)
+            rows, more = pages.page(conn.execute(query).mappings().all(), limit)
+        return [_delivery(row) for row in rows], more
 
     def claim_webhook_deliveries(
         self, worker_id: str, n: int, now: float, lease_seconds: float

@@ -24,6 +24,7 @@ from batchgate.domain import (
     failures,
     fairness,
     keys,
+    pages,
     quotas,
     rerun,
     result_files,
@@ -224,7 +225,7 @@ class MemoryJobStore(MemoryWebhooks):
                 r for r in rows if (_file_order(r) > mark if ascending else _file_order(r) < mark)
             ]
         rows.sort(key=_file_order, reverse=not ascending)
-        return rows[:limit], len(rows) > limit
+        return pages.page(rows, limit)
 
     def iter_file_chunks(self, file_id: str) -> Iterator[bytes]:
         with self._lock:
@@ -263,10 +264,7 @@ class MemoryJobStore(MemoryWebhooks):
         custom_ids = {request.custom_id for request in new}
         with self._lock:
             if batch.id in self._batches or len(custom_ids) != len(new):
-                raise domain_errors.Conflict(
-                    f"batch {batch.id!r} was not stored: its id or one of its custom_ids is "
-                    "already taken (custom_ids must be unique within a batch)"
-                )
+                raise batch_model.ids_taken(batch.id)
             if admission is not None:
                 self._admit(batch.owner, admission)
             if input_file is not None:
@@ -343,12 +341,10 @@ class MemoryJobStore(MemoryWebhooks):
                     for row in rows
                     if (_batch_order(row.batch) < mark if older else _batch_order(row.batch) > mark)
                 ]
-            upwards = bool(before and not after)
+            upwards = pages.walks_upwards(after, before)
             rows.sort(key=lambda row: _batch_order(row.batch), reverse=not upwards)
-            page = rows[:limit]
-            if upwards:  # walked up from the pivot; present newest first
-                page.reverse()
-            return [self._with_tally(row) for row in page], len(rows) > limit
+            page, more = pages.page(rows, limit, upwards=upwards)
+            return [self._with_tally(row) for row in page], more
 
     def cancel_batch(self, batch_id: str, owner: str, now: float) -> batch_model.Batch | None:
         with self._lock:

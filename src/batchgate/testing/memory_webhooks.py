@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+from batchgate.domain import pages
 from batchgate.domain import webhooks as wh
 from batchgate.domain.states import BatchStatus
 
@@ -142,7 +143,7 @@ class MemoryWebhooks:
         if pivot is not None:
             cut = (pivot.delivery.created_at, pivot.delivery.id)
             rows = [d for d in rows if (d.created_at, d.id) < cut]
-        return rows[:limit], len(rows) > limit
+        return pages.page(rows, limit)
 
     def claim_webhook_deliveries(
         self, worker_id: str, n: int, now: float, lease_seconds: float
