@@ -49,16 +49,8 @@ def needs_tokens(limits: KeyQuotas, demand: Demand) -> list[str]:
 
 def check(key_id: str, limits: KeyQuotas, usage: Usage, demand: Demand) -> None:
     """Raise if adding ``demand`` to ``usage`` passes one of ``limits``."""
-    limit = limits.max_requests_per_batch
-    if demand.requests and limit is not None and demand.requests > limit:
-        # A size limit, not a quota over time: waiting never clears it, and
-        # SDKs retry a 429, so it is the same error as the server-wide limit.
-        raise errors.PayloadTooLarge(
-            f"a batch on API key {key_id} may hold at most {limit:,} requests; "
-            f"this one has {demand.requests:,}",
-            param="requests",
-            code="batch_too_large",
-        )
+    if demand.requests:
+        check_size(demand.requests, limits.max_requests_per_batch, key_id)
     limit = limits.max_active_batches
     if demand.batches and limit is not None and usage.active_batches + demand.batches > limit:
         raise errors.QuotaExceeded(
@@ -88,6 +80,27 @@ def check(key_id: str, limits: KeyQuotas, usage: Usage, demand: Demand) -> None:
         )
 
 
+def check_size(requests: int, limit: int | None, key_id: str | None = None) -> None:
+    """Raise if a batch of ``requests`` is over ``limit``: the server-wide
+    one, or with ``key_id`` that key's own."""
+    if limit is None or requests <= limit:
+        return
+    # A size limit, not a quota over time: waiting never clears it, and SDKs
+    # retry a 429, so it is a 413 whichever limit it is.
+    on_key = "" if key_id is None else f" on API key {key_id}"
+    raise errors.PayloadTooLarge(
+        f"a batch{on_key} may hold at most {limit:,} requests; this one has {requests:,}",
+        param="requests",
+        code="batch_too_large",
+    )
+
+
+def covers_every_model(limits: KeyQuotas, served: Sequence[str]) -> bool:
+    """Whether ``limits`` caps the enqueued tokens of every served model:
+    only then can a key be full everywhere (and its usage is worth reading)."""
+    return bool(served) and all(model in limits.max_enqueued_tokens for model in served)
+
+
 def refuse_when_full(
     key_id: str, limits: KeyQuotas, enqueued: Mapping[str, int], served: Sequence[str]
 ) -> None:
@@ -95,7 +108,7 @@ def refuse_when_full(
     every model this server serves cannot have a request queued, so it is
     refused without the cost of parsing (a client resubmitting while over
     its quota must not slow the others down)."""
-    if not served or any(model not in limits.max_enqueued_tokens for model in served):
+    if not covers_every_model(limits, served):
         return
     if all(enqueued.get(model, 0) >= limits.max_enqueued_tokens[model] for model in served):
         model = sorted(served)[0]

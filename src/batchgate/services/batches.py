@@ -97,9 +97,7 @@ class BatchService:
         quota is used up on every served model (see domain/quotas.py)."""
         limits = caller.quotas.over(self.settings.quotas.defaults())
         served = sorted(self.settings.models)
-        if not limits.max_enqueued_tokens or any(
-            model not in limits.max_enqueued_tokens for model in served
-        ):
+        if not quotas.covers_every_model(limits, served):
             return
         enqueued = self.store.enqueued_tokens(caller.id, served)
         quotas.refuse_when_full(caller.id, limits, enqueued, served)
@@ -117,13 +115,9 @@ class BatchService:
 
     # -- create ---------------------------------------------------------------
     def check_size(self, count: int) -> None:
-        limit = self.settings.limits.max_requests_per_batch
-        if count > limit:
-            raise errors.PayloadTooLarge(
-                f"a batch may hold at most {limit} requests; this one has {count}",
-                param="requests",
-                code="batch_too_large",
-            )
+        """The server-wide size limit, before any request is looked at (a
+        key's own limit is checked with its other quotas when storing)."""
+        quotas.check_size(count, self.settings.limits.max_requests_per_batch)
 
     def create(
         self,
