@@ -89,10 +89,11 @@ def check_request(
         depth = _depth(value, limits.max_json_depth)
         if depth > limits.max_json_depth:
             _refuse(f"{path}.{where}", f"nested deeper than {limits.max_json_depth} levels")
-        for inner, number in _ints(value, where):
-            if not -MAX_INT <= number <= MAX_INT:
+        for inner, leaf in _leaves(value, where):
+            if isinstance(leaf, str):
+                strings.append((inner, leaf))
+            elif isinstance(leaf, int) and not isinstance(leaf, bool) and abs(leaf) > MAX_INT:
                 _refuse(f"{path}.{inner}", "integers must fit in 64 bits")
-        strings.extend(_strings(value, where))
     for where, text in strings:
         if len(text) > limits.max_string_chars:
             _refuse(
@@ -171,19 +172,6 @@ def _typed_ints(request: chat.ChatRequest) -> Iterator[tuple[str, int]]:
         yield "thinking.budget_tokens", request.thinking.budget_tokens
 
 
-def _ints(value: Any, path: str) -> Iterator[tuple[str, int]]:
-    if isinstance(value, bool):
-        return
-    if isinstance(value, int):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _ints(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _ints(item, f"{path}[{index}]")
-
-
 def _depth(value: Any, limit: int, level: int = 0) -> int:
     """How deep ``value`` nests (stops looking past ``limit``)."""
     if level > limit:
@@ -195,16 +183,16 @@ def _depth(value: Any, limit: int, level: int = 0) -> int:
     return level
 
 
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every string inside a free-form value, with its path (image data
+def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every scalar inside a free-form value, with its path (image data
     excepted, as above)."""
     if path.endswith(".source.data"):
         return
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
+    if isinstance(value, dict):
         for key, item in value.items():
-            yield from _strings(item, f"{path}.{key}")
+            yield from _leaves(item, f"{path}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _strings(item, f"{path}[{index}]")
+            yield from _leaves(item, f"{path}[{index}]")
+    else:
+        yield path, value
