@@ -14,8 +14,8 @@ from fastapi.responses import StreamingResponse
 
 from batchgate.api import common
 from batchgate.api.deps import CallerDep, ServicesDep
-from batchgate.dialects import anthropic, message_results, retry
-from batchgate.domain import errors, partial_results
+from batchgate.dialects import anthropic, retry
+from batchgate.domain import errors
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import Dialect
 from batchgate.services.batches import ParsedRequest
@@ -124,9 +124,4 @@ def batch_results(
     once the batch has ended, and the SDK still waits for ``results_url``).
     ``X-Batchgate-Results-Complete`` says which it is."""
     batch = _get(services, caller.id, batch_id)
-    rows = services.batches.results(batch, partial_results.parse_status_filter(status or []))
-    return StreamingResponse(
-        common.json_lines(rows, message_results.result_line),
-        media_type="application/x-jsonl",
-        headers=partial_results.complete_header(batch.status.is_ended),
-    )
+    return common.results_so_far(services, batch, status, "application/x-jsonl")

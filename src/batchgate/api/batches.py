@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from batchgate.api import common
 from batchgate.api.deps import CallerDep, Services, ServicesDep
 from batchgate.dialects import message_results, native, openai, openai_objects, retry
-from batchgate.domain import errors, partial_results
+from batchgate.domain import errors
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import Dialect
 from batchgate.services.batches import ParsedRequest
@@ -113,12 +113,7 @@ def batch_results(
     For OpenAI batches this is a batchgate extension, since OpenAI has no
     output file until the batch ends."""
     batch = _own_batch(services, caller.id, batch_id)
-    rows = services.batches.results(batch, partial_results.parse_status_filter(status or []))
-    return StreamingResponse(
-        common.result_lines(batch, rows),
-        media_type="application/x-ndjson",
-        headers=partial_results.complete_header(batch.status.is_ended),
-    )
+    return common.results_so_far(services, batch, status, "application/x-ndjson")
 
 
 @router.post("/v1/batches/{batch_id}/cancel")

@@ -7,10 +7,11 @@ from typing import Annotated, Any, TypeVar
 
 import fastapi
 import orjson
+from fastapi.responses import StreamingResponse
 
 from batchgate.api import deps
 from batchgate.dialects import message_results, openai
-from batchgate.domain import errors
+from batchgate.domain import errors, partial_results
 from batchgate.domain.batch import Batch, ResultRow
 from batchgate.domain.states import Dialect
 
@@ -76,6 +77,20 @@ def wants_json_only(accept: str | None) -> bool:
         return False
     types = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
     return bool(types) and all(kind == "application/json" for kind in types)
+
+
+def results_so_far(
+    services: deps.Services, batch: Batch, status: list[str] | None, media_type: str
+) -> StreamingResponse:
+    """The batch's finished requests so far (``status`` filters their
+    states) in its dialect's line shape; the header
+    ``X-Batchgate-Results-Complete`` says whether every request is in it."""
+    rows = services.batches.results(batch, partial_results.parse_status_filter(status or []))
+    return StreamingResponse(
+        result_lines(batch, rows),
+        media_type=media_type,
+        headers=partial_results.complete_header(batch.status.is_ended),
+    )
 
 
 def result_lines(batch: Batch, rows: Iterable[ResultRow]) -> Iterator[bytes]:
