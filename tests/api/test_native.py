@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,20 @@ def params(text: str, **extra: object) -> dict[str, object]:
     }
 
 
+@pytest.fixture
+def thinking_server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
+    """The shared server's model, on an upstream that takes reasoning_effort
+    (a model without it ends a request asking for thinking errored)."""
+    model = harness.openai_model(MODEL, upstream.openai_base_url, supports_reasoning_effort=True)
+    with harness.serve(harness.make_settings(tmp_path, {MODEL: model})) as running:
+        yield running
+
+
 def test_upstream_example_snippet_gets_one_result_line_per_request(
-    server: harness.RunningServer,
+    thinking_server: harness.RunningServer,
 ) -> None:
     # The snippet from the issue, as a user would write it with `requests`.
+    server = thinking_server
     headers = {"Authorization": f"Bearer {server.api_key}"}
     full = {
         "metadata": {"user_id": "13803d75-b4b5-4c3e-b2a2-6f21399b021b"},
@@ -58,8 +69,28 @@ def test_upstream_example_snippet_gets_one_result_line_per_request(
     assert [line["custom_id"] for line in lines] == [f"my-custom-id-{i}" for i in range(3)]
     assert all(line["result"]["type"] == "succeeded" for line in lines)
     message = lines[0]["result"]["message"]
-    assert message["role"] == "assistant" and message["content"][0]["type"] == "text"
+    assert message["role"] == "assistant"
+    assert [block["type"] for block in message["content"]] == ["thinking", "text"]
     assert message["usage"]["input_tokens"] > 0
+
+
+def test_thinking_on_a_model_without_reasoning_control_errors_naming_it(
+    server: harness.RunningServer, upstream: FakeUpstream
+) -> None:
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    thinking = {"budget_tokens": 1024, "type": "enabled"}
+    body = {"requests": [{"custom_id": "t", "params": params("Hello", thinking=thinking)}]}
+    created = requests.post(f"{server.url}/v1/batches", json=body, headers=headers, timeout=30)
+    assert created.status_code == 200, created.text
+    server.wait_ended(created.json()["id"])
+    response = requests.get(
+        f"{server.url}/v1/batches/{created.json()['id']}", headers=headers, timeout=30
+    )
+    (line,) = [json.loads(x) for x in response.text.splitlines() if x]
+    assert line["result"]["type"] == "errored"
+    message = line["result"]["error"]["error"]["message"]
+    assert repr(MODEL) in message and "does not support thinking" in message
+    assert upstream.calls() == []
 
 
 def test_accept_json_gets_the_batch_object_with_usage_and_cost(

@@ -214,6 +214,20 @@ def test_responses_batch_on_a_native_upstream_keeps_reasoning_usage(
     assert batch.usage.output_tokens == response.usage.output_tokens
 
 
+def test_reasoning_effort_on_a_model_without_it_ends_errored_naming_it(
+    client: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    url = "/v1/responses"
+    lines = [line("r", url, model=CHAT_ONLY, input="think", reasoning={"effort": "high"})]
+    batch = run_batch(client, url, lines)
+    assert batch.status == "completed" and batch.output_file_id is None
+    error = output_lines(client, batch.error_file_id)["r"]["response"]
+    assert error["status_code"] == 400
+    message = error["body"]["error"]["message"]
+    assert repr(CHAT_ONLY) in message and "does not support thinking" in message
+    assert upstream.calls() == []
+
+
 def test_a_batch_naming_several_models_has_no_single_model(client: openai.OpenAI) -> None:
     url = "/v1/responses"
     lines = [line("a", url, model=CHAT_ONLY, input="a"), line("b", url, model=NATIVE, input="b")]

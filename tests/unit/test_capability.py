@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from batchgate import chat, config, embeddings
+from batchgate import chat, chat_completions, config, embeddings, responses_api
 from batchgate.backends import base, registry
 from batchgate.domain.states import RequestKind
+from batchgate.services import batches
 from batchgate.worker import capability
 
 NOTHING = base.Capabilities(tools=False, images=False, thinking=False, stop_sequences=False)
@@ -42,6 +43,8 @@ def ask(**fields: Any) -> chat.ChatRequest:
         ),
         (ask(messages=[{"role": "user", "content": [IMAGE]}]), r"messages\[0\] has an image block"),
         (ask(stop_sequences=["END"]), "does not support stop sequences"),
+        (ask(thinking={"type": "enabled", "budget_tokens": 1024}), "does not support thinking"),
+        (ask(thinking={"type": "adaptive"}), "does not support thinking"),
         (embeddings.EmbeddingRequest(model="m", input=["x"]), "does not serve embeddings requests"),
     ],
 )
@@ -52,14 +55,26 @@ def test_what_a_backend_lacks_is_refused_naming_the_model(request_: Any, reason:
 
 
 def test_a_plain_request_passes_a_backend_that_lacks_every_option() -> None:
+    # Empty tools and thinking turned off ask for nothing the backend lacks;
+    # neither do thinking blocks of earlier turns (they are dropped).
+    earlier = {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm"}]}
     capability.check(
-        "m", NOTHING, ask(tools=[], thinking={"type": "enabled", "budget_tokens": 1024})
+        "m",
+        NOTHING,
+        ask(
+            tools=[],
+            thinking={"type": "disabled"},
+            messages=[{"role": "user", "content": "q"}, earlier, {"role": "user", "content": "r"}],
+        ),
     )
 
 
 def test_everything_passes_a_backend_that_has_it() -> None:
     chat_request = ask(
-        tools=[TOOL], stop_sequences=["x"], messages=[{"role": "user", "content": [IMAGE]}]
+        tools=[TOOL],
+        stop_sequences=["x"],
+        messages=[{"role": "user", "content": [IMAGE]}],
+        thinking={"type": "enabled", "budget_tokens": 1024},
     )
     capability.check("m", EVERYTHING, chat_request)
     serves_both = base.Capabilities(serves=frozenset({RequestKind.CHAT, RequestKind.EMBEDDINGS}))
@@ -84,3 +99,99 @@ async def test_an_openai_compatible_model_without_tools_refuses_them() -> None:
             )
     finally:
         await backend.aclose()
+
+
+def openai_model(**options: Any) -> config.ModelConfig:
+    return config.ModelConfig(
+        name="m", backend="openai_compatible", base_url="http://127.0.0.1:9/v1", **options
+    )
+
+
+def embedded_model(**options: Any) -> config.ModelConfig:
+    return config.ModelConfig(name="m", backend="llama_cpp", **options)
+
+
+@pytest.mark.parametrize(
+    "thinking_ask",
+    [
+        # Each dialect's way of asking for reasoning, as its translation
+        # hands it to the worker.
+        lambda: responses_api.request_from_responses(
+            {"model": "m", "input": "hi", "reasoning": {"effort": "low"}}
+        ),
+        lambda: chat_completions.request_from_chat_completions(
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": "hi"}],
+                "reasoning_effort": "high",
+            }
+        ),
+        lambda: ask(max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024}),
+    ],
+)
+@pytest.mark.parametrize(
+    ("model", "lacks"),
+    [
+        (embedded_model(), True),
+        (openai_model(), True),
+        (openai_model(supports_reasoning_effort=True), False),
+    ],
+)
+def test_a_thinking_ask_errors_on_a_model_without_reasoning_control(
+    thinking_ask: Any, model: config.ModelConfig, lacks: bool
+) -> None:
+    declared = registry.capabilities(model)
+    assert declared is not None
+    request = thinking_ask()
+    if lacks:
+        with pytest.raises(base.UnsupportedRequest, match="'m' does not support thinking"):
+            capability.check("m", declared, request)
+    else:
+        capability.check("m", declared, request)
+
+
+def test_reasoning_effort_none_asks_for_nothing() -> None:
+    request = responses_api.request_from_responses(
+        {"model": "m", "input": "hi", "reasoning": {"effort": "none"}}
+    )
+    declared = registry.capabilities(embedded_model())
+    assert declared is not None
+    capability.check("m", declared, request)
+
+
+def test_built_in_backends_declare_capabilities_from_their_settings_alone() -> None:
+    embedded = registry.capabilities(embedded_model(n_ctx=512, embeddings_only=True))
+    assert embedded == base.Capabilities(
+        tools=False,
+        images=False,
+        thinking=False,
+        max_context=512,
+        serves=frozenset({RequestKind.EMBEDDINGS}),
+    )
+    remote = registry.capabilities(openai_model(max_context=1000, native_endpoints=["embeddings"]))
+    assert remote is not None and remote.max_context == 1000 and remote.tools
+    assert remote.serves == frozenset({RequestKind.CHAT, RequestKind.EMBEDDINGS})
+    claude = registry.capabilities(
+        config.ModelConfig(name="c", backend="anthropic", max_context=200000)
+    )
+    assert claude is not None and claude.thinking and claude.max_context == 200000
+    assert registry.capabilities(config.ModelConfig(name="x", backend="third_party")) is None
+
+
+async def test_a_built_backend_declares_what_its_settings_say() -> None:
+    model = openai_model(supports_reasoning_effort=True, max_context=4096)
+    backend = registry.create(model)
+    try:
+        assert backend.capabilities == registry.capabilities(model)
+    finally:
+        await backend.aclose()
+
+
+def test_context_windows_come_from_the_declared_capabilities() -> None:
+    models = {
+        "embedded": embedded_model(n_ctx=512).model_copy(update={"name": "embedded"}),
+        "remote": openai_model(max_context=1000),
+        "unbounded": openai_model(),
+        "other": config.ModelConfig(name="other", backend="third_party"),
+    }
+    assert batches.context_windows(models) == {"embedded": 512, "remote": 1000}

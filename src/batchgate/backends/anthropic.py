@@ -103,13 +103,7 @@ class AnthropicBackend:
         if options.anthropic_beta:
             self._headers["anthropic-beta"] = ",".join(options.anthropic_beta)
         self._client = http_client.make_client(model, timeout=options.timeout)
-        self.capabilities = base.Capabilities(
-            tools=True,
-            images=True,
-            thinking=True,
-            stop_sequences=True,
-            max_context=options.max_context,
-        )
+        self.capabilities = _capabilities(options)
 
     async def complete(self, request: chat.ChatRequest) -> chat.ChatResponse:
         body = messages_body(request, upstream_model=self._upstream_model)
@@ -121,6 +115,17 @@ class AnthropicBackend:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _capabilities(options: Options) -> base.Capabilities:
+    return base.Capabilities(
+        tools=True, images=True, thinking=True, stop_sequences=True, max_context=options.max_context
+    )
+
+
+def capabilities(model: config.ModelConfig) -> base.Capabilities:
+    """Registry hook: what ``model`` honours, without building a client."""
+    return _capabilities(http_client.parse_options(Options, model))
 
 
 def create(model: config.ModelConfig) -> base.Backend:

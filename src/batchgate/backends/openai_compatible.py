@@ -8,7 +8,7 @@ Options (in the model's config table)::
     api_key = "..."                         # allowed, but keeps a secret in the file
     upstream_model = "Qwen/Qwen2.5-7B"      # default: the model's own name
     timeout = 600                           # seconds per call
-    supports_reasoning_effort = false       # send thinking as reasoning_effort
+    supports_reasoning_effort = false       # send thinking as reasoning_effort; false: it errors
     max_tokens_field = "max_tokens"         # "max_completion_tokens" for OpenAI o-series
     supports_tools = true                   # false: requests with tools error at once
     supports_images = true                  # false: requests with images error at once
@@ -18,9 +18,10 @@ Options (in the model's config table)::
     native_endpoints = ["embeddings", "completions", "responses"]   # default: []
 
 ``extra_body`` supplies defaults merged into every chat call; the request's
-own fields win. What the translation drops (metadata, cache_control,
-thinking without ``supports_reasoning_effort``) is listed in
-:mod:`chat_completions`.
+own fields win. What the translation drops (metadata, cache_control) is
+listed in :mod:`chat_completions`; a request asking for thinking from a
+model without ``supports_reasoning_effort`` never gets here (the worker's
+capability check ends it ``errored``).
 
 ``native_endpoints`` names the other OpenAI endpoints the upstream serves
 itself. ``/v1/completions`` and ``/v1/responses`` batch lines go to the
@@ -84,17 +85,7 @@ class OpenAICompatibleBackend:
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
         self._client = http_client.make_client(model, timeout=options.timeout)
-        self.capabilities = base.Capabilities(
-            tools=options.supports_tools,
-            images=options.supports_images,
-            thinking=options.supports_reasoning_effort,
-            stop_sequences=True,
-            max_context=options.max_context,
-            serves=frozenset(
-                {RequestKind.CHAT}
-                | ({RequestKind.EMBEDDINGS} if "embeddings" in self._native else set())
-            ),
-        )
+        self.capabilities = _capabilities(options)
 
     async def complete(self, request: chat.ChatRequest) -> chat.ChatResponse:
         if request.origin is not None and request.origin in self._native:
@@ -165,6 +156,25 @@ def _read(what: str, reader: Callable[..., _Reply], reply: object, request: obje
         return reader(reply, request=request)
     except chat_completions.TranslationError as exc:
         raise http_client.unreadable_reply(what, f"{exc.message} ({exc.param})") from None
+
+
+def _capabilities(options: Options) -> base.Capabilities:
+    return base.Capabilities(
+        tools=options.supports_tools,
+        images=options.supports_images,
+        thinking=options.supports_reasoning_effort,
+        stop_sequences=True,
+        max_context=options.max_context,
+        serves=frozenset(
+            {RequestKind.CHAT}
+            | ({RequestKind.EMBEDDINGS} if "embeddings" in options.native_endpoints else set())
+        ),
+    )
+
+
+def capabilities(model: config.ModelConfig) -> base.Capabilities:
+    """Registry hook: what ``model`` honours, without building a client."""
+    return _capabilities(http_client.parse_options(Options, model))
 
 
 def create(model: config.ModelConfig) -> base.Backend:

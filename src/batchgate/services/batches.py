@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 import orjson
 
 from batchgate import canonical, config
+from batchgate.backends import registry
 from batchgate.dialects import input_limits
 from batchgate.domain import batch as batch_model
 from batchgate.domain import endpoints, errors, failures, ids, quotas, rerun, retention
@@ -50,16 +51,15 @@ class ParsedRequest:
 
 
 def context_windows(models: Mapping[str, config.ModelConfig]) -> dict[str, int]:
-    """Each model's context window in tokens, where the config says it: the
-    embedded engine's ``n_ctx`` (per request), a remote model's ``max_context``."""
+    """Each model's context window in tokens, as its backend's capabilities
+    declare it (``max_context``: the embedded engine's ``n_ctx`` per request,
+    a remote model's configured ``max_context``); models without one are
+    absent."""
     windows: dict[str, int] = {}
     for name, entry in models.items():
-        if entry.backend == "llama_cpp":
-            from batchgate.backends.llama_cpp import options
-
-            windows[name] = options.parse(name, entry.options).n_ctx
-        elif isinstance(entry.options.get("max_context"), int):
-            windows[name] = entry.options["max_context"]
+        declared = registry.capabilities(entry)
+        if declared is not None and declared.max_context is not None:
+            windows[name] = declared.max_context
     return windows
 
 

@@ -5,9 +5,13 @@ message naming the model and what it lacks.
 
 Each rule looks at the backend's :class:`~batchgate.backends.base.Capabilities`
 and the canonical request and returns the reason it cannot be served, or
-None. A new capability is one more rule in :data:`RULES`. Optional params
-a backend merely drops (``thinking`` where it has no reasoning control,
-``metadata``) are not refused: they change nothing the client relies on.
+None. A new capability is one more rule in :data:`RULES`. Asking for
+thinking (``thinking`` enabled or adaptive, a Chat Completions
+``reasoning_effort``, a Responses ``reasoning.effort`` other than ``none``)
+from a model with no reasoning control is refused: its reply would not be
+what was asked for. Optional params a backend merely drops (``metadata``,
+thinking blocks of earlier turns, thinking ``disabled``) are not refused:
+they change nothing the client relies on.
 """
 
 from __future__ import annotations
@@ -56,7 +60,18 @@ def _stop_sequences(capabilities: base.Capabilities, request: canonical.Request)
     return None
 
 
-RULES: tuple[Rule, ...] = (_kind, _tools, _images, _stop_sequences)
+def _thinking(capabilities: base.Capabilities, request: canonical.Request) -> str | None:
+    if capabilities.thinking or not isinstance(request, chat.ChatRequest):
+        return None
+    if request.thinking is None or request.thinking.type == "disabled":
+        return None
+    return (
+        "does not support thinking (reasoning effort); send the request without "
+        "`thinking`, `reasoning_effort` or `reasoning.effort`"
+    )
+
+
+RULES: tuple[Rule, ...] = (_kind, _tools, _images, _stop_sequences, _thinking)
 
 
 def check(model: str, capabilities: base.Capabilities, request: canonical.Request) -> None:

@@ -22,13 +22,14 @@ Per request: the prompt is rendered with the chat template stored in the GGUF
 (the Messages API default); ``top_p``, ``top_k`` and ``seed`` feed llama.cpp's
 sampler chain. ``stop_sequences`` are matched on the text and cut off.
 
-Its capabilities say it has no tool use and no images, so the worker's
-capability check refuses requests with non-empty ``tools``, tool blocks or
-image blocks before they reach it. It refuses itself, with
+Its capabilities (:meth:`.options.EngineOptions.capabilities`) say it has
+no tool use, no images and no thinking, so the worker's capability check
+refuses requests with non-empty ``tools``, tool blocks, image blocks or
+``thinking`` enabled before they reach it. It refuses itself, with
 :class:`base.UnsupportedRequest`, a prompt that does not fit ``n_ctx`` (the
-context is per request: prompt and output together). Dropped
-without error: ``thinking`` (and thinking blocks of earlier turns),
-``tool_choice``, ``response_format``, ``metadata``. A reply that reaches the end
+context is per request: prompt and output together). Dropped without
+error: thinking blocks of earlier turns, ``tool_choice``,
+``response_format``, ``metadata``. A reply that reaches the end
 of the context stops with ``max_tokens``.
 
 Cancelling the task that awaits :meth:`LlamaCppBackend.complete` aborts the
@@ -53,7 +54,6 @@ from typing import TYPE_CHECKING, TypeVar
 from batchgate import chat, config, embeddings
 from batchgate.backends import base
 from batchgate.backends.llama_cpp import options, scheduler
-from batchgate.domain.states import RequestKind
 
 if TYPE_CHECKING:
     from batchgate.backends.llama_cpp import embedder, engine
@@ -75,18 +75,7 @@ class LlamaCppBackend:
         if not model_path.is_file():
             raise ValueError(f"llama_cpp: model file not found: {model_path}")
         self.options = opts
-        self.capabilities = base.Capabilities(
-            tools=False,
-            images=False,
-            thinking=False,
-            stop_sequences=True,
-            max_context=opts.n_ctx,  # per request (prompt + output), per embedded input
-            serves=(
-                frozenset({RequestKind.EMBEDDINGS})
-                if opts.embeddings_only
-                else frozenset({RequestKind.CHAT, RequestKind.EMBEDDINGS})
-            ),
-        )
+        self.capabilities = opts.capabilities()
         from batchgate.backends.llama_cpp import engine
 
         self._engine = engine.Engine(opts, model_path)

@@ -14,6 +14,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from batchgate import config
+from batchgate.backends import base
+from batchgate.domain.states import RequestKind
 
 
 class Pooling(enum.StrEnum):
@@ -76,6 +78,23 @@ class EngineOptions(BaseModel):
     def resolved_threads(self) -> int:
         return self.n_threads or os.cpu_count() or 1
 
+    def capabilities(self) -> base.Capabilities:
+        """What an engine with these settings honours: no tool use, images
+        or thinking; a context of ``n_ctx`` per request (prompt + output) and
+        per embedded input."""
+        return base.Capabilities(
+            tools=False,
+            images=False,
+            thinking=False,
+            stop_sequences=True,
+            max_context=self.n_ctx,
+            serves=(
+                frozenset({RequestKind.EMBEDDINGS})
+                if self.embeddings_only
+                else frozenset({RequestKind.CHAT, RequestKind.EMBEDDINGS})
+            ),
+        )
+
     def n_seq_max(self) -> int:
         """KV sequences the context needs: one per slot plus the prefix cache."""
         return self.n_parallel + (self.prefix_slots if self.prefix_cache else 0)
@@ -100,3 +119,8 @@ def parse(model_name: str, raw: dict[str, object]) -> EngineOptions:
         return EngineOptions.model_validate(values)
     except pydantic.ValidationError as exc:
         raise ValueError(f"model {model_name!r}: invalid llama_cpp options: {exc}") from exc
+
+
+def capabilities(model: config.ModelConfig) -> base.Capabilities:
+    """Registry hook: the capabilities of ``model`` without loading llama.cpp."""
+    return parse(model.name, model.options).capabilities()
