@@ -11,9 +11,10 @@
 
 A completions prompt is text to continue, a chat message is text to answer:
 the meaning is the same only as far as "write what follows this prompt"
-goes. Models served through chat (the embedded engine, upstreams without
-``/completions``) get the prompt as the user's turn, under the model's chat
-template. What a chat request cannot carry is refused on the line, not
+goes. The embedded engine continues the prompt as raw text (it reads
+``origin``; see ``backends/llama_cpp/text.py``); upstreams without
+``/completions`` get it through chat, as the user's turn under the model's
+chat template. What a chat request cannot carry is refused on the line, not
 dropped: several prompts or ``n``/``best_of`` above 1 (several choices per
 line), token-array prompts, ``echo``, ``suffix``, ``logprobs``, and
 non-neutral ``logit_bias`` / penalties. ``max_tokens`` defaults to 16, as

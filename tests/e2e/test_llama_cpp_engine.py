@@ -11,7 +11,7 @@ import llama_cpp
 import llama_cpp.llama_chat_format
 import pytest
 
-from batchgate import chat, config
+from batchgate import chat, completions, config
 from batchgate.backends import base
 from batchgate.backends import llama_cpp as engine_backend
 from batchgate.worker import capability
@@ -98,6 +98,45 @@ async def test_input_tokens_is_the_templated_prompt_length(
     expected = len(vocab.tokenize(prompt.encode(), add_bos=False, special=True))
     vocab.close()
     assert reply.usage.input_tokens == expected
+
+
+async def test_a_completions_prompt_is_continued_as_raw_text(
+    backend: engine_backend.LlamaCppBackend,
+) -> None:
+    # A /v1/completions line: its prompt is text to continue, not a user turn.
+    prompt = "The three primary colours are red,"
+    request = completions.request_from_completions(
+        {"model": "m", "prompt": prompt, "max_tokens": 12, "temperature": 0}
+    )
+    reply = await backend.complete(request)
+    # Reference: llama-cpp-python's greedy continuation of the raw tokens,
+    # no chat template.
+    reference = llama_cpp.Llama(
+        model_path=str(config.default_model_path()), n_ctx=512, verbose=False
+    )
+    try:
+        tokens = reference.tokenize(prompt.encode(), add_bos=False, special=True)
+        expected = reference.create_completion(
+            tokens, max_tokens=12, temperature=0.0, repeat_penalty=1.0
+        )
+    finally:
+        reference.close()
+    assert reply.usage.input_tokens == len(tokens) < 16  # no template around it
+    assert reply.text() == expected["choices"][0]["text"] != ""
+    assert reply.stop_reason == "max_tokens" and reply.usage.output_tokens == 12
+    # Chat requests still get the template: the same words as a user turn
+    # are a longer prompt.
+    as_chat = await backend.complete(_request(prompt, max_tokens=1))
+    assert as_chat.usage.input_tokens > len(tokens)
+    # stop still cuts the continuation.
+    stop = reply.text()[3:6]
+    stopped = await backend.complete(
+        completions.request_from_completions(
+            {"model": "m", "prompt": prompt, "max_tokens": 12, "temperature": 0, "stop": [stop]}
+        )
+    )
+    assert stopped.stop_reason == "stop_sequence"
+    assert stopped.text() == reply.text()[: reply.text().index(stop)]
 
 
 async def test_tools_images_and_too_long_prompts_are_unsupported(

@@ -18,9 +18,11 @@ logging silenced unless ``verbose``. ``aclose`` stops the thread and frees the
 model and context.
 
 Per request: the prompt is rendered with the chat template stored in the GGUF
-(system + user/assistant turns). ``temperature`` 0 is greedy; unset means 1.0
-(the Messages API default); ``top_p``, ``top_k`` and ``seed`` feed llama.cpp's
-sampler chain. ``stop_sequences`` are matched on the text and cut off.
+(system + user/assistant turns), except for a ``/v1/completions`` line
+(``origin: "completions"``), whose prompt is continued as raw text.
+``temperature`` 0 is greedy; unset means 1.0 (the Messages API default);
+``top_p``, ``top_k`` and ``seed`` feed llama.cpp's sampler chain.
+``stop_sequences`` are matched on the text and cut off.
 
 Its capabilities (:meth:`.options.EngineOptions.capabilities`) say it has
 no tool use, no images and no thinking, so the worker's capability check

@@ -144,7 +144,7 @@ class Scheduler:
     def add(self, job: Job) -> None:
         """Tokenize and queue a job, or deliver the reason it cannot run."""
         try:
-            job.tokens = self._rt.tokenize(self._rt.render(text.chat_messages(job.request)))
+            job.tokens = self._rt.tokenize(text.prompt_text(job.request, self._rt.render))
         except base.UnsupportedRequest as exc:
             job.deliver(exc)
             return

@@ -6,8 +6,24 @@ Pure Python (no llama.cpp), so it is cheap to test and reason about.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 
-from batchgate import chat
+from batchgate import chat, completions
+from batchgate.backends import base
+from batchgate.chat_completions import TranslationError
+
+
+def prompt_text(request: chat.ChatRequest, render: Callable[[list[dict[str, str]]], str]) -> str:
+    """The text the model continues. A ``/v1/completions`` line's prompt is
+    raw text to continue, as a completions user expects, so it goes to the
+    model as it is; every other request is ``render``-ed by the chat template
+    from :func:`chat_messages`."""
+    if request.origin == "completions":
+        try:
+            return completions.prompt_of(request)
+        except TranslationError as exc:
+            raise base.UnsupportedRequest(exc.message) from None
+    return render(chat_messages(request))
 
 
 def chat_messages(request: chat.ChatRequest) -> list[dict[str, str]]:

@@ -22,9 +22,8 @@ class PromptCounter:
     def count(self, request: chat.ChatRequest) -> int:
         """Prompt tokens; raises ``base.UnsupportedRequest`` for what the
         engine would refuse (tools, images)."""
-        messages = text.chat_messages(request)
         with self._lock:
-            return len(self._runtime.tokenize(self._runtime.render(messages)))
+            return len(self._runtime.tokenize(text.prompt_text(request, self._runtime.render)))
 
     def close(self) -> None:
         self._runtime.close()
