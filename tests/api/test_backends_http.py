@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from batchgate import chat, config
+from batchgate import chat, completions, config, embeddings, responses_api
 from batchgate.backends import base, http_client, registry
 from tests.fakes.upstream import FakeUpstream
 
@@ -233,6 +233,32 @@ async def test_openai_extra_body_is_sent_and_request_fields_win(fake: FakeUpstre
     sent = fake.calls()[-1]["body"]
     assert sent["chat_template_kwargs"] == {"enable_thinking": False}
     assert sent["max_tokens"] == 7
+
+
+async def test_openai_extra_body_reaches_the_native_endpoints_too(fake: FakeUpstream) -> None:
+    backend = registry.create(
+        model_config(
+            "openai_compatible",
+            base_url=fake.openai_base_url,
+            api_key=KEY,
+            extra_body={"priority": 5, "seed": 1},
+            native_endpoints=["embeddings", "completions", "responses"],
+        )
+    )
+    assert isinstance(backend, base.EmbeddingBackend)
+    try:
+        await backend.complete(
+            completions.request_from_completions({"model": "m", "prompt": "x", "seed": 7})
+        )
+        await backend.complete(responses_api.request_from_responses({"model": "m", "input": "y"}))
+        await backend.embed(embeddings.EmbeddingRequest(model="m", input=["z"]))
+    finally:
+        await backend.aclose()
+    sent = {call["path"]: call["body"] for call in fake.calls()}
+    assert set(sent) == {"/v1/completions", "/v1/responses", "/v1/embeddings"}
+    assert all(body["priority"] == 5 for body in sent.values())
+    assert sent["/v1/completions"]["seed"] == 7  # the request's own field wins
+    assert sent["/v1/responses"]["seed"] == sent["/v1/embeddings"]["seed"] == 1
 
 
 async def test_openai_images_are_sent_as_data_urls(

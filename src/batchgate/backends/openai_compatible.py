@@ -17,8 +17,8 @@ Options (in the model's config table)::
     extra_body = { chat_template_kwargs = { enable_thinking = false } }
     native_endpoints = ["embeddings", "completions", "responses"]   # default: []
 
-``extra_body`` supplies defaults merged into every chat call; the request's
-own fields win. What the translation drops (metadata, cache_control) is
+``extra_body`` supplies defaults merged into every call (chat and the
+native endpoints below); the request's own fields win. What the translation drops (metadata, cache_control) is
 listed in :mod:`chat_completions`; a request asking for thinking from a
 model without ``supports_reasoning_effort`` never gets here (the worker's
 capability check ends it ``errored``).
@@ -102,7 +102,7 @@ class OpenAICompatibleBackend:
         except chat_completions.TranslationError as exc:
             raise base.UnsupportedRequest(f"{exc.message} ({exc.param})") from None
         reply = await http_client.post_json(
-            self._client, self._url, {**self._options.extra_body, **body}, self._headers
+            self._client, self._url, self._with_extra(body), self._headers
         )
         return _read(
             "a chat completion", chat_completions.response_from_chat_completion, reply, request
@@ -127,7 +127,7 @@ class OpenAICompatibleBackend:
         except chat_completions.TranslationError:
             return None
         reply = await http_client.post_json(
-            self._client, f"{self._base_url}/{endpoint}", body, self._headers
+            self._client, f"{self._base_url}/{endpoint}", self._with_extra(body), self._headers
         )
         if endpoint == "completions":
             return _read("a text completion", completions.response_from_completion, reply, request)
@@ -138,9 +138,14 @@ class OpenAICompatibleBackend:
         checks ``capabilities.serves`` first)."""
         body = openai_embeddings.request_to_openai(request, upstream_model=self._upstream_model)
         reply = await http_client.post_json(
-            self._client, f"{self._base_url}/embeddings", body, self._headers
+            self._client, f"{self._base_url}/embeddings", self._with_extra(body), self._headers
         )
         return _read("an embeddings list", openai_embeddings.response_from_openai, reply, request)
+
+    def _with_extra(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` over the model entry's ``extra_body`` defaults (the
+        request's own fields win), for every endpoint alike."""
+        return {**self._options.extra_body, **body}
 
     async def aclose(self) -> None:
         await self._client.aclose()
