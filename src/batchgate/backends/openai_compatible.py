@@ -18,10 +18,11 @@ Options (in the model's config table)::
     native_endpoints = ["embeddings", "completions", "responses"]   # default: []
 
 ``extra_body`` supplies defaults merged into every call (chat and the
-native endpoints below); the request's own fields win. What the translation drops (metadata, cache_control) is
-listed in :mod:`chat_completions`; a request asking for thinking from a
-model without ``supports_reasoning_effort`` never gets here (the worker's
-capability check ends it ``errored``).
+native endpoints below); the request's own fields win. What the translation
+drops (metadata, cache_control) is listed in :mod:`chat_completions`; a
+request asking for thinking from a model without
+``supports_reasoning_effort`` never gets here (the worker's capability check
+ends it ``errored``).
 
 ``native_endpoints`` names the other OpenAI endpoints the upstream serves
 itself. ``/v1/completions`` and ``/v1/responses`` batch lines go to the
