@@ -173,6 +173,10 @@ class ChatRequest(BaseModel):
     # fields above; an upstream that has that endpoint is called on it
     # natively, and the dialect renders the reply in that endpoint's shape.
     origin: Origin | None = None
+    # OpenAI's end-user identifier (a ``/v1/responses`` line's ``user``),
+    # echoed in the reply object; no backend reads it. Like ``origin``, not
+    # a Messages parameter.
+    user: str | None = None
 
     def system_text(self) -> str | None:
         """The system prompt as one string (text blocks joined), or None."""

@@ -174,7 +174,15 @@ def test_responses_batch_through_chat_renders_response_objects(
         url,
         [
             line("s", url, model=CHAT_ONLY, input="plain words", instructions="Answer."),
-            line("items", url, model=CHAT_ONLY, input=items, max_output_tokens=50),
+            line(
+                "items",
+                url,
+                model=CHAT_ONLY,
+                input=items,
+                max_output_tokens=50,
+                metadata={"doc": "42", "run": "a"},
+                user="user-7",
+            ),
         ],
     )
     assert batch.status == "completed"
@@ -187,6 +195,9 @@ def test_responses_batch_through_chat_renders_response_objects(
     assert plain.usage.input_tokens_details.cached_tokens == 0
     with_items = Response.model_validate(out["items"]["response"]["body"])
     assert with_items.output_text == "echo: hi" and with_items.max_output_tokens == 50
+    # The line's metadata and user come back on its Response, as OpenAI's do.
+    assert with_items.metadata == {"doc": "42", "run": "a"} and with_items.user == "user-7"
+    assert plain.metadata == {} and plain.user is None
     assert paths(upstream) == {"/v1/chat/completions"}
     call = next(c for c in upstream.calls() if c["fingerprint"] == "hi")
     assert call["body"]["messages"][0] == {"role": "system", "content": "Be brief."}

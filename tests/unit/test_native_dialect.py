@@ -83,6 +83,9 @@ def test_duplicate_custom_id_names_it_and_its_index() -> None:
         ({"thinking": {"type": "enabled"}}, "requests[0].params.thinking"),
         ({"tool_choice": {"type": "tool"}}, "requests[0].params.tool_choice"),
         ({"stream": True}, "requests[0].params.stream"),
+        # Internal to OpenAI-dialect lines, not Messages parameters.
+        ({"origin": "completions"}, "requests[0].params.origin"),
+        ({"user": "u1"}, "requests[0].params.user"),
     ],
 )
 def test_params_anthropic_would_refuse_are_refused_at_submit(

@@ -51,10 +51,11 @@ def check_inline_requests(requests: Sequence[InlineRequest]) -> None:
     types: unique custom_ids, and Messages' own parameter ranges."""
     check_unique_custom_ids([item.custom_id for item in requests])
     for index, item in enumerate(requests):
-        if item.params.origin is not None:
-            # Internal to OpenAI-dialect lines; not a Messages parameter.
-            param = f"requests[{index}].params.origin"
-            raise errors.InvalidRequest(f"{param}: Extra inputs are not permitted", param=param)
+        for internal in ("origin", "user"):
+            if getattr(item.params, internal) is not None:
+                # Internal to OpenAI-dialect lines; not a Messages parameter.
+                param = f"requests[{index}].params.{internal}"
+                raise errors.InvalidRequest(f"{param}: Extra inputs are not permitted", param=param)
         temperature = item.params.temperature
         if temperature is not None and temperature > MESSAGES_MAX_TEMPERATURE:
             param = f"requests[{index}].params.temperature"

@@ -21,8 +21,9 @@ settings nobody here can honour: built-in tools (``web_search``,
 ``file_search``, ...), ``previous_response_id``, ``conversation``,
 ``prompt``, ``background``, ``stream``, ``include``, ``max_tool_calls``,
 ``top_logprobs``, ``truncation: "auto"``, file inputs, and other item types.
-``metadata``, ``user``, ``store``, ``service_tier`` and prompt-cache hints
-are accepted and dropped.
+``metadata`` and ``user`` are kept (no backend reads them; the Response
+object echoes them, as OpenAI's does). ``store``, ``service_tier``,
+``safety_identifier`` and prompt-cache hints are accepted and dropped.
 """
 
 from batchgate.responses_api.inbound import DEFAULT_MAX_OUTPUT_TOKENS, request_from_responses

@@ -34,13 +34,14 @@ _MAPPED = {
     "tools",
     "tool_choice",
     "parallel_tool_calls",
+    # Read by no backend; carried through for the Response object to echo.
+    "metadata",
+    "user",
 }
 # Accepted and dropped: they change nothing about the reply. ``store`` is
 # moot (a batch's responses are kept as its output file, not retrievable by
 # id), as are the prompt-cache hints.
 _DROPPED = {
-    "metadata",
-    "user",
     "safety_identifier",
     "store",
     "service_tier",
@@ -116,6 +117,9 @@ def request_from_responses(body: object, *, path: str = "body") -> chat.ChatRequ
     choice = _tool_choice(obj, path)
     if choice is not None:
         params["tool_choice"] = choice
+    for key in ("metadata", "user"):
+        if obj.get(key) is not None:
+            params[key] = obj[key]  # type-checked by check_dropped above
     return validated(params, path)
 
 

@@ -115,8 +115,8 @@ def response_to_responses(
         "top_p": 1.0 if request.top_p is None else request.top_p,
         "truncation": "disabled",
         "usage": usage_to_responses(response.usage),
-        "user": None,
-        "metadata": {},
+        "user": request.user,
+        "metadata": request.metadata or {},
     }
 
 
