@@ -108,8 +108,17 @@ def test_openai_lines_past_a_limit_fail_the_batch_naming_line_and_param(
             }
         )
 
+    long_text = [{"role": "user", "content": "x" * 5_001}]
+    many = [{"role": ("user", "assistant")[i % 2], "content": "hi"} for i in range(11)]
     content = "\n".join(
-        [line("fine"), line("tab\there"), line("big", max_tokens=1001), line("default")]
+        [
+            line("fine"),
+            line("tab\there"),
+            line("big", max_tokens=1001),
+            line("default"),
+            line("long", messages=long_text),
+            line("many", messages=many),
+        ]
     )
     with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key, max_retries=0) as sdk:
         uploaded = sdk.files.create(
@@ -119,9 +128,15 @@ def test_openai_lines_past_a_limit_fail_the_batch_naming_line_and_param(
             input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
         )
     assert batch.status == "failed" and batch.errors is not None
-    errors = [(e.line, e.param) for e in batch.errors.data or []]
-    # Line 4 leaves max_tokens to the default, which the backend caps: not refused.
-    assert errors == [(2, "custom_id"), (3, "body.max_tokens")]
+    errors = [(e.line, e.param, e.code) for e in batch.errors.data or []]
+    # Line 4 leaves max_tokens to the default, which the backend caps: not
+    # refused. Each code is OpenAI's for that refusal.
+    assert errors == [
+        (2, "custom_id", "invalid_value"),
+        (3, "body.max_tokens", "invalid_value"),
+        (5, "body.messages[0].content", "string_above_max_length"),
+        (6, "body.messages", "array_above_max_length"),
+    ]
 
 
 def test_an_upload_filename_is_kept_without_control_characters_and_within_512(

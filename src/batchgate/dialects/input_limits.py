@@ -1,5 +1,8 @@
 """Limits on what one request may hold, beyond its types: named, the same in
-every dialect, each refusal naming the path of the offending value.
+every dialect, each refusal naming the path of the offending value and
+carrying OpenAI's code for it (``string_above_max_length``,
+``array_above_max_length``, else ``invalid_value``), which an OpenAI input
+file's line error shows.
 
 Pure, and cheap enough for 50,000 requests: the typed parts of a request
 have a fixed shape, so only its free-form JSON (tool schemas and inputs,
@@ -27,6 +30,10 @@ MAX_MODEL_CHARS = 200
 # databases' JSON, every upstream); a larger one was a 500.
 MAX_INT = 2**63 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# OpenAI's codes for these refusals.
+INVALID_VALUE = "invalid_value"
+STRING_TOO_LONG = "string_above_max_length"
+ARRAY_TOO_LONG = "array_above_max_length"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +51,7 @@ def check_custom_id(custom_id: str, path: str, *, anthropic: bool) -> None:
             raise errors.InvalidRequest(
                 f"{path}: custom_id must match ^[a-zA-Z0-9_-]{{1,64}}$, got {custom_id!r:.80}",
                 param=path,
+                code=INVALID_VALUE,
             )
         return
     if not 1 <= len(custom_id) <= MAX_CUSTOM_ID_CHARS or _CONTROL.search(custom_id):
@@ -51,6 +59,7 @@ def check_custom_id(custom_id: str, path: str, *, anthropic: bool) -> None:
             f"{path}: custom_id must be 1 to {MAX_CUSTOM_ID_CHARS} characters without "
             f"control characters, got {len(custom_id)} characters",
             param=path,
+            code=INVALID_VALUE,
         )
 
 
@@ -65,7 +74,7 @@ def check_request(
     request passes. ``check_max_tokens``: False where max_tokens was
     defaulted rather than chosen by the client."""
     if len(request.model) > MAX_MODEL_CHARS:
-        _refuse(f"{path}.model", f"must be at most {MAX_MODEL_CHARS} characters")
+        _refuse(f"{path}.model", f"must be at most {MAX_MODEL_CHARS} characters", STRING_TOO_LONG)
     if isinstance(request, embeddings.EmbeddingRequest):
         _check_embedding_inputs(request, limits, path)
         return
@@ -73,6 +82,7 @@ def check_request(
         _refuse(
             f"{path}.messages",
             f"at most {limits.max_messages:,} messages per request, got {len(request.messages):,}",
+            ARRAY_TOO_LONG,
         )
     window = limits.context_windows.get(request.model)
     if check_max_tokens and window is not None and request.max_tokens > window:
@@ -100,6 +110,7 @@ def check_request(
                 f"{path}.{where}",
                 f"strings may be at most {limits.max_string_chars:,} characters, "
                 f"this one has {len(text):,}",
+                STRING_TOO_LONG,
             )
 
 
@@ -112,11 +123,12 @@ def _check_embedding_inputs(
                 f"{path}.input[{index}]",
                 f"strings may be at most {limits.max_string_chars:,} characters, "
                 f"this one has {len(item):,}",
+                STRING_TOO_LONG,
             )
 
 
-def _refuse(param: str, reason: str) -> None:
-    raise errors.InvalidRequest(f"{param}: {reason}", param=param)
+def _refuse(param: str, reason: str, code: str = "invalid_value") -> None:
+    raise errors.InvalidRequest(f"{param}: {reason}", param=param, code=code)
 
 
 def _free_form(request: chat.ChatRequest) -> Iterator[tuple[str, Any]]:

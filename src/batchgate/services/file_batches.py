@@ -136,7 +136,11 @@ class FileBatchService:
                 and parsed.request.max_tokens != DEFAULT_MAX_TOKENS,
             )
         except errors.InvalidRequest as exc:
-            return failures.InputError(number, "invalid_request", exc.message, exc.param)
+            # OpenAI's line codes: the limit's own, else invalid_value.
+            code = exc.code if exc.code != errors.InvalidRequest.code else None
+            return failures.InputError(
+                number, code or input_limits.INVALID_VALUE, exc.message, exc.param
+            )
         return None
 
     def _requests(self, record: file_model.FileRecord, endpoint: str) -> Iterator[ParsedRequest]:
