@@ -343,6 +343,23 @@ def test_bad_lines_fail_the_batch_with_line_numbers_and_openai_codes(
     assert got == want
     assert batch.request_counts is not None and batch.request_counts.total == 0
     assert list(server.store.iter_results(batch.id)) == []
+    # The lines name one model (bad ones included): the failed batch shows it.
+    assert batch.model == good["model"]
+    assert client.batches.retrieve(batch.id).model == good["model"]
+
+
+def test_a_failed_batch_whose_lines_name_several_models_has_no_model(
+    client: openai.OpenAI,
+) -> None:
+    url = "/v1/responses"
+    lines = [
+        line("a", url, model=CHAT_ONLY, input="a"),
+        line("b", url, model=NATIVE, input="b", stream=True),
+    ]
+    content = "\n".join(json.dumps(x) for x in lines).encode()
+    file_id = client.files.create(file=("in.jsonl", content), purpose="batch").id
+    batch = client.batches.create(input_file_id=file_id, endpoint=url, completion_window="24h")
+    assert batch.status == "failed" and batch.model is None
 
 
 def test_an_empty_file_fails_the_batch_with_empty_file(client: openai.OpenAI) -> None:

@@ -207,6 +207,18 @@ def parse_line(raw: bytes, line: int, endpoint: str) -> ParsedLine | InputError:
     return ParsedLine(custom_id, request)
 
 
+def model_named(raw: bytes) -> str | None:
+    """The ``body.model`` a line names, read as far as the line allows (a bad
+    line may still name its model); None if it names none."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    body = obj.get("body") if isinstance(obj, dict) else None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
 def duplicate_error(line: int, custom_id: str, first_line: int) -> InputError:
     return InputError(
         line,

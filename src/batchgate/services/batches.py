@@ -196,11 +196,14 @@ class BatchService:
         metadata: dict[str, str] | None = None,
         input_file_id: str | None = None,
         output_expires_after: int | None = None,
+        model: str | None = None,
     ) -> batch_model.Batch:
         """Store a batch whose input failed validation: status ``failed``, no
-        requests, the errors kept for the client to read (OpenAI's behaviour)."""
+        requests, the errors kept for the client to read (OpenAI's behaviour).
+        ``model``: the one model its lines named, if they named one."""
         now = time.time()
         batch = self._record(owner, dialect, endpoint, 0, metadata, input_file_id, now)
+        batch = dataclasses.replace(batch, model=model)
         if output_expires_after is not None:
             batch = dataclasses.replace(batch, results_ttl=output_expires_after)
         self.store.fail_batch(batch, line_errors, now)

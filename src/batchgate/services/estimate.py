@@ -46,7 +46,7 @@ class EstimateService:
         with bad lines is a 400 listing them (create would make a failed batch)."""
         record = self.file_batches.files.input_file(owner, input_file_id)
         by_model: dict[str, estimate.ModelEstimate] = {}
-        line_errors, total, _tokens = self.file_batches.validate(
+        line_errors, total, _tokens, _model = self.file_batches.validate(
             record, endpoint, lambda request: self._add(by_model, request)
         )
         if not line_errors and total == 0:

@@ -20,7 +20,7 @@ before anything is stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from batchgate import canonical, chat, config
 from batchgate.chat_completions.access import DEFAULT_MAX_TOKENS
@@ -55,6 +55,15 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
         yield number, tail.removeprefix(_BOM) if number == 1 else tail
 
 
+class Checked(NamedTuple):
+    """What pass 1 found in a file."""
+
+    errors: list[failures.InputError]
+    total: int  # requests (lines that are not blank)
+    tokens: dict[str, int]  # input tokens per configured model, good lines
+    model: str | None  # the one model every line names (None: several, or none)
+
+
 class FileBatchService:
     def __init__(
         self, batches: BatchService, files: FileService, settings: config.Settings
@@ -65,7 +74,7 @@ class FileBatchService:
 
     def create(self, owner: str, body: openai.CreateBody) -> Batch:
         record = self.files.input_file(owner, body.input_file_id)
-        line_errors, total, tokens = self.validate(record, body.endpoint)
+        line_errors, total, tokens, model = self.validate(record, body.endpoint)
         if not line_errors and total == 0:
             line_errors = [openai.empty_file_error()]
         common: dict[str, Any] = {
@@ -77,7 +86,7 @@ class FileBatchService:
             "output_expires_after": openai.output_ttl(body),
         }
         if line_errors:
-            return self.batches.create_failed(line_errors=line_errors, **common)
+            return self.batches.create_failed(line_errors=line_errors, model=model, **common)
         return self.batches.create_streamed(
             total=total, requests=self._requests(record, body.endpoint), tokens=tokens, **common
         )
@@ -87,14 +96,16 @@ class FileBatchService:
         record: file_model.FileRecord,
         endpoint: str,
         each: Callable[[canonical.Request], None] | None = None,
-    ) -> tuple[list[failures.InputError], int, dict[str, int]]:
-        """Pass 1: an error for every bad line, the number of requests, and
-        their input tokens per model (for the quota check); ``each`` sees
-        every good request (a dry run's estimate)."""
+    ) -> Checked:
+        """Pass 1: an error for every bad line, the number of requests,
+        their input tokens per model (for the quota check) and the model
+        the lines name, bad ones included (a failed batch shows it); ``each``
+        sees every good request (a dry run's estimate)."""
         limit = self.settings.limits.max_requests_per_batch
         first_line: dict[str, int] = {}
         line_errors: list[failures.InputError] = []
         tokens: dict[str, int] = {}
+        models: set[str] = set()
         count = 0
         for number, raw in iter_lines(self.files.chunks(record)):
             count += 1
@@ -106,6 +117,14 @@ class FileBatchService:
                     code="batch_too_large",
                 )
             parsed = openai.parse_line(raw, number, endpoint)
+            if len(models) < 2:  # one model or several: no need to keep more
+                named = (
+                    openai.model_named(raw)
+                    if isinstance(parsed, failures.InputError)
+                    else parsed.request.model
+                )
+                if named is not None:
+                    models.add(named)
             if isinstance(parsed, failures.InputError):
                 line_errors.append(parsed)
                 continue
@@ -119,7 +138,7 @@ class FileBatchService:
             self.batches.add_tokens(tokens, parsed.request)
             if each is not None:
                 each(parsed.request)
-        return line_errors, count, tokens
+        return Checked(line_errors, count, tokens, next(iter(models)) if len(models) == 1 else None)
 
     def _over_limits(self, number: int, parsed: openai.ParsedLine) -> failures.InputError | None:
         """The named input limits, as a line error (``param`` is the path
