@@ -137,6 +137,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         settings = harness.make_settings(
             tmp_path, {MODEL: harness.openai_model(MODEL, upstream.openai_base_url)}
         )
+        # The walk fails to authenticate ~50 times from one address on purpose.
+        settings.rate_limit = config.RateLimitSettings(failed_auth_per_second=0)
         with harness.serve(settings) as server:
             keys = KeyService(server.store)
             owner, second = server.new_key("owner"), server.new_key("second")

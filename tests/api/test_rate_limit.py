@@ -1,21 +1,30 @@
 """The per-key API rate limit over real HTTP: 429 with Retry-After in the
-dialect's envelope, and other keys unaffected."""
+dialect's envelope, and other keys unaffected; the dashboard's sessions on
+their key's limit; failed authentications limited per client address before
+the key is looked up."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from batchgate import config
+from batchgate.domain.keys import ApiKey
 from tests import harness
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[harness.RunningServer]:
     settings = harness.make_settings(tmp_path, {})
-    settings.rate_limit = config.RateLimitSettings(requests_per_second=0.5, burst=3)
+    settings.rate_limit = config.RateLimitSettings(
+        requests_per_second=0.5, burst=3, failed_auth_per_second=0.5, failed_auth_burst=3
+    )
     with harness.serve(settings, with_worker=False) as running:
         yield running
 
@@ -51,6 +60,79 @@ def test_one_key_over_its_limit_does_not_limit_another(server: harness.RunningSe
         assert quiet.get("/v1/batches").status_code == 200
 
 
-def test_unauthenticated_calls_are_401_not_429(server: harness.RunningServer) -> None:
+def _count_lookups(server: harness.RunningServer, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every key lookup by display prefix (API keys and dashboard sessions)."""
+    seen: list[str] = []
+    lookup = server.store.keys_with_prefix
+
+    def counted(prefix: str) -> list[tuple[ApiKey, str]]:
+        seen.append(prefix)
+        return lookup(prefix)
+
+    monkeypatch.setattr(server.store, "keys_with_prefix", counted)
+    return seen
+
+
+def test_bad_keys_are_limited_per_address_before_the_lookup(
+    server: harness.RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = _count_lookups(server, monkeypatch)
     with server.client("bg-not-a-key-at-all") as client:
-        assert {client.get("/v1/batches").status_code for _ in range(5)} == {401}
+        statuses = [client.get("/v1/batches").status_code for _ in range(3)]
+        refused = client.get("/v1/batches")
+    assert statuses == [401, 401, 401]
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    assert len(lookups) == 3  # the refused call never reached the store
+    # The address is held back, whatever key it sends next (it cannot be
+    # told apart without the lookup the limit spares).
+    with server.client() as client:
+        assert client.get("/v1/batches").status_code == 429
+
+
+def _log_in(browser: httpx.Client, api_key: str) -> httpx.Response:
+    form = browser.get("/ui/login")
+    match = _CSRF.search(form.text)
+    assert match, form.text
+    return browser.post("/ui/login", data={"api_key": api_key, "csrf_token": match.group(1)})
+
+
+def test_dashboard_pages_spend_the_sessions_key_bucket(server: harness.RunningServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as browser:
+        assert _log_in(browser, server.api_key).status_code == 303
+        statuses = [browser.get("/ui/batches").status_code for _ in range(3)]
+        refused = browser.get("/ui/batches")
+    assert statuses == [200, 200, 200]
+    assert refused.status_code == 429
+    assert "Rate limit reached" in refused.text
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    with server.client() as client:  # the same key's bucket as its API calls
+        assert client.get("/v1/batches").status_code == 429
+
+
+def test_dead_session_cookies_are_limited_per_address(
+    server: harness.RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = _count_lookups(server, monkeypatch)
+    forged = {"bg_session": "bg-forged0.not-a-signed-session"}
+    with httpx.Client(base_url=server.url, timeout=30, cookies=forged) as browser:
+        statuses = [browser.get("/ui/batches").status_code for _ in range(3)]
+        refused = browser.get("/ui/batches")
+        login_form = browser.get("/ui/login")
+    assert statuses == [303, 303, 303]  # to the login page
+    assert refused.status_code == 429
+    assert "retry-after" in refused.headers
+    assert login_form.status_code == 200  # still served, without a lookup
+    assert len(lookups) == 3
+
+
+def test_wrong_keys_on_the_login_form_are_limited_per_address(
+    server: harness.RunningServer,
+) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as browser:
+        statuses = [_log_in(browser, "bg-wrong-key-000000").status_code for _ in range(3)]
+        refused = _log_in(browser, server.api_key)
+    assert statuses == [401, 401, 401]
+    assert refused.status_code == 429
+    assert "Too many failed authentications" in refused.text

@@ -58,9 +58,22 @@ def bearer_or_api_key(request: fastapi.Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
+def client_address(request: fastapi.Request) -> str:
+    """The caller's address (a proxy's own unless uvicorn trusts its
+    ``X-Forwarded-For``: ``--forwarded-allow-ips``)."""
+    return request.client.host if request.client else ""
+
+
 def authenticate(request: fastapi.Request, services: ServicesDep) -> key_model.ApiKey:
-    """The caller's key, within its rate limit (429 with Retry-After past it)."""
-    caller = services.keys.authenticate(bearer_or_api_key(request))
+    """The caller's key, within its rate limit (429 with Retry-After past it).
+    Failed lookups are limited per client address, checked before the lookup."""
+    client = client_address(request)
+    services.rate_limiter.check_client(client)
+    try:
+        caller = services.keys.authenticate(bearer_or_api_key(request))
+    except errors.Unauthorized:
+        services.rate_limiter.failed(client)
+        raise
     services.rate_limiter.check(caller.id)
     return caller
 

@@ -58,7 +58,7 @@ def _render_as_page_under_ui(app: fastapi.FastAPI, exc_class: type[Exception]) -
         ):
             return await api_handler(request, exc)
         if isinstance(exc, errors.BatchgateError):
-            return pages.error_page(request, exc.status_code, exc.message)
+            return pages.error_page(request, exc.status_code, exc.message, exc.retry_after)
         if isinstance(exc, starlette.exceptions.HTTPException):
             return pages.error_page(request, exc.status_code, "There is no such page.")
         return pages.error_page(request, 400, "This request was not understood.")

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import fastapi
 
-from batchgate.api.deps import ServicesDep
+from batchgate.api.deps import Services, ServicesDep, client_address
 from batchgate.services import sessions
 
 SESSION_COOKIE = "bg_session"
@@ -31,13 +31,37 @@ class CsrfRejected(Exception):
 
 
 def current_session(request: fastapi.Request, services: ServicesDep) -> sessions.Session:
-    session = services.sessions.resolve(request.cookies.get(SESSION_COOKIE))
-    if session is None:
+    """The caller's live session, within its key's API rate limit (the same
+    bucket as the key's API calls). A cookie that names no live session is a
+    failed authentication, limited per client address as the API's are."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
         raise LoginRequired
+    client = client_address(request)
+    services.rate_limiter.check_client(client)
+    session = services.sessions.resolve(token)
+    if session is None:
+        services.rate_limiter.failed(client)
+        raise LoginRequired
+    services.rate_limiter.check(session.key.id)
     return session
 
 
 SessionDep = Annotated[sessions.Session, fastapi.Depends(current_session)]
+
+
+def optional_session(request: fastapi.Request, services: Services) -> sessions.Session | None:
+    """The live session, if any, for pages anyone may see (the login form,
+    error pages): a dead cookie counts as a failed authentication, and one
+    from a client past that limit is not looked up at all."""
+    token = request.cookies.get(SESSION_COOKIE)
+    client = client_address(request)
+    if not token or services.rate_limiter.client_wait(client) is not None:
+        return None
+    session = services.sessions.resolve(token)
+    if session is None:
+        services.rate_limiter.failed(client)
+    return session
 
 
 def check_csrf(session: sessions.Session, token: str | None) -> None:

@@ -7,6 +7,7 @@ sees every key's, with their owners named.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
 from batchgate.api import common
-from batchgate.api.deps import Services, ServicesDep
+from batchgate.api.deps import Services, ServicesDep, client_address
 from batchgate.api.ui import auth, format
 from batchgate.domain import errors, partial_results, progress, states, stats
 from batchgate.domain.batch import Batch
@@ -72,11 +73,18 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def error_page(request: fastapi.Request, status_code: int, message: str) -> fastapi.Response:
+def error_page(
+    request: fastapi.Request, status_code: int, message: str, retry_after: float | None = None
+) -> fastapi.Response:
+    """The error as a page. A rate-limited caller (``retry_after``) gets it
+    without its session looked up: that lookup is what the limit spares."""
     services: Services = request.app.services
-    session = services.sessions.resolve(request.cookies.get(auth.SESSION_COOKIE))
+    session = None if retry_after is not None else auth.optional_session(request, services)
     context = {"status_code": status_code, "message": message}
-    return render(request, "error.html", context, session=session, status_code=status_code)
+    response = render(request, "error.html", context, session=session, status_code=status_code)
+    if retry_after is not None:
+        response.headers["retry-after"] = str(max(1, math.ceil(retry_after)))
+    return response
 
 
 def _visible_owner(session: sessions.Session) -> str | None:
@@ -105,7 +113,7 @@ def home() -> RedirectResponse:
 
 @router.get("/login", response_model=None)
 def login_page(request: fastapi.Request, services: ServicesDep) -> fastapi.Response:
-    if services.sessions.resolve(request.cookies.get(auth.SESSION_COOKIE)):
+    if auth.optional_session(request, services):
         return see_other("/ui/batches")
     return _login_form(request, error=None, status_code=200)
 
@@ -127,9 +135,12 @@ def log_in(
     csrf_token: Form = None,
 ) -> fastapi.Response:
     auth.check_login_csrf(request, csrf_token)
+    client = client_address(request)
+    services.rate_limiter.check_client(client)
     try:
         _session, token = services.sessions.log_in((api_key or "").strip())
     except errors.Unauthorized as exc:
+        services.rate_limiter.failed(client)
         return _login_form(request, error=exc.message, status_code=401)
     response = see_other("/ui/batches")
     auth.start_session(request, response, token, services.sessions.max_age_seconds)
