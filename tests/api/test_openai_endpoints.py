@@ -235,7 +235,7 @@ def test_reasoning_effort_on_a_model_without_it_ends_errored_naming_it(
     error = output_lines(client, batch.error_file_id)["r"]["response"]
     assert error["status_code"] == 400
     message = error["body"]["error"]["message"]
-    assert repr(CHAT_ONLY) in message and "does not support thinking" in message
+    assert repr(CHAT_ONLY) in message and "does not support reasoning effort" in message
     assert upstream.calls() == []
 
 

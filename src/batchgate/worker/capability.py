@@ -5,13 +5,16 @@ message naming the model and what it lacks.
 
 Each rule looks at the backend's :class:`~batchgate.backends.base.Capabilities`
 and the canonical request and returns the reason it cannot be served, or
-None. A new capability is one more rule in :data:`RULES`. Asking for
-thinking (``thinking`` enabled or adaptive, a Chat Completions
-``reasoning_effort``, a Responses ``reasoning.effort`` other than ``none``)
-from a model with no reasoning control is refused: its reply would not be
-what was asked for. Optional params a backend merely drops (``metadata``,
-thinking blocks of earlier turns, thinking ``disabled``) are not refused:
-they change nothing the client relies on.
+None. A new capability is one more rule in :data:`RULES`.
+
+Thinking is refused only where the client's own API would refuse it: a
+``/v1/responses`` line's ``reasoning.effort`` (other than ``none``) on a
+model with no reasoning control, because the Response would echo an effort
+that was never applied. A Messages ``thinking`` or a Chat Completions
+``reasoning_effort`` is an optional param the backend drops, as DESIGN.md
+section 4 says and as every client written against wave one relies on (the
+documented native example sends ``thinking`` to the embedded model); so are
+``metadata`` and thinking blocks of earlier turns.
 """
 
 from __future__ import annotations
@@ -63,12 +66,11 @@ def _stop_sequences(capabilities: base.Capabilities, request: canonical.Request)
 def _thinking(capabilities: base.Capabilities, request: canonical.Request) -> str | None:
     if capabilities.thinking or not isinstance(request, chat.ChatRequest):
         return None
+    if request.origin != "responses":
+        return None
     if request.thinking is None or request.thinking.type == "disabled":
         return None
-    return (
-        "does not support thinking (reasoning effort); send the request without "
-        "`thinking`, `reasoning_effort` or `reasoning.effort`"
-    )
+    return "does not support reasoning effort; send the line without `reasoning.effort`"
 
 
 RULES: tuple[Rule, ...] = (_kind, _tools, _images, _stop_sequences, _thinking)
