@@ -32,6 +32,21 @@ def parse_create(body: bytes) -> EndpointCreate:
     return parsed
 
 
+def event_payload(delivery: wh.NewDelivery) -> str:
+    """An outbox row's payload, OpenAI's webhook event shape:
+    ``{"id": "evt_…", "object": "event", "created_at", "type":
+    "batch.completed", "data": {"id": "batch_…", …}}``. Rendered once, when
+    the event is written, so every attempt signs and sends the same bytes."""
+    body = {
+        "id": delivery.event_id,
+        "object": "event",
+        "created_at": int(delivery.created_at),
+        "type": delivery.event_type.value,
+        "data": {"id": delivery.batch_id, **delivery.data},
+    }
+    return orjson.dumps(body).decode()
+
+
 def render_endpoint(endpoint: wh.Endpoint, secret: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": endpoint.id,

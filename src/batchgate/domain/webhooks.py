@@ -3,9 +3,8 @@ again, progress steps, and which URLs and addresses may be called.
 
 A batch that ends writes one event per subscribed endpoint of its owner into
 the outbox (``webhook_deliveries``) in the transaction that ends it; workers
-deliver the rows, signed per the Standard Webhooks spec. The event body is
-OpenAI's webhook event shape, ``{"id": "evt_…", "object": "event",
-"created_at", "type": "batch.completed", "data": {"id": "batch_…"}}``.
+deliver the rows, signed per the Standard Webhooks spec. The event body
+(its wire shape) is rendered by :mod:`batchgate.dialects.webhooks`.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ import random
 import urllib.parse
 from collections.abc import Iterable
 from typing import Any
-
-import orjson
 
 from batchgate.domain import errors, ids, retry
 from batchgate.domain.states import BatchStatus
@@ -132,7 +129,8 @@ class NewDelivery:
     batch_id: str
     # Unique per (endpoint, batch): the event type, or "batch.progress:40".
     dedupe_key: str
-    payload: str
+    # The event's fields besides the batch id (``percent``, ``request_counts``).
+    data: dict[str, Any]
     created_at: float
 
 
@@ -149,7 +147,6 @@ def _deliveries(
     if not targets:
         return []
     event_id = ids.new_event_id()
-    payload = orjson.dumps(event_body(event_id, event, batch_id, now, **data)).decode()
     return [
         NewDelivery(
             ids.new_webhook_message_id(),
@@ -158,7 +155,7 @@ def _deliveries(
             event,
             batch_id,
             dedupe_key,
-            payload,
+            dict(data),
             now,
         )
         for endpoint in targets
@@ -195,18 +192,6 @@ def progress_deliveries(
             request_counts={"total": total, "finished": finished},
         )
     return made
-
-
-def event_body(
-    event_id: str, event: EventType, batch_id: str, created_at: float, **data: Any
-) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "object": "event",
-        "created_at": int(created_at),
-        "type": event.value,
-        "data": {"id": batch_id, **data},
-    }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from batchgate.dialects import webhooks as webhooks_dialect
 from batchgate.domain import pages
 from batchgate.domain import webhooks as wh
 from batchgate.domain.states import OPEN_REQUEST_STATES, BatchStatus
@@ -66,7 +67,7 @@ def _delivery_row(delivery: wh.NewDelivery) -> dict[str, Any]:
         "event_type": delivery.event_type.value,
         "batch_id": delivery.batch_id,
         "dedupe_key": delivery.dedupe_key,
-        "payload": delivery.payload,
+        "payload": webhooks_dialect.event_payload(delivery),
         "status": wh.DeliveryStatus.PENDING.value,
         "attempts": 0,
         "created_at": delivery.created_at,

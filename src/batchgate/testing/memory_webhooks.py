@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+from batchgate.dialects import webhooks as webhooks_dialect
 from batchgate.domain import pages
 from batchgate.domain import webhooks as wh
 from batchgate.domain.states import BatchStatus
@@ -55,7 +56,7 @@ class MemoryWebhooks:
             event_id=new.event_id,
             event_type=new.event_type,
             batch_id=new.batch_id,
-            payload=new.payload,
+            payload=webhooks_dialect.event_payload(new),
             status=wh.DeliveryStatus.PENDING,
             attempts=0,
             created_at=new.created_at,
