@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from batchgate import chat
+from batchgate import canonical, chat
 from batchgate.dialects import openai_objects, paths
 from batchgate.domain import errors
 from batchgate.domain import files as file_model
@@ -81,6 +82,13 @@ def check_unique_custom_ids(custom_ids: list[str], prefix: str = "requests") -> 
 
 def render_batch(batch: Batch) -> dict[str, Any]:
     return openai_objects.batch_object(batch)
+
+
+def input_line(custom_id: str, request: canonical.Request) -> bytes:
+    """One line of the input file kept for an inline batch: the shape a
+    native create body's requests have, ``{"custom_id", "params"}``."""
+    params = request.model_dump(exclude_none=True)
+    return orjson.dumps({"custom_id": custom_id, "params": params}) + b"\n"
 
 
 def render_created(batch: Batch, input_file: file_model.FileRecord) -> dict[str, Any]:

@@ -8,11 +8,9 @@ import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
-import orjson
-
 from batchgate import canonical, config
 from batchgate.backends import registry
-from batchgate.dialects import input_limits
+from batchgate.dialects import input_limits, native
 from batchgate.domain import batch as batch_model
 from batchgate.domain import endpoints, errors, failures, ids, quotas, rerun, retention
 from batchgate.domain import files as file_model
@@ -331,14 +329,7 @@ class BatchService:
             created_at=now,
             expires_at=retention.expiry(now, self.settings.retention.file_ttl(None)),
         )
-        lines = (
-            orjson.dumps(
-                {"custom_id": item.custom_id, "params": item.request.model_dump(exclude_none=True)}
-            )
-            + b"\n"
-            for item in requests
-        )
-        return record, lines
+        return record, (native.input_line(item.custom_id, item.request) for item in requests)
 
     # -- retry ----------------------------------------------------------------
     def retry(
