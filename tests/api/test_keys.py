@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from batchgate.domain import keys as key_model
 from tests import harness
 
 
@@ -110,6 +111,10 @@ def test_unknown_key_id_is_404(server: harness.RunningServer) -> None:
     [
         {"name": "nul\u0000name"},
         {"name": "q", "quotas": {"max_requests_per_batch": 2**70}},
+        # One past the bounds the CLI and the config share (domain/keys.py).
+        {"name": "q", "quotas": {"max_active_batches": key_model.MAX_QUOTA_COUNT + 1}},
+        {"name": "q", "quotas": {"max_file_bytes": key_model.MAX_QUOTA_BYTES + 1}},
+        {"name": "q", "quotas": {"max_enqueued_tokens": {"m": key_model.MAX_QUOTA_TOKENS + 1}}},
         {"name": "q", "expires_at": 2**70},
     ],
 )
