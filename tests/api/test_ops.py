@@ -133,7 +133,8 @@ def test_metrics_count_a_finished_batch_with_a_retry(
             break
         assert time.monotonic() < deadline, found
         time.sleep(0.1)
-    assert found[("batchgate_stored_requests", (*model, ("state", "succeeded")))] == 3
+    assert found.get(("batchgate_attempts_total", (*model, ("outcome", "errored"))), 0) == 0
+    assert found[("batchgate_in_flight_requests", model)] == 0
     assert found[("batchgate_queue_depth", (*model, ("state", "ready")))] == 0
     assert found[("batchgate_batches", (("status", "completed"),))] == 1
     assert found[("batchgate_retries_total", (("cause", "http_503"), *model))] == 1

@@ -13,29 +13,31 @@ from batchgate.store import port
 from tests.contract.builders import LEASE, make_batch, succeed
 
 
-def test_model_stats_count_each_state_per_model(store: port.JobStore) -> None:
+def test_model_stats_count_the_open_requests_of_each_model(store: port.JobStore) -> None:
     make_batch(store, 4, model="a")
     make_batch(store, 1, model="b")
     claimed = store.claim("a", 2, "w1", time.time(), LEASE)
     succeed(store, claimed[0])
     stats = {entry.model: entry for entry in store.model_stats(time.time())}
     assert set(stats) == {"a", "b"}
-    assert stats["a"].by_state == {
-        RequestState.QUEUED: 2,
-        RequestState.RUNNING: 1,
-        RequestState.SUCCEEDED: 1,
-    }
+    assert stats["a"].by_state == {RequestState.QUEUED: 2, RequestState.RUNNING: 1}
+    assert stats["a"].recent == {RequestState.SUCCEEDED: 1}
     assert (stats["a"].queued, stats["a"].in_flight) == (2, 1)
     assert stats["b"].by_state == {RequestState.QUEUED: 1}
 
 
-def test_model_stats_sum_tokens_and_cost_of_finished_requests(store: port.JobStore) -> None:
+def test_model_stats_sum_tokens_and_cost_of_requests_ended_in_the_window(
+    store: port.JobStore,
+) -> None:
     make_batch(store, 3)
     for claimed in store.claim("m", 2, "w1", time.time(), LEASE):
         succeed(store, claimed)
     (entry,) = store.model_stats(time.time())
     assert (entry.input_tokens, entry.output_tokens) == (4, 6)
     assert entry.cost == pytest.approx(1.0)
+    # Once they are out of the window only the open request is left.
+    (later,) = store.model_stats(time.time() + 600, window_seconds=60)
+    assert (later.by_state, later.input_tokens, later.cost) == ({RequestState.QUEUED: 1}, 0, 0.0)
 
 
 def test_model_stats_count_only_recent_endings_in_the_window(store: port.JobStore) -> None:
@@ -49,9 +51,8 @@ def test_model_stats_count_only_recent_endings_in_the_window(store: port.JobStor
     (now_entry,) = store.model_stats(time.time(), window_seconds=60)
     assert now_entry.recent == {RequestState.SUCCEEDED: 1, RequestState.ERRORED: 1}
     assert now_entry.error_rate == pytest.approx(0.5)
-    (later,) = store.model_stats(time.time() + 120, window_seconds=60)
-    assert later.recent == {}
-    assert later.error_rate is None
+    # Out of the window, a model with nothing open has nothing to show.
+    assert store.model_stats(time.time() + 120, window_seconds=60) == []
 
 
 def test_model_stats_tell_backing_off_requests_and_oldest_queued(
@@ -133,6 +134,43 @@ def test_a_stopped_worker_is_not_alive_however_recent(store: port.JobStore) -> N
     store.record_worker(_heartbeat("w1", now, stopped_at=now))
     (stopped,) = store.list_workers()
     assert not stopped.is_alive(now, 60)
+
+
+def _report(succeeded: float) -> dict[str, object]:
+    return {
+        "batchgate_attempts": {
+            "type": "counter",
+            "help": "h",
+            "samples": [["batchgate_attempts_total", {"outcome": "succeeded"}, succeeded]],
+        }
+    }
+
+
+def _succeeded(worker: workers.WorkerHeartbeat) -> float:
+    assert worker.stats is not None
+    ((_name, _labels, value),) = worker.stats["batchgate_attempts"]["samples"]
+    return float(value)
+
+
+def test_stopped_workers_fold_into_one_retired_row_keeping_their_counts(
+    store: port.JobStore,
+) -> None:
+    now = time.time()
+    for i, seen in enumerate((now - 500, now - 400, now - 300)):
+        store.record_worker(_heartbeat(f"gone{i}", seen, stopped_at=seen, stats=_report(i + 1)))
+    store.record_worker(_heartbeat("live", now, stats=_report(10)))
+    store.record_worker(_heartbeat("just-stopped", now - 1, stopped_at=now - 1, stats=_report(5)))
+    assert store.retire_workers(now - 60) == 3
+    assert store.retire_workers(now - 60) == 0
+    found = {worker.id: worker for worker in store.list_workers()}
+    assert set(found) == {"live", "just-stopped", workers.RETIRED_ID}
+    assert _succeeded(found[workers.RETIRED_ID]) == 1 + 2 + 3
+    assert not found[workers.RETIRED_ID].is_alive(now, 60)
+    # A later restart folds into the same row.
+    assert store.retire_workers(now + 60) == 1
+    found = {worker.id: worker for worker in store.list_workers()}
+    assert set(found) == {"live", workers.RETIRED_ID}
+    assert _succeeded(found[workers.RETIRED_ID]) == 1 + 2 + 3 + 5
 
 
 def test_a_migrated_store_is_at_the_newest_revision(store: port.JobStore) -> None:

@@ -102,20 +102,24 @@ def test_metrics_of_two_workers_on_postgres_add_up_to_the_batch(
             wait_for_workers(http, 2)
             batch_id = http.post("/v1/batches", json=body(N)).json()["id"]
 
-            # During the batch: every request is in exactly one state, and
-            # both workers are heartbeating.
+            # During the batch: requests are queued and in flight, and both
+            # workers are heartbeating. In-flight is caught at some scrape
+            # (each one is a moment; over the batch's run there are many).
             processes.wait_for(
                 http, batch_id, lambda b: 0 < b["request_counts"]["completed"] < N // 2
             )
             during = scrape(http)
-            assert total(during, "batchgate_stored_requests", model=MODEL) == N
             assert total(during, "batchgate_queue_depth", model=MODEL) > 0
             assert total(during, "batchgate_batches", status="in_progress") == 1
             assert total(during, "batchgate_workers_alive") == 2
             assert len(during["batchgate_worker_last_heartbeat_timestamp_seconds"]) == 2
-            assert total(during, "batchgate_attempts_total", outcome="succeeded") <= total(
-                during, "batchgate_stored_requests", state="succeeded"
-            )
+            in_flight_seen = total(during, "batchgate_in_flight_requests", model=MODEL)
+            while not in_flight_seen:
+                batch = http.get(f"/v1/batches/{batch_id}").json()
+                if batch["status"] in processes.ENDED:
+                    break
+                in_flight_seen = total(scrape(http), "batchgate_in_flight_requests", model=MODEL)
+            assert in_flight_seen > 0
 
             ended = processes.wait_for(http, batch_id, lambda b: b["status"] in processes.ENDED)
             counts = ended["request_counts"]
@@ -129,15 +133,14 @@ def test_metrics_of_two_workers_on_postgres_add_up_to_the_batch(
             calls = upstream.calls()
 
         assert ended["status"] == "completed" and counts["total"] == N
-        stored = {
-            state: total(after, "batchgate_stored_requests", state=state)
-            for state in ("succeeded", "errored", "canceled", "expired", "queued", "running")
-        }
-        assert stored["succeeded"] == counts["completed"]
-        assert stored["errored"] + stored["canceled"] + stored["expired"] == counts["failed"]
-        assert stored["queued"] == stored["running"] == 0
-        assert total(after, "batchgate_attempts_total", outcome="succeeded") == counts["completed"]
-        assert total(after, "batchgate_attempts_total", outcome="errored") == stored["errored"]
+        # Each request's end is counted once, by the worker whose write
+        # took (nothing cancelled or expired here, so these are all of them).
+        succeeded = total(after, "batchgate_attempts_total", outcome="succeeded")
+        errored = total(after, "batchgate_attempts_total", outcome="errored")
+        assert succeeded == counts["completed"]
+        assert errored == counts["failed"]
+        assert total(after, "batchgate_queue_depth", model=MODEL) == 0
+        assert total(after, "batchgate_in_flight_requests", model=MODEL) == 0
 
         faults = [call for call in calls if call["outcome"] != "ok"]
         assert faults, "the fake upstream injected no fault: the retry figures prove nothing"

@@ -11,11 +11,12 @@ from batchgate.domain.states import RequestState
 
 @dataclasses.dataclass(frozen=True)
 class ModelStats:
-    """One model's requests as stored now, and what ended recently.
+    """One model's open requests now, and what ended recently.
 
-    ``by_state`` counts every stored request of the model (terminal ones too);
-    ``recent`` counts those that reached a terminal state in the last
-    ``window_seconds``. Tokens and cost are over every stored request.
+    ``by_state`` counts the open requests (queued, running); ``recent`` counts
+    those that reached a terminal state in the last ``window_seconds``, and
+    tokens and cost are theirs. Nothing here grows with the finished rows a
+    deployment keeps: all-time totals are the workers' counters (/metrics).
     """
 
     model: str
@@ -76,23 +77,22 @@ class ModelTally:
     output_tokens: int = 0
     cost: float = 0.0
 
-    def add(
+    def add(self, state: RequestState, count: int, *, waiting: int = 0) -> None:
+        """``count`` open requests in ``state``, ``waiting`` of them backing off."""
+        self.by_state[state] = self.by_state.get(state, 0) + count
+        self.retry_waiting += waiting
+
+    def add_recent(
         self,
         state: RequestState,
         count: int,
         *,
-        waiting: int = 0,
-        recent: int = 0,
         input_tokens: int = 0,
         output_tokens: int = 0,
         cost: float = 0.0,
     ) -> None:
-        """``count`` requests in ``state``: ``waiting`` of them backing off,
-        ``recent`` of them finished within the window, with their usage."""
-        self.by_state[state] = self.by_state.get(state, 0) + count
-        if state.is_terminal and recent:
-            self.recent[state] = self.recent.get(state, 0) + recent
-        self.retry_waiting += waiting
+        """``count`` requests that ended in ``state`` within the window, with their usage."""
+        self.recent[state] = self.recent.get(state, 0) + count
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
         self.cost += cost

@@ -1,5 +1,10 @@
 """The scrape: a prometheus-client collector that reads the store when
-Prometheus asks, and adds up what every worker process reported."""
+Prometheus asks, and adds up what every worker process reported.
+
+What the database is asked at scrape time is bounded by the work in flight
+(open requests, batches by status, live workers plus one retired row), never
+by the finished requests it keeps: requests by outcome, tokens and cost are
+the workers' own counters, which each process reports on its heartbeat row."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from prometheus_client import metrics_core
 
 from batchgate import config
 from batchgate.domain import stats, workers
-from batchgate.domain.states import BatchStatus, RequestState
+from batchgate.domain.states import BatchStatus
 from batchgate.store import port
 
 log = logging.getLogger("batchgate.metrics")
@@ -47,11 +52,6 @@ class StoreCollector(prometheus_client.registry.Collector):
 
 
 def _queue_families(entries: list[stats.ModelStats], now: float) -> Iterator[metrics_core.Metric]:
-    stored = metrics_core.GaugeMetricFamily(
-        "batchgate_stored_requests",
-        "Requests in the database by model and state (terminal states included).",
-        labels=["model", "state"],
-    )
     depth = metrics_core.GaugeMetricFamily(
         "batchgate_queue_depth",
         "Open requests by model and state: ready to claim, backing off after a retryable "
@@ -70,14 +70,12 @@ def _queue_families(entries: list[stats.ModelStats], now: float) -> Iterator[met
         labels=["model"],
     )
     for entry in entries:
-        for state in RequestState:
-            stored.add_metric([entry.model, state.value], entry.count(state))
         depth.add_metric([entry.model, "ready"], entry.queued - entry.retry_waiting)
         depth.add_metric([entry.model, "backing_off"], entry.retry_waiting)
         depth.add_metric([entry.model, "running"], entry.in_flight)
         in_flight.add_metric([entry.model], entry.in_flight)
         oldest.add_metric([entry.model], entry.oldest_queued_age(now))
-    return iter((stored, depth, in_flight, oldest))
+    return iter((depth, in_flight, oldest))
 
 
 def _batches_family(counts: dict[BatchStatus, int]) -> metrics_core.Metric:
@@ -113,18 +111,14 @@ def _worker_families(
 def merge_worker_samples(reports: Iterable[dict[str, Any]]) -> Iterator[metrics_core.Metric]:
     """Sum the counters and histograms every worker reported (same family,
     same sample name, same labels: add the values)."""
-    families: dict[str, tuple[str, str]] = {}
-    sums: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
-    for report in reports:
-        for name, family in report.items():
-            families.setdefault(name, (family["type"], family["help"]))
-            totals = sums.setdefault(name, {})
-            for sample_name, labels, value in family["samples"]:
-                key = (sample_name, tuple(sorted(labels.items())))
-                totals[key] = totals.get(key, 0.0) + float(value)
-    for name, (kind, documentation) in sorted(families.items()):
-        metric = metrics_core.Metric(name, documentation, kind)
-        for (sample_name, labels), value in sorted(sums[name].items(), key=_bucket_order):
+    merged = workers.merge_stats(reports)
+    for name, family in sorted(merged.items()):
+        metric = metrics_core.Metric(name, family["help"], family["type"])
+        samples = {
+            (sample_name, tuple(sorted(labels.items()))): value
+            for sample_name, labels, value in family["samples"]
+        }
+        for (sample_name, labels), value in sorted(samples.items(), key=_bucket_order):
             metric.add_sample(sample_name, dict(labels), value)
         yield metric
 

@@ -5,13 +5,15 @@ processes share it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from batchgate.domain import stats, workers
 from batchgate.domain.states import BatchStatus, RequestState
 from batchgate.store import engine as engine_module
 from batchgate.store import tables
-from batchgate.store.sql_common import _STATES, B, R, SqlBase, _dumps, _loads
+from batchgate.store.sql_common import _OPEN, _STATES, B, R, SqlBase, _dumps, _loads
 
 W = tables.workers
 
@@ -22,19 +24,35 @@ class Stats(SqlBase):
     def model_stats(
         self, now: float, *, window_seconds: float = 300.0, owner: str | None = None
     ) -> list[stats.ModelStats]:
-        """Every model with stored requests, by name; ``owner`` limits them to
-        that key's batches. Two grouped reads in one transaction."""
+        """Every model with an open request or one that ended in the window,
+        by name; ``owner`` limits them to that key's batches. Three grouped
+        reads in one transaction, each over an index that holds only what
+        they count (open requests: ``ix_requests_lease`` on state; recent
+        endings: ``ix_requests_finished``), so a scrape costs as much as the
+        work in flight, however many finished rows are retained."""
         recent_since = now - window_seconds
-        counts = sa.select(
-            R.c.model,
-            R.c.state,
-            sa.func.count(),
-            sa.func.sum(sa.case(((R.c.state == _QUEUED) & (R.c.not_before > now), 1), else_=0)),
-            sa.func.sum(sa.case((R.c.finished_at >= recent_since, 1), else_=0)),
-            sa.func.coalesce(sa.func.sum(R.c.input_tokens), 0),
-            sa.func.coalesce(sa.func.sum(R.c.output_tokens), 0),
-            sa.func.coalesce(sa.func.sum(R.c.cost), 0.0),
-        ).group_by(R.c.model, R.c.state)
+        open_counts = (
+            sa.select(
+                R.c.model,
+                R.c.state,
+                sa.func.count(),
+                sa.func.sum(sa.case((R.c.not_before > now, 1), else_=0)),
+            )
+            .where(R.c.state.in_(_OPEN))
+            .group_by(R.c.model, R.c.state)
+        )
+        recent = (
+            sa.select(
+                R.c.model,
+                R.c.state,
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(R.c.input_tokens), 0),
+                sa.func.coalesce(sa.func.sum(R.c.output_tokens), 0),
+                sa.func.coalesce(sa.func.sum(R.c.cost), 0.0),
+            )
+            .where(R.c.finished_at >= recent_since, R.c.state.not_in(_OPEN))
+            .group_by(R.c.model, R.c.state)
+        )
         oldest = (
             sa.select(R.c.model, sa.func.min(B.c.created_at))
             .join(B, B.c.id == R.c.batch_id)
@@ -43,18 +61,22 @@ class Stats(SqlBase):
         )
         if owner is not None:
             mine = sa.select(B.c.id).where(B.c.owner == owner).scalar_subquery()
-            counts = counts.where(R.c.batch_id.in_(mine))
+            open_counts = open_counts.where(R.c.batch_id.in_(mine))
+            recent = recent.where(R.c.batch_id.in_(mine))
             oldest = oldest.where(B.c.owner == owner)
         with self._read() as conn:
-            rows = conn.execute(counts).all()
+            open_rows = conn.execute(open_counts).all()
+            recent_rows = conn.execute(recent).all()
             oldest_at = {model: float(at) for model, at in conn.execute(oldest).all()}
         parts: dict[str, stats.ModelTally] = {}
-        for model, state, count, waiting, recent, tokens_in, tokens_out, cost in rows:
+        for model, state, count, waiting in open_rows:
             parts.setdefault(model, stats.ModelTally()).add(
+                _STATES[state], int(count), waiting=int(waiting or 0)
+            )
+        for model, state, count, tokens_in, tokens_out, cost in recent_rows:
+            parts.setdefault(model, stats.ModelTally()).add_recent(
                 _STATES[state],
                 int(count),
-                waiting=int(waiting or 0),
-                recent=int(recent or 0),
                 input_tokens=int(tokens_in),
                 output_tokens=int(tokens_out),
                 cost=float(cost),
@@ -79,15 +101,7 @@ class Stats(SqlBase):
     # -- workers --------------------------------------------------------------
     def record_worker(self, heartbeat: workers.WorkerHeartbeat) -> None:
         """Insert or refresh one worker's row (only that worker writes it)."""
-        values = {
-            "host": heartbeat.host,
-            "pid": heartbeat.pid,
-            "models": _dumps(list(heartbeat.models)),
-            "started_at": heartbeat.started_at,
-            "last_seen_at": heartbeat.last_seen_at,
-            "stopped_at": heartbeat.stopped_at,
-            "stats": _dumps(heartbeat.stats),
-        }
+        values = _worker_values(heartbeat)
         with self._write() as conn:
             updated = conn.execute(W.update().where(W.c.id == heartbeat.id).values(**values))
             if not updated.rowcount:
@@ -101,19 +115,39 @@ class Stats(SqlBase):
             query = query.where(W.c.last_seen_at >= seen_since)
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
-        return [
-            workers.WorkerHeartbeat(
-                id=row["id"],
-                host=row["host"],
-                pid=row["pid"],
-                models=tuple(_loads(row["models"]) or ()),
-                started_at=row["started_at"],
-                last_seen_at=row["last_seen_at"],
-                stopped_at=row["stopped_at"],
-                stats=_loads(row["stats"]),
+        return [_heartbeat(row) for row in rows]
+
+    def retire_workers(self, stopped_before: float) -> int:
+        """Fold every worker that stopped and was last seen before
+        ``stopped_before`` into the one retired row (their counters summed),
+        so restarts do not pile up rows that every scrape reads. A stopped
+        worker never writes its row again, so nothing is counted twice.
+        Returns how many rows were folded."""
+        done = (
+            W.c.stopped_at.is_not(None)
+            & (W.c.last_seen_at < stopped_before)
+            & (W.c.id != workers.RETIRED_ID)
+        )
+        with self._write() as conn:
+            rows = conn.execute(sa.select(W).where(done).with_for_update()).mappings().all()
+            if not rows:
+                return 0
+            retired = (
+                conn.execute(sa.select(W).where(W.c.id == workers.RETIRED_ID).with_for_update())
+                .mappings()
+                .first()
             )
-            for row in rows
-        ]
+            folded = workers.retire(
+                [_heartbeat(row) for row in rows],
+                None if retired is None else _heartbeat(retired),
+            )
+            conn.execute(W.delete().where(W.c.id.in_([row["id"] for row in rows])))
+            values = _worker_values(folded)
+            if retired is None:
+                conn.execute(W.insert().values(id=folded.id, **values))
+            else:
+                conn.execute(W.update().where(W.c.id == folded.id).values(**values))
+        return len(rows)
 
     # -- schema ---------------------------------------------------------------
     def schema_revision(self) -> tuple[str | None, str]:
@@ -121,3 +155,28 @@ class Stats(SqlBase):
         raises if the database cannot be reached."""
         with self.engine.connect() as conn:
             return engine_module.current_revision(conn), engine_module.head_revision()
+
+
+def _worker_values(heartbeat: workers.WorkerHeartbeat) -> dict[str, Any]:
+    return {
+        "host": heartbeat.host,
+        "pid": heartbeat.pid,
+        "models": _dumps(list(heartbeat.models)),
+        "started_at": heartbeat.started_at,
+        "last_seen_at": heartbeat.last_seen_at,
+        "stopped_at": heartbeat.stopped_at,
+        "stats": _dumps(heartbeat.stats),
+    }
+
+
+def _heartbeat(row: Any) -> workers.WorkerHeartbeat:
+    return workers.WorkerHeartbeat(
+        id=row["id"],
+        host=row["host"],
+        pid=row["pid"],
+        models=tuple(_loads(row["models"]) or ()),
+        started_at=row["started_at"],
+        last_seen_at=row["last_seen_at"],
+        stopped_at=row["stopped_at"],
+        stats=_loads(row["stats"]),
+    )

@@ -123,6 +123,8 @@ requests = sa.Table(
     sa.Index("ix_requests_claim", "batch_id", "model", "state", "id"),
     sa.Index("ix_requests_lease", "state", "lease_expires_at"),
     sa.Index("ix_requests_owner", "lease_owner"),
+    # Operator figures over a recent window read only what ended in it (0009).
+    sa.Index("ix_requests_finished", "finished_at"),
 )
 
 # One row per worker process: its heartbeat, and the cumulative counters it

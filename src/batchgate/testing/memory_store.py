@@ -626,15 +626,18 @@ class MemoryJobStore(MemoryWebhooks):
                     continue
                 finished = request.finished_at
                 queued = request.state is RequestState.QUEUED
-                parts.setdefault(request.model, stats.ModelTally()).add(
-                    request.state,
-                    1,
-                    waiting=int(queued and request.not_before > now),
-                    recent=int(finished is not None and finished >= now - window_seconds),
-                    input_tokens=request.input_tokens,
-                    output_tokens=request.output_tokens,
-                    cost=request.cost,
-                )
+                if not request.state.is_terminal:
+                    parts.setdefault(request.model, stats.ModelTally()).add(
+                        request.state, 1, waiting=int(queued and request.not_before > now)
+                    )
+                elif finished is not None and finished >= now - window_seconds:
+                    parts.setdefault(request.model, stats.ModelTally()).add_recent(
+                        request.state,
+                        1,
+                        input_tokens=request.input_tokens,
+                        output_tokens=request.output_tokens,
+                        cost=request.cost,
+                    )
                 if queued:
                     oldest[request.model] = min(
                         oldest.get(request.model, batch.created_at), batch.created_at
@@ -664,6 +667,22 @@ class MemoryJobStore(MemoryWebhooks):
                 if seen_since is None or worker.last_seen_at >= seen_since
             ]
         return sorted(seen, key=lambda worker: (-worker.last_seen_at, worker.id))
+
+    def retire_workers(self, stopped_before: float) -> int:
+        with self._lock:
+            done = [
+                worker
+                for worker in self._workers.values()
+                if worker.stopped_at is not None
+                and worker.last_seen_at < stopped_before
+                and worker.id != workers.RETIRED_ID
+            ]
+            if done:
+                folded = workers.retire(done, self._workers.get(workers.RETIRED_ID))
+                for worker in done:
+                    del self._workers[worker.id]
+                self._workers[folded.id] = folded
+        return len(done)
 
     def schema_revision(self) -> tuple[str | None, str]:
         """There is no schema to migrate: always current."""

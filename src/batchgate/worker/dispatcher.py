@@ -395,3 +395,6 @@ class Worker:
             log.warning("%d requests lost their worker (lease ran out): requeued or errored", lost)
         trace.batches_ended(self.store.expire_batches(now), "expired")
         trace.batches_ended(self.store.finalize_batches(now), "ended")
+        # Stopped workers' rows fold into one, so every scrape reads as many
+        # rows as there are live workers (plus one), however many restarts.
+        self.store.retire_workers(now - self.settings.worker.lease_seconds)
