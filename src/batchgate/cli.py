@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -21,6 +22,8 @@ from batchgate.domain.states import BatchStatus
 
 if TYPE_CHECKING:
     from batchgate.store import port
+
+log = logging.getLogger("batchgate.cli")
 
 
 def _settings(args: argparse.Namespace) -> config.Settings:
@@ -74,19 +77,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _metrics_listener(settings: config.Settings, store: port.JobStore) -> None:
     """``[metrics] port``: /metrics without a key on its own address, for a
-    Prometheus on a private network. Every process that reads the database
-    reports the same fleet-wide figures, so any one of them may serve it."""
+    Prometheus on a private network. Only ``serve`` opens it (``worker``
+    never does): the figures are fleet-wide, so one listener per API process
+    says everything, and a worker on the same host as ``serve --no-worker``
+    does not fight it for the port. If the port is taken anyway (a second
+    ``serve`` on the host), say so and go on without it."""
     if not settings.metrics.enabled or settings.metrics.port is None:
         return
     import prometheus_client
 
     from batchgate.metrics import store as metrics_store
 
-    server, _thread = prometheus_client.start_http_server(
-        settings.metrics.port,
-        addr=settings.metrics.host,
-        registry=metrics_store.registry(store, settings),
-    )
+    address = f"{settings.metrics.host}:{settings.metrics.port}"
+    try:
+        server, _thread = prometheus_client.start_http_server(
+            settings.metrics.port,
+            addr=settings.metrics.host,
+            registry=metrics_store.registry(store, settings),
+        )
+    except OSError as exc:
+        log.error(
+            "keyless /metrics listener not started: cannot bind %s (%s); /metrics is still "
+            "served on the API port to an admin key",
+            address,
+            exc.strerror or exc,
+        )
+        return
     print(
         f"batchgate metrics on http://{settings.metrics.host}:{server.server_port}/metrics",
         flush=True,
@@ -98,7 +114,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     store = runtime.open_store(settings)
-    _metrics_listener(settings, store)
     asyncio.run(runtime.run_worker(settings, store))
     return 0
 

@@ -144,7 +144,7 @@ class QuotaSettings(BaseModel):
 class MetricsSettings(BaseModel):
     """``[metrics]``: /metrics on the API port needs an admin key; ``port``
     also serves it without a key on a separate listener (bind it to a
-    network only Prometheus reaches)."""
+    network only Prometheus reaches), opened by ``serve`` only."""
 
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True

@@ -159,3 +159,23 @@ def test_metrics_port_serves_without_a_key_on_its_own_address(
         on_api_port = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
     assert keyless.status_code == 200 and "batchgate_workers_alive" in keyless.text
     assert on_api_port.status_code == 401
+
+
+def test_a_worker_beside_serve_leaves_the_metrics_port_to_it(
+    tmp_path: Path, upstream: RemoteUpstream
+) -> None:
+    """One config, one host: `serve --no-worker` holds `[metrics] port`; a
+    `batchgate worker` started with the same file does not try to bind it
+    (it used to die with 'address in use') and runs the batch."""
+    port, metrics_port = processes.free_port(), processes.free_port()
+    cfg = config(tmp_path, upstream, metrics={"port": metrics_port, "host": "127.0.0.1"})
+    with (
+        processes.serve(cfg, tmp_path, port, "--no-worker"),
+        processes.worker(cfg, tmp_path, "a") as worker,
+        processes.client(port) as http,
+    ):
+        batch_id = http.post("/v1/batches", json=native_body(2)).json()["id"]
+        processes.wait_for(http, batch_id, lambda b: b["status"] == "completed")
+        keyless = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+        assert worker.popen.poll() is None, worker.output()
+    assert keyless.status_code == 200 and "batchgate_workers_alive 1.0" in keyless.text
