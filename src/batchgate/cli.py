@@ -408,6 +408,13 @@ def _log_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("BATCHGATE_LOG_LEVEL", "info"),
         help="debug | info | warning | error (BATCHGATE_LOG_LEVEL)",
     )
+    parser.add_argument(
+        "--log-error-messages",
+        action="store_true",
+        default=os.environ.get("BATCHGATE_LOG_ERROR_MESSAGES", "") not in ("", "0", "false"),
+        help="log upstream error messages, not only their type and status; some servers "
+        "quote the input in them (BATCHGATE_LOG_ERROR_MESSAGES=1)",
+    )
 
 
 def _client_options(parser: argparse.ArgumentParser) -> None:
@@ -495,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     _server_options(run)
     run.add_argument("file")
     run.add_argument("-o", "--output", help="write results here (default stdout)")
+    _log_options(run)
     run.set_defaults(func=cmd_run)
 
     models = sub.add_parser("models", help="list the configured model names")
@@ -555,7 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(
-        logs.LogFormat(getattr(args, "log_format", "text")), getattr(args, "log_level", "info")
+        logs.LogFormat(getattr(args, "log_format", "text")),
+        getattr(args, "log_level", "info"),
+        error_messages=getattr(args, "log_error_messages", False),
     )
     from batchgate.domain import errors
 

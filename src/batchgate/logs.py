@@ -4,6 +4,8 @@ object per line (``--log-format json``) for a log pipeline.
 Records carry their fields as ``extra`` (``batch_id``, ``custom_id``,
 ``attempt``, ...): the JSON form emits each as its own key; the text form
 already names them in the message. Nothing logs prompt text or API keys.
+An upstream's error message is logged only when asked for
+(``--log-error-messages``): some servers echo the input in it.
 """
 
 from __future__ import annotations
@@ -29,8 +31,21 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-def configure(log_format: LogFormat = LogFormat.TEXT, level: str = "info") -> None:
+_error_messages = False
+
+
+def error_messages() -> bool:
+    """Whether request lines carry the upstream's error message (not only
+    its type and status)."""
+    return _error_messages
+
+
+def configure(
+    log_format: LogFormat = LogFormat.TEXT, level: str = "info", *, error_messages: bool = False
+) -> None:
     """Send every logger (ours, uvicorn's, SQLAlchemy's) to stderr in one format."""
+    global _error_messages
+    _error_messages = error_messages
     handler = logging.StreamHandler(sys.stderr)
     if log_format is LogFormat.JSON:
         handler.setFormatter(json_formatter())

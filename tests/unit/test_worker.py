@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 import time
 
+import pytest
+
 from batchgate import canonical, chat, embeddings, testing
 from batchgate.domain import batch as bm
 from batchgate.domain.failures import ErrorType
@@ -93,7 +95,9 @@ async def test_a_retry_waits_at_least_the_upstreams_retry_after() -> None:
     assert waiting == 1 and len(backend.requests) == 1
 
 
-async def test_a_crashing_backend_errors_the_request_and_the_worker_goes_on() -> None:
+async def test_a_crashing_backend_errors_the_request_and_the_worker_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     store = testing.MemoryJobStore()
     batch = kit.submit(store, ["boom", "fine"])
 
@@ -107,6 +111,9 @@ async def test_a_crashing_backend_errors_the_request_and_the_worker_goes_on() ->
     rows = kit.results(store, batch)
     assert rows["fine"].state is RequestState.SUCCEEDED
     assert rows["boom"].error is not None and "internal error" in rows["boom"].error.message
+    # The traceback's line is findable by the request's batch id and custom_id.
+    (crash,) = [r for r in caplog.records if getattr(r, "event", None) == "backend_crashed"]
+    assert (crash.batch_id, crash.custom_id) == (batch.id, "boom")  # type: ignore[attr-defined]
 
 
 async def test_a_lost_lease_cancels_the_call_in_flight() -> None:

@@ -303,7 +303,20 @@ class Worker:
                 refund_attempt=decision.refund_attempt,
             )
         except Exception as exc:  # a bug in a backend must not kill the worker
-            log.exception("backend %s crashed on request %s", lane.model.name, request.id)
+            log.exception(
+                "backend %s crashed on %s/%s",
+                lane.model.name,
+                request.batch_id,
+                request.custom_id,
+                extra={
+                    "event": "backend_crashed",
+                    "batch_id": request.batch_id,
+                    "custom_id": request.custom_id,
+                    "request_id": request.id,
+                    "model": lane.model.name,
+                    "attempt": request.attempt,
+                },
+            )
             return ended(
                 RequestState.ERRORED,
                 error=failures.RequestError(failures.ErrorType.API, f"internal error: {exc!r}"),

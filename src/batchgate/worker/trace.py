@@ -1,13 +1,16 @@
 """Each request's lifecycle in the log, findable by batch id and custom_id:
 claimed, then one line per attempt (succeeded, errored, retried with its
 cause, handed back, lost). Logger ``batchgate.requests`` at INFO; set it to
-WARNING to keep only what went wrong. Never the prompt, the answer or a key.
+WARNING to keep only what went wrong. Never the prompt, the answer or a key;
+of an upstream error, its type and status, and its message only with
+``--log-error-messages`` (servers may quote the input in it).
 """
 
 from __future__ import annotations
 
 import logging
 
+from batchgate import logs
 from batchgate.domain import batch as batch_model
 from batchgate.domain.batch import ClaimedRequest
 from batchgate.metrics import worker as worker_metrics
@@ -64,11 +67,9 @@ def attempt_ended(
         fields.update(cause=cause, not_before=outcome.not_before)
         detail = f" ({cause})"
     if outcome.error is not None and kind is not worker_metrics.AttemptOutcome.LOST:
-        fields.update(
-            error_type=outcome.error.type.value,
-            status_code=outcome.error.status_code,
-            error_message=outcome.error.message[:_MESSAGE_CHARS],
-        )
+        fields.update(error_type=outcome.error.type.value, status_code=outcome.error.status_code)
+        if logs.error_messages():
+            fields.update(error_message=outcome.error.message[:_MESSAGE_CHARS])
         if kind is worker_metrics.AttemptOutcome.ERRORED:
             detail = f" ({outcome.error.type.value})"
     log.log(
