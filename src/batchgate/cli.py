@@ -359,15 +359,13 @@ def _status_table(args: argparse.Namespace) -> int:
 
     limit = {"limit": args.limit}
     with _client(args) as client:
-        batches = _check(client.get("/v1/batches", params=limit)).json()["data"]
+        # Every batch of the key as a batch object (it has the cost), and the
+        # Anthropic ones as Anthropic shows them (their status and counts).
+        batches = _check(
+            client.get("/v1/batches", params={**limit, "all_dialects": "true"})
+        ).json()["data"]
         messages = _check(client.get("/v1/messages/batches", params=limit)).json()["data"]
-    rows = status_table.newest(
-        [
-            *(status_table.from_batch_object(batch) for batch in batches),
-            *(status_table.from_message_batch(batch) for batch in messages),
-        ],
-        args.limit,
-    )
+    rows = status_table.rows(batches, messages)[: args.limit]
     console = Console()
     if not rows:
         console.print("no batches yet")

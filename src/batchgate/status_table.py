@@ -1,11 +1,11 @@
 """``batchgate status`` with no id: the caller's batches as a table with
-progress bars (rich), from the two list routes a key's batches live on."""
+progress bars (rich), from the list of all its batches as batch objects and
+the Anthropic list (which shows Anthropic batches as their API does)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Iterable
 from typing import Any
 
 from rich import progress_bar, table, text
@@ -36,8 +36,10 @@ def from_batch_object(batch: dict[str, Any]) -> Row:
     )
 
 
-def from_message_batch(batch: dict[str, Any]) -> Row:
-    """An Anthropic message batch (``/v1/messages/batches``)."""
+def from_message_batch(batch: dict[str, Any], cost: float | None = None) -> Row:
+    """An Anthropic message batch (``/v1/messages/batches``). Its object has
+    no cost: ``cost`` is the one the server reports for it on
+    ``/v1/batches?all_dialects=true``."""
     counts = batch["request_counts"]
     failed = counts["errored"] + counts["canceled"] + counts["expired"]
     created = datetime.datetime.fromisoformat(batch["created_at"].replace("Z", "+00:00"))
@@ -48,14 +50,29 @@ def from_message_batch(batch: dict[str, Any]) -> Row:
         total=counts["processing"] + counts["succeeded"] + failed,
         failed=failed,
         created_at=created.timestamp(),
-        cost=batch.get("cost"),
+        cost=cost,
     )
 
 
-def newest(rows: Iterable[Row], limit: int) -> list[Row]:
-    """Newest first. Rows come in each list route's own order (newest first,
-    exact); the stable sort keeps it where whole seconds tie."""
-    return sorted(rows, key=lambda row: row.created_at, reverse=True)[:limit]
+def rows(batch_objects: list[dict[str, Any]], message_batches: list[dict[str, Any]]) -> list[Row]:
+    """One row per batch, newest first: ``batch_objects`` are every batch of
+    the key as batch objects, in the server's exact order
+    (``/v1/batches?all_dialects=true``; created_at alone ties within a
+    second); an Anthropic batch among them is shown as its
+    ``message_batches`` entry says (its status and counts), with the cost
+    the batch object carries."""
+    anthropic = {batch["id"]: batch for batch in message_batches}
+    cost = {batch["id"]: batch.get("cost") for batch in batch_objects}
+    found = [
+        from_message_batch(anthropic[batch["id"]], cost[batch["id"]])
+        if batch["id"] in anthropic
+        else from_batch_object(batch)
+        for batch in batch_objects
+    ]
+    # An Anthropic batch made between the two calls is the newest: it still
+    # shows, without a cost.
+    listed = {row.id for row in found}
+    return [from_message_batch(b) for b in message_batches if b["id"] not in listed] + found
 
 
 _STATUS_STYLE = {

@@ -118,6 +118,11 @@ def test_status_without_an_id_shows_the_callers_batches_with_progress(
     ):
         done = http.post("/v1/batches", json=native_body(4)).json()["id"]
         processes.wait_for(http, done, lambda b: b["status"] == "completed")
+        messages = http.post("/v1/messages/batches", json=native_body(3)).json()["id"]
+        deadline = time.monotonic() + 60
+        while http.get(f"/v1/messages/batches/{messages}").json()["processing_status"] != "ended":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
         upstream.configure(latency_ms=60_000)  # the next batch cannot finish
         running = http.post("/v1/batches", json=native_body(2)).json()["id"]
         other_key = batchgate(
@@ -136,10 +141,12 @@ def test_status_without_an_id_shows_the_callers_batches_with_progress(
         http.post(f"/v1/batches/{running}/cancel")
     assert mine.returncode == 0, mine.stderr
     rows = {line.split()[1]: line for line in mine.stdout.splitlines() if "batch_" in line}
-    assert set(rows) == {done, running}
+    assert set(rows) == {done, messages, running}
     assert re.search(r"completed .* 4/4", rows[done])
+    # An Anthropic batch shows as Anthropic says, with the cost the store has.
+    assert re.search(r"ended .* 3/3 .* \d+\.\d{4}\s*.$", rows[messages])
     assert re.search(r"in_progress .* 0/2", rows[running])
-    assert mine.stdout.index(running) < mine.stdout.index(done)  # newest first
+    assert mine.stdout.index(running) < mine.stdout.index(messages) < mine.stdout.index(done)
     assert theirs.returncode == 0 and "no batches yet" in theirs.stdout
 
 

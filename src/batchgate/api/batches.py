@@ -135,10 +135,17 @@ def retry_batch(
 
 @router.get("/v1/batches")
 def list_batches(
-    caller: CallerDep, services: ServicesDep, limit: int = 20, after: str | None = None
+    caller: CallerDep,
+    services: ServicesDep,
+    limit: int = 20,
+    after: str | None = None,
+    all_dialects: bool = False,
 ) -> common.JsonResponse:
+    """The caller's native and OpenAI batches; with ``all_dialects`` its
+    Anthropic ones too, in this same batch object (usage and cost included),
+    which Anthropic's own object has no place for (``batchgate status``)."""
     batches, has_more = services.batches.list(
-        caller.id, limit=limit, after=after, dialects=_DIALECTS
+        caller.id, limit=limit, after=after, dialects=None if all_dialects else _DIALECTS
     )
     data = [render(batch) for batch in batches]
     return common.JsonResponse(openai_objects.list_page(data, has_more))
