@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from batchgate.api.ui import pages
 from batchgate.services.keys import KeyService
 from tests import harness
 from tests.fakes.upstream import FakeUpstream
@@ -209,6 +210,25 @@ def test_the_batch_list_shows_progress_counts_and_cost(server: harness.RunningSe
     assert "completed" in row
     cost = row.split("</td>")[-3].rsplit(">", 1)[-1].strip()
     assert cost.startswith("$0.0")  # the fake reports usage, so it costs something
+
+
+def test_the_batch_list_keeps_polling_slowly_once_every_batch_ended(
+    server: harness.RunningServer,
+) -> None:
+    """So a batch submitted meanwhile shows up; an older page of ended
+    batches cannot change, and does not poll."""
+    ended = submit(server, ["one"])
+    server.wait_ended(ended)
+    with browser(server) as client:
+        log_in(client, server.api_key)
+        first = client.get("/ui/batches/rows").text
+        older = client.get("/ui/batches/rows", params={"after": ended}).text
+        submitted = submit(server, ["two"])
+        again = client.get("/ui/batches/rows").text
+    refresh = server.settings.ui.refresh_seconds
+    assert f'hx-trigger="every {refresh * pages.IDLE_REFRESH_FACTOR:g}s"' in first
+    assert "hx-trigger" not in older[: older.index(">")]
+    assert f'data-batch-id="{submitted}"' in again
 
 
 def test_the_batch_page_groups_failed_requests_by_message(

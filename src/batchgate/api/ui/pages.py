@@ -32,6 +32,9 @@ templates.env.filters.update(format.FILTERS)
 PAGE_SIZE = 25
 # Throughput and error rate on the models page are over this recent window.
 MODEL_WINDOW_SECONDS = 300.0
+# The batches list with nothing running still polls, this many times slower,
+# so a batch submitted elsewhere (API, CLI, another tab) shows up.
+IDLE_REFRESH_FACTOR = 5
 
 # Pages show one account's data: never cached, never framed, scripts only
 # from here (inline styles are allowed for the progress bars' widths).
@@ -188,15 +191,28 @@ def _batches(
         _visible_owner(session), limit=PAGE_SIZE, after=after or None
     )
     now = time.time()
+    live = any(not batch.status.is_ended for batch in batches)
     context = {
         "rows": [(batch, progress.of(batch, now)) for batch in batches],
         "owners": _owner_names(services, session),
         "after": after,
         "older": batches[-1].id if has_more and batches else None,
-        "live": any(not batch.status.is_ended for batch in batches),
+        "poll_seconds": _batches_poll_seconds(services, live=live, first_page=not after),
+        "idle_refresh_seconds": services.settings.ui.refresh_seconds * IDLE_REFRESH_FACTOR,
         "nav": "batches",
     }
     return render(request, template, context, session=session)
+
+
+def _batches_poll_seconds(services: Services, *, live: bool, first_page: bool) -> float | None:
+    """How often the batches table refreshes: at the page rate while one of
+    its batches runs; the first page keeps polling when all have ended, more
+    slowly, so a batch submitted meanwhile appears. An older page whose
+    batches all ended never changes: no polling."""
+    refresh = services.settings.ui.refresh_seconds
+    if live:
+        return refresh
+    return refresh * IDLE_REFRESH_FACTOR if first_page else None
 
 
 def _summary_context(batch: Batch) -> dict[str, Any]:
