@@ -112,10 +112,16 @@ def make_settings(
 
 @contextlib.contextmanager
 def serve(
-    settings: config.Settings, api_key: str = API_KEY, with_worker: bool = True
+    settings: config.Settings,
+    api_key: str = API_KEY,
+    with_worker: bool = True,
+    store: port.JobStore | None = None,
 ) -> Iterator[RunningServer]:
-    store = runtime.open_store(settings)
-    KeyService(store).register("test", api_key)
+    """The API on a free loopback port; ``store`` instead of the settings'
+    database (then no key is registered: it may be one nothing can reach)."""
+    if store is None:
+        store = runtime.open_store(settings)
+        KeyService(store).register("test", api_key)
     app = runtime.create_server_app(settings, store, with_worker=with_worker)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")

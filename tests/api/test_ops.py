@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command as alembic_command
+from alembic import script as alembic_script
 from prometheus_client import parser
 
 from batchgate import config
+from batchgate.store import engine, sql
 from tests import harness
 from tests.fakes.upstream import FakeUpstream
 
@@ -92,6 +96,49 @@ def test_not_ready_without_any_worker(tmp_path: Path, upstream: FakeUpstream) ->
         "last_seen_at": None,
     }
     assert body["checks"]["database"]["ok"] and body["checks"]["migrations"]["ok"]
+
+
+def test_not_ready_while_the_database_is_at_an_older_migration(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    with harness.serve(_settings(tmp_path, upstream), with_worker=False) as server:
+        head = engine.head_revision()
+        older = alembic_script.ScriptDirectory.from_config(engine._alembic_config())
+        previous = older.get_revision(head).down_revision
+        assert isinstance(previous, str)
+        cfg = engine._alembic_config()
+        with server.store.engine.connect().execution_options(write=True) as conn:
+            cfg.attributes["connection"] = conn
+            alembic_command.downgrade(cfg, previous)
+            conn.commit()
+        with server.client() as client:
+            response = client.get("/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not_ready"
+    assert body["checks"]["database"] == {"ok": True}
+    assert body["checks"]["migrations"] == {"ok": False, "current": previous, "head": head}
+
+
+def test_not_ready_when_the_database_cannot_be_reached(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    dead = sql.SqlJobStore.open(
+        f"postgresql://127.0.0.1:{dead_port}/test?connect_timeout=2", migrate=False
+    )
+    with (
+        harness.serve(_settings(tmp_path, upstream), with_worker=False, store=dead) as server,
+        server.client("") as client,
+    ):
+        response = client.get("/ready", headers={"authorization": ""})
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "not_ready",
+        "checks": {"database": {"ok": False, "error": "OperationalError"}},
+    }
 
 
 def test_metrics_need_an_admin_key(server: harness.RunningServer) -> None:
