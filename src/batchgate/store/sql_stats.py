@@ -128,6 +128,11 @@ class Stats(SqlBase):
             & (W.c.last_seen_at < stopped_before)
             & (W.c.id != workers.RETIRED_ID)
         )
+        # Nearly every sweep finds nothing: find out with a read, so it does
+        # not take SQLite's write lock for nothing.
+        with self._read() as conn:
+            if conn.execute(sa.select(W.c.id).where(done).limit(1)).first() is None:
+                return 0
         with self._write() as conn:
             rows = conn.execute(sa.select(W).where(done).with_for_update()).mappings().all()
             if not rows:
