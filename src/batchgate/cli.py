@@ -18,6 +18,7 @@ import orjson
 
 from batchgate import config, logs
 from batchgate.domain import keys as key_model
+from batchgate.domain import partial_results
 from batchgate.domain.states import BatchStatus
 
 if TYPE_CHECKING:
@@ -258,11 +259,12 @@ def _batch(client: httpx.Client, batch_id: str) -> dict[str, Any]:
 
 
 def _write_results(client: httpx.Client, batch_id: str, output: str | None) -> None:
-    with client.stream(
-        "GET", f"/v1/batches/{batch_id}", headers={"accept": "application/x-ndjson"}
-    ) as response:
+    """An ended batch's results in its dialect's line shape. The results
+    route serves every dialect (GET /v1/batches/{id} streams results for
+    native batches only); its header says whether the batch has ended."""
+    with client.stream("GET", f"{_batch_path(batch_id)}/results") as response:
         _check(response)
-        if response.headers.get("content-type", "").startswith("application/json"):
+        if response.headers.get(partial_results.COMPLETE_HEADER) != "true":
             raise SystemExit(f"batch {batch_id} has not ended yet")
         sink = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
         try:

@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e import processes
@@ -204,3 +206,60 @@ def test_submit_dry_run_prints_an_estimate_and_retry_reruns_the_failed_rows(
         ("c1", "succeeded"),
         ("c3", "succeeded"),
     ]
+
+
+def test_retry_wait_writes_the_results_of_an_openai_batch(
+    tmp_path: Path, config: Path, upstream: RemoteUpstream
+) -> None:
+    port = processes.free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"BATCHGATE_URL": url, "BATCHGATE_API_KEY": processes.API_KEY}
+    lines = "".join(
+        json.dumps(
+            {
+                "custom_id": f"c{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {
+                    "model": MODEL,
+                    "max_tokens": 8,
+                    "messages": [{"role": "user", "content": f"line {i}"}],
+                },
+            }
+        )
+        + "\n"
+        for i in range(4)
+    )
+    upstream.configure(by_fingerprint={"line 2": ["400"]})
+    with processes.serve(config, tmp_path, port):
+        with httpx.Client(
+            base_url=url, headers={"authorization": f"Bearer {processes.API_KEY}"}
+        ) as client:
+            uploaded = client.post(
+                "/v1/files",
+                data={"purpose": "batch"},
+                files={"file": ("in.jsonl", lines.encode(), "application/jsonl")},
+            )
+            assert uploaded.status_code == 200, uploaded.text
+            created = client.post(
+                "/v1/batches",
+                json={
+                    "input_file_id": uploaded.json()["id"],
+                    "endpoint": "/v1/chat/completions",
+                    "completion_window": "24h",
+                },
+            )
+            assert created.status_code == 200, created.text
+            parent = created.json()["id"]
+            deadline = time.monotonic() + 60
+            while client.get(f"/v1/batches/{parent}").json()["status"] != "completed":
+                assert time.monotonic() < deadline, "the parent batch did not complete"
+                time.sleep(0.1)
+        retried = batchgate(
+            "retry", parent, "--wait", "--poll", "0.1", "-o", str(tmp_path / "r.jsonl"), env=env
+        )
+        assert retried.returncode == 0, retried.stderr
+        written = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    # OpenAI's output-file line shape, for the one row that failed the first time.
+    assert [(x["custom_id"], x["response"]["status_code"]) for x in written] == [("c2", 200)]
+    assert written[0]["error"] is None
