@@ -19,6 +19,7 @@ from batchgate.domain.states import RequestState
 from batchgate.services import token_count
 from tests import harness
 from tests.contract import builders
+from tests.fakes.upstream import FakeUpstream
 
 FAKE = harness.FAKE_MODEL
 EMBEDDED = config.DEFAULT_MODEL_NAME
@@ -61,6 +62,7 @@ def test_native_dry_run_counts_prices_and_stores_nothing(server: harness.Running
     assert estimate["cost"]["max"] == pytest.approx(tokens * 1e-6 + 400 * 3e-6)
     (model,) = estimate["models"]
     assert model["model"] == FAKE and model["eta"] is None  # no ETA for an upstream
+    assert estimate["admission"] == {"admitted": True, "error": None}
 
 
 def test_a_bad_dry_run_is_the_same_400_as_a_create(server: harness.RunningServer) -> None:
@@ -183,3 +185,78 @@ def test_embedded_model_eta_uses_its_measured_throughput(
     eta = estimate["models"][0]["eta"]
     assert eta["throughput_source"] == "measured" and eta["sample_requests"] == 30
     assert eta["tokens_per_second"] == pytest.approx(300, rel=0.05)
+
+
+@pytest.fixture
+def no_worker(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
+    """The fake model, no worker: what a key enqueues stays enqueued."""
+    models = {FAKE: harness.openai_model(FAKE, upstream.openai_base_url)}
+    with harness.serve(harness.make_settings(tmp_path, models), with_worker=False) as running:
+        yield running
+
+
+def limited_key(server: harness.RunningServer, max_tokens: int) -> str:
+    with server.client() as admin:
+        created = admin.post(
+            "/v1/keys",
+            json={"name": "limited", "quotas": {"max_enqueued_tokens": {FAKE: max_tokens}}},
+        )
+    assert created.status_code == 200, created.text
+    secret: str = created.json()["value"]
+    return secret
+
+
+TEXT = "abcd" * 100  # ~106 estimated input tokens
+
+
+def test_a_dry_run_over_the_token_quota_reports_the_429_create_answers(
+    no_worker: harness.RunningServer,
+) -> None:
+    key = limited_key(no_worker, 150)
+    one = {"requests": [inline("a", TEXT)]}
+    two = {"requests": [inline("a", TEXT), inline("b", TEXT)]}
+    with no_worker.client(key) as client:
+        fits = client.post("/v1/batches", params={"dry_run": "true"}, json=one)
+        over = client.post("/v1/batches", params={"dry_run": "true"}, json=two)
+        anthropic_over = client.post("/v1/messages/batches", params={"dry_run": "true"}, json=two)
+        assert stored_nothing(no_worker, client)
+        created = client.post("/v1/batches", json=two)
+    assert fits.status_code == 200 and fits.json()["admission"]["admitted"] is True
+    # Still an estimate (the cost is worth knowing; the quota clears as work ends)...
+    assert over.status_code == 200 and over.json()["request_count"] == 2
+    # ...saying what create answers.
+    assert created.status_code == 429
+    refusal = over.json()["admission"]
+    assert refusal["admitted"] is False
+    assert refusal["error"] == {"status": 429, **created.json()["error"]}
+    assert refusal["error"]["code"] == "token_limit_exceeded"
+    assert anthropic_over.json()["admission"] == refusal
+
+
+def test_a_dry_run_for_a_full_key_is_an_estimate_on_both_paths(
+    no_worker: harness.RunningServer,
+) -> None:
+    key = limited_key(no_worker, 106)  # one request's worth
+    body = {"requests": [inline("a", TEXT)]}
+    with no_worker.client(key) as client:
+        assert client.post("/v1/batches", json=body).status_code == 200
+        native_dry = client.post("/v1/batches", params={"dry_run": "true"}, json=body)
+        anthropic_dry = client.post("/v1/messages/batches", params={"dry_run": "true"}, json=body)
+        native_create = client.post("/v1/batches", json=body)
+        anthropic_create = client.post("/v1/messages/batches", json=body)
+    for dry in (native_dry, anthropic_dry):
+        assert dry.status_code == 200, dry.text
+        assert dry.json()["admission"]["error"]["code"] == "token_limit_exceeded"
+    assert native_create.status_code == anthropic_create.status_code == 429
+
+
+def test_an_openai_file_dry_run_over_the_token_quota_reports_the_refusal(
+    no_worker: harness.RunningServer,
+) -> None:
+    key = limited_key(no_worker, 10)
+    content = "\n".join(file_line(f"r{i}", max_tokens=50) for i in range(3)).encode()
+    with openai.OpenAI(base_url=f"{no_worker.url}/v1", api_key=key, max_retries=0) as sdk:
+        estimate = dry_run_file(sdk, content)
+        assert list(sdk.batches.list()) == []
+    assert estimate["request_count"] == 3
+    assert estimate["admission"]["error"]["code"] == "token_limit_exceeded"

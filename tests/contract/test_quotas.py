@@ -195,3 +195,21 @@ def test_enqueued_tokens_sum_the_owners_open_requests_per_model(store: port.JobS
     submit(store, owner, [100], model="other")
     submit(store, quota_key(store), [1000])  # someone else's
     assert store.enqueued_tokens(owner, ["m", "other", "none"]) == {"m": 12, "other": 100}
+
+
+def test_check_admission_answers_as_create_would_and_stores_nothing(
+    store: port.JobStore,
+) -> None:
+    owner = quota_key(store, max_enqueued_tokens={"m": 100}, max_active_batches=2)
+    submit(store, owner, [60])
+
+    def ask(tokens: int) -> str | None:
+        demand = quotas.Demand(tokens={"m": tokens}, requests=1, batches=1)
+        return refused_code(lambda: store.check_admission(owner, quotas.Admission(demand)))
+
+    assert ask(40) is None
+    assert ask(41) == "token_limit_exceeded"
+    # Asking held nothing: the 40 tokens it admitted are still free.
+    submit(store, owner, [40])
+    assert ask(0) == "batch_limit_exceeded"
+    assert len(store.list_batches(owner, limit=10)[0]) == 2

@@ -48,10 +48,14 @@ def create_batch(
     services: ServicesDep,
     dry_run: bool = False,
 ) -> common.JsonResponse:
-    services.batches.refuse_when_full(caller)
+    # As on /v1/batches: a dry run checks the quotas itself and reports a
+    # refusal in its answer (services/estimate.py), so only a create gets the
+    # 429 for a full key before its body is parsed.
+    if not dry_run:
+        services.batches.refuse_when_full(caller)
     items = [ParsedRequest(item.custom_id, item.params) for item in anthropic.parse_create(body)]
     if dry_run:  # validate and estimate; store nothing (a batchgate extension)
-        return common.JsonResponse(services.estimates.inline(items, anthropic=True))
+        return common.JsonResponse(services.estimates.inline(caller, items, anthropic=True))
     batch = services.batches.create(
         owner=caller.id, dialect=Dialect.ANTHROPIC, endpoint=anthropic.ENDPOINT, requests=items
     )

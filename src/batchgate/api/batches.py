@@ -15,6 +15,7 @@ from batchgate.api.deps import CallerDep, Services, ServicesDep
 from batchgate.dialects import message_results, native, openai, openai_objects, retry
 from batchgate.domain import errors
 from batchgate.domain.batch import Batch
+from batchgate.domain.keys import ApiKey
 from batchgate.domain.states import Dialect
 from batchgate.services.batches import ParsedRequest
 
@@ -45,8 +46,11 @@ def _is_file_batch(body: bytes) -> bool:
 def create_batch(
     body: common.RawBody, caller: CallerDep, services: ServicesDep, dry_run: bool = False
 ) -> common.JsonResponse:
+    # A dry run checks the quotas itself and reports a refusal in its answer
+    # (services/estimate.py), so only a create gets the 429 for a full key
+    # before its body is parsed (the same order as the Anthropic route).
     if dry_run:
-        return common.JsonResponse(_estimate(body, caller.id, services))
+        return common.JsonResponse(_estimate(body, caller, services))
     services.batches.refuse_when_full(caller)
     if _is_file_batch(body):
         batch = services.file_batches.create(caller.id, openai.parse_create(body))
@@ -63,14 +67,14 @@ def create_batch(
     return common.JsonResponse(native.render_created(batch, input_file))
 
 
-def _estimate(body: bytes, owner: str, services: Services) -> dict[str, object]:
+def _estimate(body: bytes, caller: ApiKey, services: Services) -> dict[str, object]:
     """``?dry_run=true``: validate as create would and estimate; store nothing."""
     if _is_file_batch(body):
         parsed = openai.parse_create(body)
-        return services.estimates.file(owner, parsed.input_file_id, parsed.endpoint)
+        return services.estimates.file(caller, parsed.input_file_id, parsed.endpoint)
     requests = native.parse_create(body).requests
     return services.estimates.inline(
-        [ParsedRequest(item.custom_id, item.params) for item in requests], anthropic=False
+        caller, [ParsedRequest(item.custom_id, item.params) for item in requests], anthropic=False
     )
 
 

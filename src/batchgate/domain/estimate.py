@@ -9,6 +9,8 @@ import dataclasses
 import enum
 from typing import Any
 
+from batchgate.domain import errors
+
 
 class ThroughputSource(enum.StrEnum):
     MEASURED = "measured"  # from the model's requests that finished recently
@@ -84,8 +86,12 @@ class ModelEstimate:
         ) / rate.tokens_per_second
 
 
-def render(models: list[ModelEstimate]) -> dict[str, Any]:
-    """The dry-run answer (the same on every dialect's path)."""
+def render(
+    models: list[ModelEstimate], refusal: errors.QuotaExceeded | None = None
+) -> dict[str, Any]:
+    """The dry-run answer (the same on every dialect's path). ``admission``:
+    whether create would take the batch now, else the error it would answer
+    (a quota: 429, in the OpenAI error envelope's fields)."""
     return {
         "object": "batch.estimate",
         "dry_run": True,
@@ -99,6 +105,22 @@ def render(models: list[ModelEstimate]) -> dict[str, Any]:
             "max": round(sum(m.cost_max for m in models), 10),
         },
         "models": [_render_model(m) for m in models],
+        "admission": _render_admission(refusal),
+    }
+
+
+def _render_admission(refusal: errors.QuotaExceeded | None) -> dict[str, Any]:
+    if refusal is None:
+        return {"admitted": True, "error": None}
+    return {
+        "admitted": False,
+        "error": {
+            "status": refusal.status_code,
+            "type": refusal.openai_type,
+            "code": refusal.code,
+            "message": refusal.message,
+            "param": refusal.param,
+        },
     }
 
 

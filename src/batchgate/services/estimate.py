@@ -1,12 +1,21 @@
 """Dry runs: validate a batch as its create would, and say what it would cost
-and take, storing nothing (domain/estimate.py adds it up)."""
+and take, storing nothing (domain/estimate.py adds it up).
+
+The key's quotas are checked as create checks them (the same admission, on
+the usage committed now). A batch create would refuse for a quota (429) is
+still estimated, with the refusal in ``admission``: waiting clears a quota,
+so the cost is still worth knowing, and a 429 would make the OpenAI and
+Anthropic SDKs retry the dry run and then raise without it. A refusal that
+waiting never clears (a batch over the key's size limit) is the same error
+as create's, like any other invalid input."""
 
 from __future__ import annotations
 
 import time
 
 from batchgate import canonical, chat, config
-from batchgate.domain import errors, estimate
+from batchgate.domain import errors, estimate, quotas
+from batchgate.domain import keys as key_model
 from batchgate.domain.states import RequestState
 from batchgate.services.batches import BatchService, ParsedRequest
 from batchgate.services.file_batches import FileBatchService
@@ -32,21 +41,27 @@ class EstimateService:
         self.batches = batches
         self.file_batches = file_batches
 
-    def inline(self, requests: list[ParsedRequest], *, anthropic: bool) -> dict[str, object]:
+    def inline(
+        self, caller: key_model.ApiKey, requests: list[ParsedRequest], *, anthropic: bool
+    ) -> dict[str, object]:
         """A native or Anthropic create body's requests, validated as create does."""
         self.batches.check_size(len(requests))
         self.batches.check_inputs(requests, anthropic=anthropic)
         by_model: dict[str, estimate.ModelEstimate] = {}
         for item in requests:
             self._add(by_model, item.request)
-        return self._finish(by_model)
+        # The demand create computes: input tokens per served model.
+        tokens = {m.model: m.input_tokens for m in by_model.values() if m.configured}
+        return self._finish(by_model, self._refusal(caller, tokens, len(requests)))
 
-    def file(self, owner: str, input_file_id: str, endpoint: str) -> dict[str, object]:
+    def file(
+        self, caller: key_model.ApiKey, input_file_id: str, endpoint: str
+    ) -> dict[str, object]:
         """An OpenAI file batch: every line checked as create does; a file
         with bad lines is a 400 listing them (create would make a failed batch)."""
-        record = self.file_batches.files.input_file(owner, input_file_id)
+        record = self.file_batches.files.input_file(caller.id, input_file_id)
         by_model: dict[str, estimate.ModelEstimate] = {}
-        line_errors, total, _tokens, _model = self.file_batches.validate(
+        line_errors, total, tokens, _model = self.file_batches.validate(
             record, endpoint, lambda request: self._add(by_model, request)
         )
         if not line_errors and total == 0:
@@ -64,7 +79,20 @@ class EstimateService:
                 param="input_file_id",
                 code="invalid_input_file",
             )
-        return self._finish(by_model)
+        return self._finish(by_model, self._refusal(caller, tokens, total))
+
+    def _refusal(
+        self, caller: key_model.ApiKey, tokens: dict[str, int], total: int
+    ) -> errors.QuotaExceeded | None:
+        """What create would answer for this demand now: None (admitted) or
+        its 429. A size limit (413) is raised, as create raises it."""
+        demand = quotas.Demand(tokens=tokens, requests=total, batches=1)
+        try:
+            self.batches.refuse_when_full(caller)
+            self.store.check_admission(caller.id, self.batches.admission(demand))
+        except errors.QuotaExceeded as refused:
+            return refused
+        return None
 
     def _add(self, by_model: dict[str, estimate.ModelEstimate], request: canonical.Request) -> None:
         entry = by_model.setdefault(
@@ -75,12 +103,16 @@ class EstimateService:
         max_output = request.max_tokens if isinstance(request, chat.ChatRequest) else 0
         entry.add(tokens, max_output, exact)
 
-    def _finish(self, by_model: dict[str, estimate.ModelEstimate]) -> dict[str, object]:
+    def _finish(
+        self,
+        by_model: dict[str, estimate.ModelEstimate],
+        refusal: errors.QuotaExceeded | None,
+    ) -> dict[str, object]:
         now = time.time()
         for entry in by_model.values():
             self._price(entry)
             self._eta(entry, now)
-        return estimate.render(list(by_model.values()))
+        return estimate.render(list(by_model.values()), refusal)
 
     def _price(self, entry: estimate.ModelEstimate) -> None:
         # A model nobody serves costs nothing: its requests end errored at once.

@@ -78,6 +78,11 @@ class JobStore(Protocol):
         """Input tokens in the owner's queued and running requests, per model."""
         ...
 
+    def check_admission(self, owner: str, admission: quotas.Admission) -> None:
+        """Raise as ``create_batch`` would for ``admission``, on the usage
+        committed now; stores and locks nothing (a dry run's check)."""
+        ...
+
     def fail_batch(
         self, batch: batch_model.Batch, errors: list[InputError], now: float
     ) -> None: ...

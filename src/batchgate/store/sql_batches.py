@@ -103,6 +103,10 @@ class Batches(SqlBase):
         with self._read() as conn:
             return _enqueued_tokens(conn, owner, list(models))
 
+    def check_admission(self, owner: str, admission: quotas.Admission) -> None:
+        with self._read() as conn:
+            _admit(conn, owner, admission, lock=False)
+
     def fail_batch(
         self, batch: batch_model.Batch, errors: list[failures.InputError], now: float
     ) -> None:

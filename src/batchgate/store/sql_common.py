@@ -251,14 +251,19 @@ def _admit(
     admission: quotas.Admission,
     *,
     new_file_id: str | None = None,
+    lock: bool = True,
 ) -> None:
     """Raise unless ``admission``'s demand fits the owner's quotas, in the
     caller's write transaction. The owner's key row is locked first
     (PostgreSQL ``FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` already holds
     the database), so concurrent admissions for one key, from any number of
     API processes, are decided one after the other on committed usage.
-    ``new_file_id``: a file inserted in this transaction, not counted twice."""
-    row = conn.execute(sa.select(K).where(K.c.id == owner).with_for_update()).mappings().first()
+    ``new_file_id``: a file inserted in this transaction, not counted twice.
+    ``lock=False``: only ask (a dry run, in a read transaction)."""
+    key_query = sa.select(K).where(K.c.id == owner)
+    if lock:
+        key_query = key_query.with_for_update()
+    row = conn.execute(key_query).mappings().first()
     own = keys.KeyQuotas() if row is None else _key_quotas(row)
     limits = own.over(admission.defaults)
     demand = admission.demand

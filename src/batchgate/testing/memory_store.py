@@ -693,6 +693,10 @@ class MemoryJobStore(MemoryWebhooks):
         with self._lock:
             return self._enqueued(owner, models)
 
+    def check_admission(self, owner: str, admission: quotas.Admission) -> None:
+        with self._lock:
+            self._admit(owner, admission)
+
     def _enqueued(self, owner: str, models: Sequence[str]) -> dict[str, int]:
         wanted = set(models)
         tokens: dict[str, int] = {}
