@@ -336,8 +336,10 @@ class BatchService:
         self, parent: batch_model.Batch, error_types: Collection[str] | None = None
     ) -> batch_model.Batch:
         """A new batch of the ``parent``'s rows that errored or expired (only
-        those of ``error_types``, if given): same custom_ids, params, dialect,
-        endpoint and input file, its metadata naming the parent.
+        those of ``error_types``, if given): same custom_ids, params, dialect
+        and endpoint, its metadata naming the parent. It has no input file
+        (``input_file_id`` null): the parent's holds every row, not the ones
+        retried, and the parent link is in the metadata.
 
         Two passes over the parent's rows, like a file batch: count, then
         stream them into the new batch (an ended batch's rows never change,
@@ -370,7 +372,7 @@ class BatchService:
             parent.endpoint,
             total,
             rerun.child_metadata(parent.id, parent.metadata),
-            parent.input_file_id,
+            None,
             now,
         )
         batch = dataclasses.replace(batch, results_ttl=parent.results_ttl)
