@@ -144,7 +144,10 @@ def test_every_terminal_event_arrives_once_though_the_first_three_attempts_fail(
     upstream.script_for("will-expire", HANG)
     upstream.script_for("will-cancel", HANG)
     receiver.fail_first(3)
-    for server in _serve(tmp_path, upstream, fast_webhooks(), window=3):
+    webhooks = fast_webhooks()
+    # Five of the longest retry intervals (and polls): a duplicate would show.
+    settle = 5 * (webhooks.backoff_max_seconds + webhooks.poll_seconds)
+    for server in _serve(tmp_path, upstream, webhooks, window=3):
         with server.client() as http:
             endpoint = register(http, receiver.url)
             completed = native_batch(http, "fine")
@@ -153,6 +156,9 @@ def test_every_terminal_event_arrives_once_though_the_first_three_attempts_fail(
             failed = failed_file_batch(server)
             http.post(f"/v1/batches/{cancelled}/cancel")
             receiver.wait_for(lambda r: len(r.accepted_ids()) == 4)
+            # A duplicate would come a retry interval or more after its
+            # acceptance: give it several before counting.
+            time.sleep(settle)
             shown = deliveries(http, endpoint["id"])
         expected = {
             completed: "batch.completed",
@@ -167,6 +173,8 @@ def test_every_terminal_event_arrives_once_though_the_first_three_attempts_fail(
         assert sorted(r.webhook_id for r in raw) == sorted(list(unique) * 4)
         for item in raw:
             assert item.body == unique[item.webhook_id].body
+            verified = Webhook(endpoint["secret"]).verify(item.body, item.headers)
+            assert verified == json.loads(item.body)
         assert {d["status"] for d in shown} == {"delivered"}
         assert {d["attempts"] for d in shown} == {4}
         assert {d["id"] for d in shown} == set(unique)
