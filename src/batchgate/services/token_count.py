@@ -1,6 +1,7 @@
 """Input tokens of a request, known before it runs (admission quotas, dry-run
 estimates): exact for a model on the embedded engine (its own tokenizer and
-chat template), estimated for every other backend, whose tokenizer batchgate
+chat template; embeddings inputs through the tokenizer alone, as the embedder
+counts them), estimated for every other backend, whose tokenizer batchgate
 does not have.
 
 The estimate is OpenAI's rule of thumb, about four characters a token, plus
@@ -46,6 +47,7 @@ def estimate(request: canonical.Request) -> int:
 
 class _Counts(Protocol):
     def count(self, request: chat.ChatRequest) -> int: ...
+    def count_embedding(self, request: embeddings.EmbeddingRequest) -> int: ...
 
 
 class TokenCounter:
@@ -64,9 +66,10 @@ class TokenCounter:
         """The input tokens, and whether the count is exact (the model's own
         tokenizer) rather than estimated."""
         counter = self._exact_counter(request.model)
-        # The exact counter renders the chat template; embeddings have none.
-        if counter is None or isinstance(request, embeddings.EmbeddingRequest):
+        if counter is None:
             return estimate(request), False
+        if isinstance(request, embeddings.EmbeddingRequest):
+            return counter.count_embedding(request), True
         try:
             return counter.count(request), True
         except base.UnsupportedRequest:
