@@ -95,18 +95,29 @@ class WorkerMetrics:
             registry=self.registry,
         )
 
+        # labels() builds a key and takes the metric's lock on every call;
+        # the children are kept here so the per-request path is a dict hit.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe_call(self, model: str, seconds: float) -> None:
-        self.latency.labels(model).observe(seconds)
+        self._child(self.latency, model).observe(seconds)
 
     def record(self, model: str, outcome: batch_model.Outcome, applied: bool) -> None:
         kind = classify(outcome, applied)
-        self.attempts.labels(model, kind.value).inc()
+        self._child(self.attempts, model, kind.value).inc()
         if kind is AttemptOutcome.RETRIED:
-            self.retries.labels(model, retry_cause(outcome.error)).inc()
+            self._child(self.retries, model, retry_cause(outcome.error)).inc()
         elif kind is AttemptOutcome.SUCCEEDED:
-            self.tokens.labels(model, "input").inc(outcome.input_tokens)
-            self.tokens.labels(model, "output").inc(outcome.output_tokens)
-            self.cost.labels(model).inc(outcome.cost)
+            self._child(self.tokens, model, "input").inc(outcome.input_tokens)
+            self._child(self.tokens, model, "output").inc(outcome.output_tokens)
+            self._child(self.cost, model).inc(outcome.cost)
 
     def samples(self) -> dict[str, Any] | None:
         """``{family: {"type", "help", "samples": [[name, labels, value], ...]}}``
