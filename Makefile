@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	# llama.cpp is built without llamafile's sgemm: it serves only batches
 	# of two or more rows, so a one-token step took a different kernel than
 	# a prefill and greedy output changed with how requests were batched.
-	# Without it, output is the same alone or batched (and no slower here).
+	# Without it, output is the same alone or batched (batched prefill is
+	# somewhat slower; README gives the figures).
 	$(VENV)/bin/uv pip install --python $(PY) \
 		--config-settings cmake.define.GGML_LLAMAFILE=OFF "llama-cpp-python>=0.3.8"
 	$(VENV)/bin/uv pip install --python $(PY) -e ".[test]"
