@@ -97,10 +97,11 @@ class WorkerMetrics:
 
         # labels() builds a key and takes the metric's lock on every call;
         # the children are kept here so the per-request path is a dict hit.
-        self._children: dict[tuple[str, ...], Any] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
+        # The metrics live as long as this object, so their ids are stable.
+        key = (id(metric), labels)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*labels)
