@@ -36,7 +36,7 @@ def test_token_limit_message_is_worded_as_openai_words_it() -> None:
         "Enqueued token limit reached for gpt-x on API key key_x. Limit: 90,000 enqueued "
         "tokens. Please try again once some in_progress batches have been completed."
     )
-    assert raised.value.status_code == 429
+    assert raised.value.kind is errors.ErrorKind.QUOTA_EXCEEDED
 
 
 def test_models_without_a_limit_are_unlimited() -> None:

@@ -13,6 +13,7 @@ import fastapi
 from fastapi.responses import StreamingResponse
 
 from batchgate.api import common
+from batchgate.api import errors as api_errors
 from batchgate.api.deps import CallerDep, ServicesDep
 from batchgate.dialects import anthropic, retry
 from batchgate.domain import errors
@@ -55,7 +56,8 @@ def create_batch(
         services.batches.refuse_when_full(caller)
     items = [ParsedRequest(item.custom_id, item.params) for item in anthropic.parse_create(body)]
     if dry_run:  # validate and estimate; store nothing (a batchgate extension)
-        return common.JsonResponse(services.estimates.inline(caller, items, anthropic=True))
+        figures = services.estimates.inline(caller, items, anthropic=True)
+        return common.JsonResponse(api_errors.render_estimate(figures))
     batch = services.batches.create(
         owner=caller.id, dialect=Dialect.ANTHROPIC, endpoint=anthropic.ENDPOINT, requests=items
     )

@@ -11,6 +11,7 @@ import orjson
 from fastapi.responses import StreamingResponse
 
 from batchgate.api import common
+from batchgate.api import errors as api_errors
 from batchgate.api.deps import CallerDep, Services, ServicesDep
 from batchgate.dialects import message_results, native, openai, openai_objects, retry
 from batchgate.domain import errors
@@ -71,11 +72,13 @@ def _estimate(body: bytes, caller: ApiKey, services: Services) -> dict[str, obje
     """``?dry_run=true``: validate as create would and estimate; store nothing."""
     if _is_file_batch(body):
         parsed = openai.parse_create(body)
-        return services.estimates.file(caller, parsed.input_file_id, parsed.endpoint)
+        figures = services.estimates.file(caller, parsed.input_file_id, parsed.endpoint)
+        return api_errors.render_estimate(figures)
     requests = native.parse_create(body).requests
-    return services.estimates.inline(
+    figures = services.estimates.inline(
         caller, [ParsedRequest(item.custom_id, item.params) for item in requests], anthropic=False
     )
+    return api_errors.render_estimate(figures)
 
 
 def _own_batch(services: Services, owner: str, batch_id: str) -> Batch:

@@ -1,5 +1,6 @@
-"""One exception handler per dialect, chosen by the route's path: domain
-errors become the dialect's own error envelope."""
+"""One exception handler per dialect, chosen by the route's path: a domain
+error's kind becomes an HTTP status and the dialect's own error envelope.
+The domain names what went wrong; only this module knows HTTP."""
 
 from __future__ import annotations
 
@@ -11,8 +12,21 @@ import fastapi.exceptions
 import starlette.exceptions
 
 from batchgate.api.common import JsonResponse
-from batchgate.domain import errors
+from batchgate.domain import errors, estimate
 
+# The HTTP status of each kind of domain error, the same on every dialect's
+# path (each dialect's envelope then names it in its own words, below).
+HTTP_STATUS = {
+    errors.ErrorKind.INTERNAL: 500,
+    errors.ErrorKind.INVALID_REQUEST: 400,
+    errors.ErrorKind.UNAUTHORIZED: 401,
+    errors.ErrorKind.FORBIDDEN: 403,
+    errors.ErrorKind.NOT_FOUND: 404,
+    errors.ErrorKind.CONFLICT: 409,
+    errors.ErrorKind.PAYLOAD_TOO_LARGE: 413,
+    errors.ErrorKind.QUOTA_EXCEEDED: 429,
+    errors.ErrorKind.RATE_LIMITED: 429,
+}
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -25,6 +39,21 @@ _ANTHROPIC_TYPES = {
     529: "overloaded_error",
 }
 _OPENAI_TYPES = {401: "authentication_error", 404: "invalid_request_error", 500: "server_error"}
+
+
+def http_status(exc: errors.BatchgateError) -> int:
+    return HTTP_STATUS[exc.kind]
+
+
+def render_estimate(figures: estimate.Estimate) -> dict[str, Any]:
+    """A dry run's answer: a quota refusal is shown as create would answer
+    it (its status and the OpenAI envelope's fields), not raised."""
+    refused = figures.refusal
+    if refused is None:
+        return estimate.render(figures.models)
+    status = http_status(refused)
+    fields = openai_envelope(status, refused.message, refused.param, refused.code, refused.limit)
+    return estimate.render(figures.models, {"status": status, **fields["error"]})
 
 
 def openai_envelope(
@@ -77,11 +106,11 @@ def install(app: fastapi.FastAPI) -> None:
     async def _domain(request: fastapi.Request, exc: errors.BatchgateError) -> JsonResponse:
         return _render(
             request,
-            exc.status_code,
+            http_status(exc),
             exc.message,
             exc.param,
             exc.code,
-            exc.openai_type,
+            exc.limit,
             exc.retry_after,
         )
 

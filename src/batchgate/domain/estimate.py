@@ -86,12 +86,20 @@ class ModelEstimate:
         ) / rate.tokens_per_second
 
 
-def render(
-    models: list[ModelEstimate], refusal: errors.QuotaExceeded | None = None
-) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A dry run's figures per model, and the quota refusal create would
+    answer now (None: it would take the batch)."""
+
+    models: list[ModelEstimate]
+    refusal: errors.QuotaExceeded | None = None
+
+
+def render(models: list[ModelEstimate], refusal: dict[str, Any] | None = None) -> dict[str, Any]:
     """The dry-run answer (the same on every dialect's path). ``admission``:
-    whether create would take the batch now, else the error it would answer
-    (a quota: 429, in the OpenAI error envelope's fields)."""
+    whether create would take the batch now, else ``refusal``, the error it
+    would answer in the OpenAI error envelope's fields (the API renders it:
+    only the API knows its HTTP status)."""
     return {
         "object": "batch.estimate",
         "dry_run": True,
@@ -109,19 +117,8 @@ def render(
     }
 
 
-def _render_admission(refusal: errors.QuotaExceeded | None) -> dict[str, Any]:
-    if refusal is None:
-        return {"admitted": True, "error": None}
-    return {
-        "admitted": False,
-        "error": {
-            "status": refusal.status_code,
-            "type": refusal.openai_type,
-            "code": refusal.code,
-            "message": refusal.message,
-            "param": refusal.param,
-        },
-    }
+def _render_admission(refusal: dict[str, Any] | None) -> dict[str, Any]:
+    return {"admitted": refusal is None, "error": refusal}
 
 
 def _render_model(m: ModelEstimate) -> dict[str, Any]:

@@ -126,5 +126,5 @@ def _token_limit(key_id: str, model: str, limit: int, figures: str) -> errors.Qu
         f"Enqueued token limit reached for {model} on API key {key_id}. "
         f"Limit: {limit:,} enqueued tokens. {_AFTER_BATCHES_END} ({figures})",
         code="token_limit_exceeded",
-        openai_type="tokens",
+        limit="tokens",
     )

@@ -43,7 +43,7 @@ class EstimateService:
 
     def inline(
         self, caller: key_model.ApiKey, requests: list[ParsedRequest], *, anthropic: bool
-    ) -> dict[str, object]:
+    ) -> estimate.Estimate:
         """A native or Anthropic create body's requests, validated as create does."""
         self.batches.check_size(len(requests))
         self.batches.check_inputs(requests, anthropic=anthropic)
@@ -56,7 +56,7 @@ class EstimateService:
 
     def file(
         self, caller: key_model.ApiKey, input_file_id: str, endpoint: str
-    ) -> dict[str, object]:
+    ) -> estimate.Estimate:
         """An OpenAI file batch: every line checked as create does; a file
         with bad lines is a 400 listing them (create would make a failed batch)."""
         record = self.file_batches.files.input_file(caller.id, input_file_id)
@@ -107,12 +107,12 @@ class EstimateService:
         self,
         by_model: dict[str, estimate.ModelEstimate],
         refusal: errors.QuotaExceeded | None,
-    ) -> dict[str, object]:
+    ) -> estimate.Estimate:
         now = time.time()
         for entry in by_model.values():
             self._price(entry)
             self._eta(entry, now)
-        return estimate.render(list(by_model.values()), refusal)
+        return estimate.Estimate(list(by_model.values()), refusal)
 
     def _price(self, entry: estimate.ModelEstimate) -> None:
         # A model nobody serves costs nothing: its requests end errored at once.

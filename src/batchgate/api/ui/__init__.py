@@ -11,6 +11,7 @@ import fastapi.exceptions
 import starlette.exceptions
 from fastapi.staticfiles import StaticFiles
 
+from batchgate.api import errors as api_errors
 from batchgate.api.ui import auth, pages
 from batchgate.domain import errors
 
@@ -58,7 +59,9 @@ def _render_as_page_under_ui(app: fastapi.FastAPI, exc_class: type[Exception]) -
         ):
             return await api_handler(request, exc)
         if isinstance(exc, errors.BatchgateError):
-            return pages.error_page(request, exc.status_code, exc.message, exc.retry_after)
+            return pages.error_page(
+                request, api_errors.http_status(exc), exc.message, exc.retry_after
+            )
         if isinstance(exc, starlette.exceptions.HTTPException):
             return pages.error_page(request, exc.status_code, "There is no such page.")
         return pages.error_page(request, 400, "This request was not understood.")
