@@ -11,6 +11,7 @@ import fastapi
 from batchgate import config
 from batchgate.domain import errors
 from batchgate.domain import keys as key_model
+from batchgate.metrics import store as metrics_store
 from batchgate.services.batches import BatchService
 from batchgate.services.estimate import EstimateService
 from batchgate.services.file_batches import FileBatchService
@@ -19,13 +20,14 @@ from batchgate.services.keys import KeyService
 from batchgate.services.rate_limit import RateLimiter
 from batchgate.services.sessions import SessionService
 from batchgate.services.webhooks import WebhookService
-from batchgate.store import port
 
 
 @dataclasses.dataclass
 class Services:
     settings: config.Settings
-    store: port.JobStore
+    # Routes reach the store through services; only the operator routes
+    # (/ready, /metrics, the dashboard's model figures) read it directly.
+    store: metrics_store.ScrapeSource
     batches: BatchService
     keys: KeyService
     files: FileService

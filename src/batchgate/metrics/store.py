@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import prometheus_client
 from prometheus_client import metrics_core
@@ -24,8 +24,12 @@ from batchgate.store import port
 log = logging.getLogger("batchgate.metrics")
 
 
+class ScrapeSource(port.StatsReader, port.WorkerRegistry, Protocol):
+    """What the scrape reads: figures and worker heartbeats."""
+
+
 class StoreCollector(prometheus_client.registry.Collector):
-    def __init__(self, store: port.JobStore, settings: config.Settings) -> None:
+    def __init__(self, store: ScrapeSource, settings: config.Settings) -> None:
         self.store = store
         self.settings = settings
 
@@ -131,9 +135,7 @@ def _bucket_order(item: tuple[tuple[str, tuple[tuple[str, str], ...]], float]) -
     return (plain, sample_name != f"{sample_name.removesuffix('_bucket')}_bucket", bound)
 
 
-def registry(
-    store: port.JobStore, settings: config.Settings
-) -> prometheus_client.CollectorRegistry:
+def registry(store: ScrapeSource, settings: config.Settings) -> prometheus_client.CollectorRegistry:
     """A registry holding only this deployment's figures (not the API
     process's own Python runtime metrics, which say nothing about the fleet)."""
     result = prometheus_client.CollectorRegistry(auto_describe=False)

@@ -7,6 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Protocol
 
 from batchgate import canonical, config
 from batchgate.backends import registry
@@ -42,6 +43,11 @@ def _logged(batch: batch_model.Batch, event: str) -> batch_model.Batch:
     return batch
 
 
+class BatchServiceStore(port.BatchStore, port.FileStore, port.BatchSweeps, Protocol):
+    """The roles BatchService uses: batches, their input files, and
+    finalizing a batch whose every request ended at submit."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ParsedRequest:
     custom_id: str
@@ -64,7 +70,7 @@ def context_windows(models: Mapping[str, config.ModelConfig]) -> dict[str, int]:
 class BatchService:
     def __init__(
         self,
-        store: port.JobStore,
+        store: BatchServiceStore,
         settings: config.Settings,
         tokens: token_count.TokenCounter | None = None,
     ) -> None:

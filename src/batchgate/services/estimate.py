@@ -12,6 +12,7 @@ as create's, like any other invalid input."""
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from batchgate import canonical, chat, config
 from batchgate.domain import errors, estimate, quotas
@@ -28,10 +29,14 @@ _ETA_BACKENDS = frozenset({"llama_cpp"})
 _MAX_LISTED_ERRORS = 10
 
 
+class EstimateStore(port.BatchStore, port.StatsReader, Protocol):
+    """The roles a dry run reads: quota admission and recent throughput."""
+
+
 class EstimateService:
     def __init__(
         self,
-        store: port.JobStore,
+        store: EstimateStore,
         settings: config.Settings,
         batches: BatchService,
         file_batches: FileBatchService,

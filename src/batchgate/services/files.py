@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from batchgate import config
 from batchgate.domain import endpoints, errors, ids, quotas, result_files, retention
@@ -22,6 +23,10 @@ MAX_LIST_LIMIT = 10_000  # OpenAI's own ceiling for GET /v1/files
 Measure = Callable[[Batch, Iterator[ResultRow]], int]
 
 
+class FileServiceStore(port.FileStore, port.BatchStore, Protocol):
+    """The roles FileService uses: files, and the batches result files render."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ResultRows:
     """A result file's rows, and the batch they belong to (rendering needs it)."""
@@ -31,7 +36,9 @@ class ResultRows:
 
 
 class FileService:
-    def __init__(self, store: port.JobStore, settings: config.Settings, measure: Measure) -> None:
+    def __init__(
+        self, store: FileServiceStore, settings: config.Settings, measure: Measure
+    ) -> None:
         self.store = store
         self.settings = settings
         self.measure = measure

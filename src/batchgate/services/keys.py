@@ -14,7 +14,7 @@ from batchgate.store import port
 
 
 class KeyService:
-    def __init__(self, store: port.JobStore) -> None:
+    def __init__(self, store: port.KeyStore) -> None:
         self.store = store
 
     def create(

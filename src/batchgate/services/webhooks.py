@@ -13,7 +13,7 @@ from batchgate.store import port
 
 
 class WebhookService:
-    def __init__(self, store: port.JobStore, settings: config.WebhookSettings) -> None:
+    def __init__(self, store: port.WebhookEndpoints, settings: config.WebhookSettings) -> None:
         self.store = store
         self.settings = settings
 

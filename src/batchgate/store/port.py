@@ -1,8 +1,17 @@
-"""The JobStore port: everything batchgate keeps, and the queue it works from.
+"""The store port, split by role: each consumer names only the roles it uses.
 
-Every implementation passes the same contract suite (tests/contract/). Methods
-are synchronous; async callers run them in a thread (``asyncio.to_thread``),
-which keeps one implementation usable from the CLI, the API and the worker.
+A role is a small Protocol over one concern (keys, files, batches, the queue,
+the sweeps that end batches, webhook endpoints and their outbox, operator
+figures, the worker registry, retention). :class:`JobStore` is every role at
+once: what wiring opens and hands out (runtime.py, the API's build_services),
+and what each implementation provides. A consumer types its parameter as the
+narrowest role, or a Protocol combining a few (``class _Store(port.BatchStore,
+port.FileStore, Protocol)``), so its dependencies read off its signature.
+
+Every implementation passes the same contract suite (tests/contract/, one file
+per role). Methods are synchronous; async callers run them in a thread
+(``asyncio.to_thread``), which keeps one implementation usable from the CLI,
+the API and the worker.
 """
 
 from __future__ import annotations
@@ -20,8 +29,9 @@ from batchgate.domain.keys import ApiKey
 from batchgate.domain.states import BatchStatus, Dialect, RequestState
 
 
-class JobStore(Protocol):
-    # -- API keys -------------------------------------------------------------
+class KeyStore(Protocol):
+    """API keys, stored hashed (services/keys.py, services/sessions.py)."""
+
     def create_key(
         self,
         name: str,
@@ -44,7 +54,11 @@ class JobStore(Protocol):
     def keys_with_prefix(self, prefix: str) -> list[tuple[ApiKey, str]]: ...
     def count_active_keys(self) -> int: ...
 
-    # -- files ----------------------------------------------------------------
+
+class FileStore(Protocol):
+    """Uploaded files (content chunked in the database) and the rows of
+    rendered result files (services/files.py)."""
+
     def create_file(
         self,
         record: FileRecord,
@@ -66,7 +80,11 @@ class JobStore(Protocol):
     def delete_file(self, file_id: str, owner: str, now: float) -> bool: ...
     def set_file_bytes(self, file_id: str, size: int) -> None: ...
 
-    # -- batches --------------------------------------------------------------
+
+class BatchStore(Protocol):
+    """Batches as the client sees them: create (with quota admission), read,
+    list, cancel, delete, and the read side of their requests."""
+
     def create_batch(
         self,
         batch: batch_model.Batch,
@@ -110,7 +128,11 @@ class JobStore(Protocol):
         self, batch_id: str, states: Sequence[RequestState]
     ) -> Iterator[rerun.StoredRequest]: ...
 
-    # -- the queue ------------------------------------------------------------
+
+class QueueStore(Protocol):
+    """Requests as work: claimed under a lease, heartbeated, written back
+    fenced on the lease, requeued when the lease is lost (worker/)."""
+
     def claim(
         self, model: str, n: int, worker_id: str, now: float, lease_seconds: float
     ) -> list[batch_model.ClaimedRequest]: ...
@@ -122,22 +144,21 @@ class JobStore(Protocol):
         self, outcomes: Sequence[batch_model.Outcome], now: float
     ) -> list[bool]: ...
     def requeue_lost_leases(self, now: float, policy: retry.RetryPolicy) -> int: ...
+
+
+class BatchSweeps(Protocol):
+    """The writes that end batches (domain/states.py's table). Each writes
+    the batch's webhook events in the same transaction (see WebhookOutbox);
+    so does BatchStore.fail_batch."""
+
     def expire_batches(self, now: float) -> list[str]: ...
     def finalize_batches(self, now: float, batch_ids: Iterable[str] | None = None) -> list[str]: ...
 
-    # -- figures for operators (metrics, dashboard) ------------------------------
-    def model_stats(
-        self, now: float, *, window_seconds: float = 300.0, owner: str | None = None
-    ) -> list[stats.ModelStats]: ...
-    def batch_status_counts(self, owner: str | None = None) -> dict[BatchStatus, int]: ...
-    def record_worker(self, heartbeat: workers.WorkerHeartbeat) -> None: ...
-    def list_workers(self, *, seen_since: float | None = None) -> list[workers.WorkerHeartbeat]: ...
-    def retire_workers(self, stopped_before: float) -> int: ...
-    def schema_revision(self) -> tuple[str | None, str]: ...
 
-    # -- webhooks -------------------------------------------------------------
-    # Every method above that ends a batch (finalize_batches, expire_batches,
-    # fail_batch) writes its webhook deliveries in the same transaction.
+class WebhookEndpoints(Protocol):
+    """A key's webhook endpoints and the log of their deliveries
+    (services/webhooks.py)."""
+
     def create_webhook_endpoint(self, endpoint: wh.Endpoint, secret: str) -> wh.Endpoint: ...
     def get_webhook_endpoint(self, endpoint_id: str, owner: str) -> wh.Endpoint | None: ...
     def list_webhook_endpoints(self, owner: str) -> list[wh.Endpoint]: ...
@@ -150,17 +171,64 @@ class JobStore(Protocol):
         after: str | None = None,
         status: wh.DeliveryStatus | None = None,
     ) -> tuple[list[wh.Delivery], bool]: ...
+
+
+class WebhookOutbox(Protocol):
+    """The outbox the deliverer works from (worker/webhooks.py): deliveries
+    leased for one attempt each, written back fenced on the lease."""
+
     def claim_webhook_deliveries(
         self, worker_id: str, n: int, now: float, lease_seconds: float
     ) -> list[wh.ClaimedDelivery]: ...
     def record_webhook_attempt(self, result: wh.AttemptResult, now: float) -> bool: ...
     def add_progress_events(self, now: float | None = None) -> int: ...
 
-    # -- retention ------------------------------------------------------------
+
+class StatsReader(Protocol):
+    """Figures over the whole store, read-only: the metrics scrape, the
+    dashboard, /ready, dry-run estimates."""
+
+    def model_stats(
+        self, now: float, *, window_seconds: float = 300.0, owner: str | None = None
+    ) -> list[stats.ModelStats]: ...
+    def batch_status_counts(self, owner: str | None = None) -> dict[BatchStatus, int]: ...
+    def recent_work(self, model: str, since: float) -> estimate.RecentWork: ...
+    def schema_revision(self) -> tuple[str | None, str]: ...
+
+
+class WorkerRegistry(Protocol):
+    """Worker heartbeats (each worker writes its own row) and their folding."""
+
+    def record_worker(self, heartbeat: workers.WorkerHeartbeat) -> None: ...
+    def list_workers(self, *, seen_since: float | None = None) -> list[workers.WorkerHeartbeat]: ...
+    def retire_workers(self, stopped_before: float) -> int: ...
+
+
+class RetentionStore(Protocol):
+    """Purging expired results and files a bounded step at a time."""
+
     def purge_step(self, now: float, max_rows: int) -> int: ...
     def reclaim_space(self) -> None: ...
 
-    # -- dry-run estimates ----------------------------------------------------
-    def recent_work(self, model: str, since: float) -> estimate.RecentWork: ...
+
+# A future role goes here and into JobStore below, with its contract file in
+# tests/contract/: e.g. "upstream jobs" (work handed to a provider's own batch
+# API, polled until it ends) once that issue lands.
+
+
+class JobStore(
+    KeyStore,
+    FileStore,
+    BatchStore,
+    QueueStore,
+    BatchSweeps,
+    WebhookEndpoints,
+    WebhookOutbox,
+    StatsReader,
+    WorkerRegistry,
+    RetentionStore,
+    Protocol,
+):
+    """Every role: what runtime.py opens and wiring passes on."""
 
     def close(self) -> None: ...

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from batchgate import canonical, chat, config, embeddings
 from batchgate.backends import base
@@ -116,10 +116,17 @@ def _token_counts(response: canonical.Response) -> tuple[int, int, int, int]:
     )
 
 
+class WorkerStore(
+    port.QueueStore, port.BatchSweeps, port.WorkerRegistry, port.RetentionStore, Protocol
+):
+    """The roles a worker uses: the queue, the sweeps that end batches, its
+    heartbeat row, and the retention sweep it runs."""
+
+
 class Worker:
     def __init__(
         self,
-        store: port.JobStore,
+        store: WorkerStore,
         settings: config.Settings,
         backends: Mapping[str, base.Backend],
         worker_id: str | None = None,

@@ -24,7 +24,7 @@ _MIN_REST_SECONDS = 0.005
 
 
 class RetentionSweep:
-    def __init__(self, store: port.JobStore, settings: config.RetentionSettings) -> None:
+    def __init__(self, store: port.RetentionStore, settings: config.RetentionSettings) -> None:
         self.store = store
         self.settings = settings
 

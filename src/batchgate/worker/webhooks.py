@@ -53,7 +53,7 @@ def signed_headers(delivery: wh.ClaimedDelivery, at: datetime.datetime) -> dict[
 class Deliverer:
     def __init__(
         self,
-        store: port.JobStore,
+        store: port.WebhookOutbox,
         settings: config.WebhookSettings,
         worker_id: str | None = None,
     ) -> None:

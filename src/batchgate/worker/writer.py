@@ -12,6 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from batchgate.domain import batch as batch_model
 from batchgate.store import port
@@ -24,9 +25,13 @@ WRITE_ATTEMPTS = 5
 MAX_GROUP = 500
 
 
+class WriterStore(port.QueueStore, port.BatchSweeps, Protocol):
+    """Outcome writes, and finalizing the batches they may have ended."""
+
+
 class OutcomeWriter:
     def __init__(
-        self, store: port.JobStore, on_written: Callable[[set[str]], None] | None = None
+        self, store: WriterStore, on_written: Callable[[set[str]], None] | None = None
     ) -> None:
         self.store = store
         self._queue: asyncio.Queue[tuple[batch_model.Outcome, str, asyncio.Future[bool]]] = (
