@@ -94,7 +94,9 @@ def _metrics_listener(settings: config.Settings, store: port.JobStore) -> None:
         server, _thread = prometheus_client.start_http_server(
             settings.metrics.port,
             addr=settings.metrics.host,
-            registry=metrics_store.registry(store, settings),
+            registry=metrics_store.registry(
+                store, list(settings.models), settings.worker.lease_seconds
+            ),
         )
     except OSError as exc:
         log.error(
@@ -127,13 +129,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from batchgate import runtime
     from batchgate.api import common
     from batchgate.dialects import message_results, native
-    from batchgate.services.batches import BatchService, ParsedRequest
+    from batchgate.services.batches import BatchService, BatchSettings, ParsedRequest
 
     settings = _settings(args)
     store = runtime.open_store(settings)
     parsed = native.parse_create(_inline_body(args.file))
     items = [ParsedRequest(item.custom_id, item.params) for item in parsed.requests]
-    service = BatchService(store, settings)
+    service = BatchService(store, BatchSettings.of(settings))
     batch, _input_file = service.create_inline("local", items, endpoint=native.ENDPOINT)
     print(batch.id, file=sys.stderr, flush=True)
     with tqdm(total=batch.total, unit="req", file=sys.stderr) as bar:

@@ -74,6 +74,11 @@ class ModelConfig(BaseModel):
         """The backend-specific settings."""
         return dict(self.model_extra or {})
 
+    def batch_cost(self, input_tokens: int, output_tokens: int) -> float:
+        """USD at the batch discount for this usage (0 if unpriced)."""
+        list_price = (input_tokens * self.price.input + output_tokens * self.price.output) / 1e6
+        return list_price * BATCH_DISCOUNT
+
 
 class WorkerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -257,14 +262,6 @@ class Settings(BaseModel):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'batchgate.db').resolve()}"
-
-    def batch_cost(self, model: str, input_tokens: int, output_tokens: int) -> float:
-        """USD at the batch discount for this usage on ``model`` (0 if unpriced)."""
-        entry = self.models.get(model)
-        if entry is None:
-            return 0.0
-        list_price = (input_tokens * entry.price.input + output_tokens * entry.price.output) / 1e6
-        return list_price * BATCH_DISCOUNT
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")

@@ -28,6 +28,20 @@ def build_backends(settings: config.Settings) -> dict[str, base.Backend]:
     return {name: registry.create(entry) for name, entry in settings.models.items()}
 
 
+def build_worker(
+    settings: config.Settings, store: port.JobStore, backends: dict[str, base.Backend]
+) -> Worker:
+    """A worker given the settings sections it reads."""
+    return Worker(
+        store,
+        backends,
+        models=settings.models,
+        options=settings.worker,
+        retention=settings.retention,
+        metrics=settings.metrics.enabled,
+    )
+
+
 async def close_backends(backends: dict[str, base.Backend]) -> None:
     for backend in backends.values():
         with contextlib.suppress(Exception):
@@ -41,7 +55,7 @@ async def background_worker(
     """A worker running on this event loop for the duration of the block;
     leaving the block drains it and closes its backends."""
     backends = build_backends(settings)
-    worker = Worker(store, settings, backends)
+    worker = build_worker(settings, store, backends)
     task = asyncio.create_task(worker.run(), name="worker")
     try:
         async with webhook_deliverer(settings, store, worker.worker_id):
@@ -92,7 +106,7 @@ async def run_worker(settings: config.Settings, store: port.JobStore) -> None:
     import signal
 
     backends = build_backends(settings)
-    worker = Worker(store, settings, backends)
+    worker = build_worker(settings, store, backends)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.drain)

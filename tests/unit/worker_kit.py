@@ -108,7 +108,15 @@ def worker_for(
 ) -> Worker:
     models = {name: {} for name in backends}
     caps = worker.pop("models", None)
-    return Worker(store, settings(models=caps or models, **worker), backends)
+    built = settings(models=caps or models, **worker)
+    return Worker(
+        store,
+        backends,
+        models=built.models,
+        options=built.worker,
+        retention=built.retention,
+        metrics=built.metrics.enabled,
+    )
 
 
 def ended(store: testing.MemoryJobStore, batch: bm.Batch) -> Callable[[], bool]:

@@ -18,7 +18,7 @@ from batchgate.api import (
 )
 from batchgate.api.common import JsonResponse
 from batchgate.dialects import openai
-from batchgate.services.batches import BatchService
+from batchgate.services.batches import BatchService, BatchSettings
 from batchgate.services.estimate import EstimateService
 from batchgate.services.file_batches import FileBatchService
 from batchgate.services.files import FileService
@@ -30,10 +30,15 @@ from batchgate.store import port
 
 
 def build_services(settings: config.Settings, store: port.JobStore) -> deps.Services:
-    batch_service = BatchService(store, settings)
-    file_service = FileService(store, settings, measure=openai.result_file_bytes)
+    batch_service = BatchService(store, BatchSettings.of(settings))
+    file_service = FileService(
+        store,
+        retention=settings.retention,
+        default_quotas=settings.quotas,
+        measure=openai.result_file_bytes,
+    )
     key_service = KeyService(store)
-    file_batches = FileBatchService(batch_service, file_service, settings)
+    file_batches = FileBatchService(batch_service, file_service, settings.limits)
     return deps.Services(
         settings=settings,
         store=store,
@@ -41,7 +46,9 @@ def build_services(settings: config.Settings, store: port.JobStore) -> deps.Serv
         keys=key_service,
         files=file_service,
         file_batches=file_batches,
-        estimates=EstimateService(store, settings, batch_service, file_batches),
+        estimates=EstimateService(
+            store, settings.models, settings.estimate, batch_service, file_batches
+        ),
         webhooks=WebhookService(store, settings.webhooks),
         rate_limiter=RateLimiter(settings.rate_limit),
         sessions=SessionService(key_service, max_age_seconds=settings.ui.session_hours * 3600),

@@ -67,7 +67,8 @@ def ready(services: ServicesDep) -> JsonResponse:
 def metrics(_admin: AdminDep, services: ServicesDep) -> fastapi.Response:
     if not services.settings.metrics.enabled:
         raise errors.NotFound("metrics are disabled ([metrics] enabled = false)")
+    settings = services.settings
     body = prometheus_client.generate_latest(
-        metrics_store.registry(services.store, services.settings)
+        metrics_store.registry(services.store, list(settings.models), settings.worker.lease_seconds)
     )
     return fastapi.Response(body, media_type=prometheus_client.CONTENT_TYPE_LATEST)

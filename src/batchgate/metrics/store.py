@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 import prometheus_client
 from prometheus_client import metrics_core
 
-from batchgate import config
 from batchgate.domain import stats, workers
 from batchgate.domain.states import BatchStatus
 from batchgate.store import port
@@ -29,9 +28,14 @@ class ScrapeSource(port.StatsReader, port.WorkerRegistry, Protocol):
 
 
 class StoreCollector(prometheus_client.registry.Collector):
-    def __init__(self, store: ScrapeSource, settings: config.Settings) -> None:
+    """``models``: the served model names (each gets its series even when
+    idle); ``lease_seconds``: after this long without a heartbeat a worker
+    is no longer counted as live."""
+
+    def __init__(self, store: ScrapeSource, models: Sequence[str], lease_seconds: float) -> None:
         self.store = store
-        self.settings = settings
+        self.models = list(models)
+        self.lease_seconds = lease_seconds
 
     def collect(self) -> Iterator[metrics_core.Metric]:
         now = time.time()
@@ -39,7 +43,7 @@ class StoreCollector(prometheus_client.registry.Collector):
             "batchgate_store_up", "1 if the last scrape could read the database."
         )
         try:
-            model_stats = stats.for_models(self.store.model_stats(now), list(self.settings.models))
+            model_stats = stats.for_models(self.store.model_stats(now), self.models)
             batches = self.store.batch_status_counts()
             seen = self.store.list_workers()
         except Exception:
@@ -51,7 +55,7 @@ class StoreCollector(prometheus_client.registry.Collector):
         yield up
         yield from _queue_families(model_stats, now)
         yield _batches_family(batches)
-        yield from _worker_families(seen, now, self.settings.worker.lease_seconds)
+        yield from _worker_families(seen, now, self.lease_seconds)
         yield from merge_worker_samples(worker.stats for worker in seen if worker.stats)
 
 
@@ -135,9 +139,11 @@ def _bucket_order(item: tuple[tuple[str, tuple[tuple[str, str], ...]], float]) -
     return (plain, sample_name != f"{sample_name.removesuffix('_bucket')}_bucket", bound)
 
 
-def registry(store: ScrapeSource, settings: config.Settings) -> prometheus_client.CollectorRegistry:
+def registry(
+    store: ScrapeSource, models: Sequence[str], lease_seconds: float
+) -> prometheus_client.CollectorRegistry:
     """A registry holding only this deployment's figures (not the API
     process's own Python runtime metrics, which say nothing about the fleet)."""
     result = prometheus_client.CollectorRegistry(auto_describe=False)
-    result.register(StoreCollector(store, settings))
+    result.register(StoreCollector(store, models, lease_seconds))
     return result

@@ -67,11 +67,34 @@ def context_windows(models: Mapping[str, config.ModelConfig]) -> dict[str, int]:
     return windows
 
 
+@dataclasses.dataclass(frozen=True)
+class BatchSettings:
+    """The settings creating batches reads: the served models, the input
+    limits, the default quotas, the completion window and how long results
+    and inline input files are kept."""
+
+    models: Mapping[str, config.ModelConfig]
+    limits: config.LimitsSettings
+    quotas: config.QuotaSettings
+    retention: config.RetentionSettings
+    completion_window_seconds: int
+
+    @classmethod
+    def of(cls, settings: config.Settings) -> BatchSettings:
+        return cls(
+            models=settings.models,
+            limits=settings.limits,
+            quotas=settings.quotas,
+            retention=settings.retention,
+            completion_window_seconds=settings.completion_window_seconds,
+        )
+
+
 class BatchService:
     def __init__(
         self,
         store: BatchServiceStore,
-        settings: config.Settings,
+        settings: BatchSettings,
         tokens: token_count.TokenCounter | None = None,
     ) -> None:
         self.store = store

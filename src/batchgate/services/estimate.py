@@ -12,6 +12,7 @@ as create's, like any other invalid input."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 from batchgate import canonical, chat, config
@@ -37,12 +38,14 @@ class EstimateService:
     def __init__(
         self,
         store: EstimateStore,
-        settings: config.Settings,
+        models: Mapping[str, config.ModelConfig],
+        options: config.EstimateSettings,
         batches: BatchService,
         file_batches: FileBatchService,
     ) -> None:
         self.store = store
-        self.settings = settings
+        self.models = models
+        self.options = options
         self.batches = batches
         self.file_batches = file_batches
 
@@ -102,7 +105,7 @@ class EstimateService:
     def _add(self, by_model: dict[str, estimate.ModelEstimate], request: canonical.Request) -> None:
         entry = by_model.setdefault(
             request.model,
-            estimate.ModelEstimate(request.model, configured=request.model in self.settings.models),
+            estimate.ModelEstimate(request.model, configured=request.model in self.models),
         )
         tokens, exact = self.batches.tokens.measure(request)
         max_output = request.max_tokens if isinstance(request, chat.ChatRequest) else 0
@@ -123,15 +126,15 @@ class EstimateService:
         # A model nobody serves costs nothing: its requests end errored at once.
         if not entry.configured:
             return
-        cost = self.settings.batch_cost
-        entry.cost_min = cost(entry.model, entry.input_tokens, 0)
-        entry.cost_max = cost(entry.model, entry.input_tokens, entry.max_output_tokens)
+        cost = self.models[entry.model].batch_cost
+        entry.cost_min = cost(entry.input_tokens, 0)
+        entry.cost_max = cost(entry.input_tokens, entry.max_output_tokens)
 
     def _eta(self, entry: estimate.ModelEstimate, now: float) -> None:
-        model = self.settings.models.get(entry.model)
+        model = self.models.get(entry.model)
         if model is None or model.backend not in _ETA_BACKENDS:
             return
-        options = self.settings.estimate
+        options = self.options
         recent = self.store.recent_work(entry.model, now - options.window_seconds)
         rate = estimate.throughput(recent, options.default_tokens_per_second)
         ahead = self._queued_ahead(entry.model, now)

@@ -66,11 +66,11 @@ class Checked(NamedTuple):
 
 class FileBatchService:
     def __init__(
-        self, batches: BatchService, files: FileService, settings: config.Settings
+        self, batches: BatchService, files: FileService, limits: config.LimitsSettings
     ) -> None:
         self.batches = batches
         self.files = files
-        self.settings = settings
+        self.limits = limits
 
     def create(self, owner: str, body: openai.CreateBody) -> Batch:
         record = self.files.input_file(owner, body.input_file_id)
@@ -101,7 +101,7 @@ class FileBatchService:
         their input tokens per model (for the quota check) and the model
         the lines name, bad ones included (a failed batch shows it); ``each``
         sees every good request (a dry run's estimate)."""
-        limit = self.settings.limits.max_requests_per_batch
+        limit = self.limits.max_requests_per_batch
         first_line: dict[str, int] = {}
         line_errors: list[failures.InputError] = []
         tokens: dict[str, int] = {}

@@ -37,10 +37,16 @@ class ResultRows:
 
 class FileService:
     def __init__(
-        self, store: FileServiceStore, settings: config.Settings, measure: Measure
+        self,
+        store: FileServiceStore,
+        *,
+        retention: config.RetentionSettings,
+        default_quotas: config.QuotaSettings,
+        measure: Measure,
     ) -> None:
         self.store = store
-        self.settings = settings
+        self.retention = retention
+        self.default_quotas = default_quotas
         self.measure = measure
 
     def store_upload(
@@ -64,9 +70,9 @@ class FileService:
             bytes=0,
             status=file_model.FileStatus.PROCESSED,
             created_at=now,
-            expires_at=retention.expiry(now, self.settings.retention.file_ttl(expires_after)),
+            expires_at=retention.expiry(now, self.retention.file_ttl(expires_after)),
         )
-        admission = quotas.Admission(quotas.Demand(), self.settings.quotas.defaults())
+        admission = quotas.Admission(quotas.Demand(), self.default_quotas.defaults())
         return self.store.create_file(record, chunks, admission)
 
     def get(self, owner: str, file_id: str, *, measure: bool = True) -> file_model.FileRecord:

@@ -124,28 +124,34 @@ class WorkerStore(
 
 
 class Worker:
+    """Runs the requests of the models in ``backends`` (each configured in
+    ``models``), paced by ``options`` (``[worker]``); ``retention`` drives
+    its purge sweep; ``metrics``: whether it counts what it does."""
+
     def __init__(
         self,
         store: WorkerStore,
-        settings: config.Settings,
         backends: Mapping[str, base.Backend],
+        *,
+        models: Mapping[str, config.ModelConfig],
+        options: config.WorkerSettings,
+        retention: config.RetentionSettings,
+        metrics: bool = True,
         worker_id: str | None = None,
     ) -> None:
         self.store = store
-        self.settings = settings
+        self.options = options
         self.worker_id = worker_id or ids.new_worker_id()
         self.policy = retry.RetryPolicy(
-            max_attempts=settings.worker.max_attempts,
-            base_seconds=settings.worker.backoff_base_seconds,
-            max_seconds=settings.worker.backoff_max_seconds,
+            max_attempts=options.max_attempts,
+            base_seconds=options.backoff_base_seconds,
+            max_seconds=options.backoff_max_seconds,
         )
-        self.lanes = {
-            name: Lane(settings.models[name], backend) for name, backend in backends.items()
-        }
+        self.lanes = {name: Lane(models[name], backend) for name, backend in backends.items()}
         self.writer = OutcomeWriter(store)
-        self.metrics = worker_metrics.recorder(enabled=settings.metrics.enabled)
+        self.metrics = worker_metrics.recorder(enabled=metrics)
         self.started_at = time.time()
-        self.retention = RetentionSweep(store, settings.retention)
+        self.retention = RetentionSweep(store, retention)
         self._wake = asyncio.Event()
         self._draining = asyncio.Event()
 
@@ -194,14 +200,14 @@ class Worker:
         tasks = [task for lane in self.lanes.values() for task, _ in lane.inflight.values()]
         if not tasks:
             return
-        _, pending = await asyncio.wait(tasks, timeout=self.settings.worker.drain_seconds)
+        _, pending = await asyncio.wait(tasks, timeout=self.options.drain_seconds)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
     # -- dispatch -------------------------------------------------------------
     async def _lane_loop(self, lane: Lane) -> None:
-        poll = self.settings.worker.poll_seconds
+        poll = self.options.poll_seconds
         while not self._draining.is_set():
             if lane.room < lane.claim_batch:
                 lane.room_freed.clear()
@@ -227,11 +233,11 @@ class Worker:
                 n,
                 self.worker_id,
                 time.time(),
-                self.settings.worker.lease_seconds,
+                self.options.lease_seconds,
             )
         except Exception:
             log.exception("claim failed; retrying after a pause")
-            await asyncio.sleep(self.settings.worker.poll_seconds)
+            await asyncio.sleep(self.options.poll_seconds)
             return []
 
     @staticmethod
@@ -341,26 +347,26 @@ class Worker:
             output_tokens=output_tokens,
             cached_tokens=cached_tokens,
             reasoning_tokens=reasoning_tokens,
-            cost=self.settings.batch_cost(lane.model.name, input_tokens, output_tokens),
+            cost=lane.model.batch_cost(input_tokens, output_tokens),
         )
 
     # -- leases and sweeps ----------------------------------------------------
     async def _heartbeat_loop(self) -> None:
         """Extend our leases; cancel the tasks of requests we no longer hold."""
-        settings = self.settings.worker
+        options = self.options
         last_extend = time.monotonic()
         while True:
-            await asyncio.sleep(min(settings.sweep_seconds, settings.heartbeat_seconds))
+            await asyncio.sleep(min(options.sweep_seconds, options.heartbeat_seconds))
             asked_at = time.monotonic()
             try:
-                if asked_at - last_extend >= settings.heartbeat_seconds:
+                if asked_at - last_extend >= options.heartbeat_seconds:
                     working_on = [rid for lane in self.lanes.values() for rid in lane.inflight]
                     held = await asyncio.to_thread(
                         self.store.extend_leases,
                         self.worker_id,
                         working_on,
                         time.time(),
-                        settings.lease_seconds,
+                        options.lease_seconds,
                     )
                     last_extend = time.monotonic()
                 else:
@@ -380,7 +386,7 @@ class Worker:
         (/metrics) every ``heartbeat_seconds``."""
         while True:
             await self._report(stopped=False)
-            await asyncio.sleep(self.settings.worker.heartbeat_seconds)
+            await asyncio.sleep(self.options.heartbeat_seconds)
 
     async def _report(self, *, stopped: bool) -> None:
         now = time.time()
@@ -400,9 +406,8 @@ class Worker:
             log.exception("could not report this worker's heartbeat")
 
     async def _sweep_loop(self) -> None:
-        settings = self.settings.worker
         while True:
-            await asyncio.sleep(settings.sweep_seconds)
+            await asyncio.sleep(self.options.sweep_seconds)
             try:
                 await asyncio.to_thread(self.sweep_once)
             except Exception:
@@ -417,4 +422,4 @@ class Worker:
         trace.batches_ended(self.store.finalize_batches(now), "ended")
         # Stopped workers' rows fold into one, so every scrape reads as many
         # rows as there are live workers (plus one), however many restarts.
-        self.store.retire_workers(now - self.settings.worker.lease_seconds)
+        self.store.retire_workers(now - self.options.lease_seconds)
