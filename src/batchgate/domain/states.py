@@ -18,10 +18,50 @@ class RequestState(enum.StrEnum):
         return self in TERMINAL_REQUEST_STATES
 
 
-TERMINAL_REQUEST_STATES = frozenset(
-    {RequestState.SUCCEEDED, RequestState.ERRORED, RequestState.CANCELED, RequestState.EXPIRED}
-)
-OPEN_REQUEST_STATES = frozenset({RequestState.QUEUED, RequestState.RUNNING})
+# A request is stored queued, or already errored (a line the server refused
+# at submit, e.g. for a model it does not serve).
+INITIAL_REQUEST_STATES = frozenset({RequestState.QUEUED, RequestState.ERRORED})
+
+# Which states each request state may move to: the single statement of the
+# request state machine. A claim runs a queued request; its attempt ends it
+# or (a retryable failure, a lost lease) queues it again; cancel and expiry
+# end whatever is open. The store builds its guards from here
+# (``request_sources``) and the contract suite (tests/contract/
+# test_request_transitions.py) requires it to make exactly these moves.
+REQUEST_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
+    RequestState.QUEUED: frozenset(
+        {RequestState.RUNNING, RequestState.CANCELED, RequestState.EXPIRED}
+    ),
+    RequestState.RUNNING: frozenset(
+        {
+            RequestState.QUEUED,
+            RequestState.SUCCEEDED,
+            RequestState.ERRORED,
+            RequestState.CANCELED,
+            RequestState.EXPIRED,
+        }
+    ),
+    RequestState.SUCCEEDED: frozenset(),
+    RequestState.ERRORED: frozenset(),
+    RequestState.CANCELED: frozenset(),
+    RequestState.EXPIRED: frozenset(),
+}
+
+TERMINAL_REQUEST_STATES = frozenset(state for state, to in REQUEST_TRANSITIONS.items() if not to)
+OPEN_REQUEST_STATES = frozenset(RequestState) - TERMINAL_REQUEST_STATES
+
+
+def can_move_request(current: RequestState, target: RequestState) -> bool:
+    return target in REQUEST_TRANSITIONS[current]
+
+
+def request_sources(*targets: RequestState) -> frozenset[RequestState]:
+    """The states a request may be in to move to every one of ``targets``
+    (a store's guard for a write that may set any of them)."""
+    return frozenset(
+        state for state, to in REQUEST_TRANSITIONS.items() if all(t in to for t in targets)
+    )
+
 
 # Terminal states in the order result filters list them (Anthropic's names).
 RESULT_STATES = (

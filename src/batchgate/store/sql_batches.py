@@ -210,7 +210,7 @@ class Batches(SqlBase):
             if flipped:
                 conn.execute(
                     R.update()
-                    .where(R.c.id.in_(_open_requests_locked(batch_id)))
+                    .where(R.c.id.in_(_open_requests_locked(batch_id, RequestState.CANCELED)))
                     .values(state=RequestState.CANCELED.value, lease_owner=None, finished_at=now)
                 )
         return self.get_batch(batch_id, owner)

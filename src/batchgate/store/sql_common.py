@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from batchgate.domain import failures, keys, quotas, result_files, retention
+from batchgate.domain import failures, keys, quotas, result_files, retention, states
 from batchgate.domain import files as file_model
 from batchgate.domain.counts import StateTally
 from batchgate.domain.states import ENDED_BATCH_STATUSES, BatchStatus, RequestState
@@ -208,12 +208,19 @@ def _status_in(statuses: Iterable[BatchStatus]) -> Any:
     return B.c.status.in_(sorted(status.value for status in statuses))
 
 
-def _open_requests_locked(batch_id: str) -> Any:
-    """The batch's unfinished requests, row-locked in id order (the order every
-    multi-row write here uses, so that none deadlocks another on PostgreSQL)."""
+def _state_in(request_states: Iterable[RequestState]) -> Any:
+    """A request-state guard: ``request_states`` come from domain/states.py's
+    table (``request_sources``)."""
+    return R.c.state.in_(sorted(state.value for state in request_states))
+
+
+def _open_requests_locked(batch_id: str, target: RequestState) -> Any:
+    """The batch's requests that may move to ``target`` (its unfinished ones),
+    row-locked in id order (the order every multi-row write here uses, so
+    that none deadlocks another on PostgreSQL)."""
     return (
         sa.select(R.c.id)
-        .where(R.c.batch_id == batch_id, R.c.state.in_(_OPEN))
+        .where(R.c.batch_id == batch_id, _state_in(states.request_sources(target)))
         .order_by(R.c.id)
         .with_for_update()
         .scalar_subquery()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -22,6 +24,7 @@ from batchgate.store.sql_common import (
     _dumps,
     _end_batches,
     _open_requests_locked,
+    _state_in,
     _status_in,
 )
 
@@ -37,67 +40,12 @@ class Queue(SqlBase):
         keys and batches; each batch's share is taken in one statement."""
         if n <= 0:
             return []
-        ready = (
-            sa.select(sa.literal(1))
-            .where(
-                R.c.batch_id == B.c.id,
-                R.c.model == model,
-                R.c.state == RequestState.QUEUED.value,
-                R.c.not_before <= now,
-            )
-            .exists()
-        )
+        lease = _Lease(worker_id, now, now + lease_seconds)
         claimed: list[batch_model.ClaimedRequest] = []
         with self._write() as conn:
-            candidates = [
-                fairness.Candidate(row.id, row.owner, row.last_claimed_at)
-                for row in conn.execute(
-                    sa.select(B.c.id, B.c.owner, B.c.last_claimed_at).where(
-                        B.c.status == BatchStatus.IN_PROGRESS.value, ready
-                    )
-                ).all()
-            ]
+            candidates = _ready_batches(conn, model, now)
             for batch_id, share in fairness.fair_shares(candidates, n).items():
-                picked = (
-                    sa.select(R.c.id)
-                    .where(
-                        R.c.batch_id == batch_id,
-                        R.c.model == model,
-                        R.c.state == RequestState.QUEUED.value,
-                        R.c.not_before <= now,
-                    )
-                    .order_by(R.c.id)
-                    .limit(share)
-                    .with_for_update(skip_locked=True)
-                    .scalar_subquery()
-                )
-                rows = conn.execute(
-                    R.update()
-                    .where(R.c.id.in_(picked))
-                    .values(
-                        state=RequestState.RUNNING.value,
-                        lease_owner=worker_id,
-                        lease_expires_at=now + lease_seconds,
-                        attempts=R.c.attempts + 1,
-                        started_at=now,
-                    )
-                    .returning(
-                        R.c.id, R.c.batch_id, R.c.custom_id, R.c.model, R.c.params, R.c.attempts
-                    )
-                ).all()
-                claimed.extend(
-                    batch_model.ClaimedRequest(
-                        id=row.id,
-                        batch_id=row.batch_id,
-                        custom_id=row.custom_id,
-                        model=row.model,
-                        params=row.params,
-                        attempt=row.attempts,
-                    )
-                    for row in rows
-                )
-                if rows:
-                    conn.execute(B.update().where(B.c.id == batch_id).values(last_claimed_at=now))
+                claimed.extend(_lease_share(conn, batch_id, model, share, lease))
         claimed.sort(key=lambda request: request.id)
         return claimed
 
@@ -183,7 +131,9 @@ class Queue(SqlBase):
     def requeue_lost_leases(self, now: float, policy: retry.RetryPolicy) -> int:
         """Requests whose worker stopped heartbeating are retried or, as
         ``policy`` decides, end errored (domain/retry.py's ``LOST_LEASE``)."""
-        lost = (R.c.state == RequestState.RUNNING.value) & (R.c.lease_expires_at < now)
+        lost = _state_in(states.request_sources(RequestState.QUEUED, RequestState.ERRORED)) & (
+            R.c.lease_expires_at < now
+        )
         with self._write() as conn:
             rows = conn.execute(
                 sa.select(R.c.id, R.c.attempts).where(lost).order_by(R.c.id).with_for_update()
@@ -230,7 +180,7 @@ class Queue(SqlBase):
                     continue
                 conn.execute(
                     R.update()
-                    .where(R.c.id.in_(_open_requests_locked(batch_id)))
+                    .where(R.c.id.in_(_open_requests_locked(batch_id, RequestState.EXPIRED)))
                     .values(state=RequestState.EXPIRED.value, lease_owner=None, finished_at=now)
                 )
                 expired.append(batch_id)
@@ -283,7 +233,11 @@ _FENCE = (
     (R.c.id == sa.bindparam("b_id"))
     & (R.c.lease_owner == sa.bindparam("b_owner"))
     & (R.c.attempts == sa.bindparam("b_attempt"))
-    & (R.c.state == RequestState.RUNNING.value)
+    # Only a running request has an attempt to end: an outcome moves it to
+    # any of these (domain/states.py's table gives the states it may be in).
+    & _state_in(
+        states.request_sources(RequestState.QUEUED, RequestState.SUCCEEDED, RequestState.ERRORED)
+    )
 )
 _FINISH = (
     R.update()
@@ -314,3 +268,71 @@ _REQUEUE = (
         attempts=R.c.attempts - sa.bindparam("b_refund", type_=sa.Integer),
     )
 )
+
+
+# -- claim's steps ------------------------------------------------------------
+_CLAIMABLE = _state_in(states.request_sources(RequestState.RUNNING))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Lease:
+    worker_id: str
+    now: float
+    expires_at: float
+
+
+def _ready(batch_id: Any, model: str, now: float) -> Any:
+    """The batch's requests of ``model`` a claim may take now (backoff over)."""
+    return (R.c.batch_id == batch_id) & (R.c.model == model) & _CLAIMABLE & (R.c.not_before <= now)
+
+
+def _ready_batches(conn: sa.Connection, model: str, now: float) -> list[fairness.Candidate]:
+    """The running batches with work for ``model``, as fairness candidates."""
+    has_work = sa.select(sa.literal(1)).where(_ready(B.c.id, model, now)).exists()
+    rows = conn.execute(
+        sa.select(B.c.id, B.c.owner, B.c.last_claimed_at).where(
+            B.c.status == BatchStatus.IN_PROGRESS.value, has_work
+        )
+    ).all()
+    return [fairness.Candidate(row.id, row.owner, row.last_claimed_at) for row in rows]
+
+
+def _lease_share(
+    conn: sa.Connection, batch_id: str, model: str, share: int, lease: _Lease
+) -> list[batch_model.ClaimedRequest]:
+    """Lease the batch's first ``share`` ready requests in one statement
+    (rows another worker has locked are skipped, not waited for), and mark
+    the batch served now, for fairness."""
+    picked = (
+        sa.select(R.c.id)
+        .where(_ready(batch_id, model, lease.now))
+        .order_by(R.c.id)
+        .limit(share)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        R.update()
+        .where(R.c.id.in_(picked))
+        .values(
+            state=RequestState.RUNNING.value,
+            lease_owner=lease.worker_id,
+            lease_expires_at=lease.expires_at,
+            attempts=R.c.attempts + 1,
+            started_at=lease.now,
+        )
+        .returning(R.c.id, R.c.batch_id, R.c.custom_id, R.c.model, R.c.params, R.c.attempts)
+    ).all()
+    if rows:
+        conn.execute(B.update().where(B.c.id == batch_id).values(last_claimed_at=lease.now))
+    return [
+        batch_model.ClaimedRequest(
+            id=row.id,
+            batch_id=row.batch_id,
+            custom_id=row.custom_id,
+            model=row.model,
+            params=row.params,
+            attempt=row.attempts,
+        )
+        for row in rows
+    ]

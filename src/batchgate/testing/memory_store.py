@@ -97,6 +97,9 @@ class _FileRow:
 
 MEMORY_REVISION = "memory"
 
+# A lost lease requeues its request or errors it: what may make both moves.
+_LOSABLE = state_rules.request_sources(RequestState.QUEUED, RequestState.ERRORED)
+
 
 class MemoryJobStore(MemoryWebhooks):
     """A :class:`batchgate.store.port.JobStore` kept in dictionaries."""
@@ -412,7 +415,7 @@ class MemoryJobStore(MemoryWebhooks):
                     request
                     for request in (self._requests[i] for i in row.request_ids)
                     if request.model == model
-                    and request.state is RequestState.QUEUED
+                    and state_rules.can_move_request(request.state, RequestState.RUNNING)
                     and request.not_before <= now
                 ]
                 if queued:
@@ -474,6 +477,7 @@ class MemoryJobStore(MemoryWebhooks):
                     request is not None
                     and self._holds(request, outcome.worker_id)
                     and request.attempts == outcome.attempt
+                    and state_rules.can_move_request(request.state, outcome.state)
                 )
                 applied[outcome.request_id] = fenced
                 if request is None or not fenced:
@@ -501,7 +505,7 @@ class MemoryJobStore(MemoryWebhooks):
         with self._lock:
             for request in self._requests.values():
                 lost = (
-                    request.state is RequestState.RUNNING
+                    request.state in _LOSABLE
                     and request.lease_expires_at is not None
                     and request.lease_expires_at < now
                 )
@@ -755,7 +759,7 @@ class MemoryJobStore(MemoryWebhooks):
     def _end_open_requests(self, row: _BatchRow, state: RequestState, now: float) -> None:
         for request_id in row.request_ids:
             request = self._requests[request_id]
-            if request.is_open:
+            if state_rules.can_move_request(request.state, state):
                 request.state = state
                 request.lease_owner = None
                 request.finished_at = now
