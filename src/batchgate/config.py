@@ -96,8 +96,10 @@ class LimitsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_requests_per_batch: int = Field(default=50_000, ge=1)
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
-    # A JSON create body (native, Anthropic): Anthropic's own cap on a batch.
-    max_body_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    # A JSON create body (native, Anthropic), held in memory while it is
+    # parsed: room for one request at the Messages API's own 32 MB cap.
+    # Larger batches go up as a file, which streams to disk (max_file_bytes).
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     max_messages: int = Field(default=100_000, ge=1)  # per request, as Anthropic allows
     max_string_chars: int = Field(default=2 * 1024 * 1024, ge=1)  # any one string
     max_json_depth: int = Field(default=32, ge=1)  # inside free-form values (tool schemas...)

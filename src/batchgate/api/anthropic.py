@@ -99,7 +99,7 @@ def cancel_batch(
 @router.post("/{batch_id}/retry")
 def retry_batch(
     batch_id: str,
-    body: common.RawBody,
+    body: common.SmallBody,
     request: fastapi.Request,
     caller: CallerDep,
     services: ServicesDep,

@@ -131,7 +131,7 @@ def cancel_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> com
 
 @router.post("/v1/batches/{batch_id}/retry")
 def retry_batch(
-    batch_id: str, body: common.RawBody, caller: CallerDep, services: ServicesDep
+    batch_id: str, body: common.SmallBody, caller: CallerDep, services: ServicesDep
 ) -> common.JsonResponse:
     """A new batch of this ended batch's errored or expired requests."""
     error_types = retry.parse_retry(body)

@@ -30,19 +30,47 @@ class JsonResponse(fastapi.Response):
         return orjson.dumps(content)
 
 
-async def raw_body(request: fastapi.Request, services: deps.ServicesDep) -> bytes:
-    """The request body, refused (413) past ``[limits] max_body_bytes`` as
-    soon as the declared length or the bytes received pass it."""
-    limit = services.settings.limits.max_body_bytes
+# Bodies that hold a few short fields (a retry's error types, a webhook
+# endpoint, a key): far more than any valid one needs.
+SMALL_BODY_BYTES = 64 * 1024
+
+
+async def read_capped(
+    request: fastapi.Request, limit: int, too_large: errors.BatchgateError
+) -> bytes:
+    """The request body, refused with ``too_large`` as soon as the declared
+    length or the bytes received so far pass ``limit`` (a chunked body has no
+    declared length): never more than ``limit`` plus one chunk is held."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    body = bytearray()
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
-    return bytes(body)
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# Each body dependency depends on the caller's key (or admin key), so FastAPI
+# checks the key before one byte of the body is read: a client without a
+# valid key cannot make the server buffer anything.
+async def create_body(
+    request: fastapi.Request, _caller: deps.CallerDep, services: deps.ServicesDep
+) -> bytes:
+    """A batch create body, up to ``[limits] max_body_bytes``."""
+    limit = services.settings.limits.max_body_bytes
+    return await read_capped(request, limit, _too_large(limit))
+
+
+async def small_body(request: fastapi.Request, _caller: deps.CallerDep) -> bytes:
+    return await read_capped(request, SMALL_BODY_BYTES, _too_large_small())
+
+
+async def admin_body(request: fastapi.Request, _admin: deps.AdminDep) -> bytes:
+    return await read_capped(request, SMALL_BODY_BYTES, _too_large_small())
 
 
 def _too_large(limit: int) -> errors.PayloadTooLarge:
@@ -53,7 +81,17 @@ def _too_large(limit: int) -> errors.PayloadTooLarge:
     )
 
 
-RawBody = Annotated[bytes, fastapi.Depends(raw_body)]
+def _too_large_small() -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(
+        f"the request body is larger than {SMALL_BODY_BYTES:,} bytes, far more than this "
+        "route's fields need",
+        code="request_too_large",
+    )
+
+
+RawBody = Annotated[bytes, fastapi.Depends(create_body)]
+SmallBody = Annotated[bytes, fastapi.Depends(small_body)]
+AdminBody = Annotated[bytes, fastapi.Depends(admin_body)]
 
 
 def json_lines(items: Iterable[T], render: Callable[[T], Any]) -> Iterator[bytes]:

@@ -4,12 +4,14 @@ The domain names what went wrong; only this module knows HTTP."""
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 import fastapi
 import fastapi.exceptions
 import starlette.exceptions
+import starlette.requests
 
 from batchgate.api.common import JsonResponse
 from batchgate.domain import errors, estimate
@@ -38,6 +40,8 @@ _ANTHROPIC_TYPES = {
     500: "api_error",
     529: "overloaded_error",
 }
+log = logging.getLogger("batchgate.api")
+
 _OPENAI_TYPES = {401: "authentication_error", 404: "invalid_request_error", 500: "server_error"}
 
 
@@ -113,6 +117,19 @@ def install(app: fastapi.FastAPI) -> None:
             exc.limit,
             exc.retry_after,
         )
+
+    @app.exception_handler(starlette.requests.ClientDisconnect)
+    async def _disconnect(request: fastapi.Request, _exc: Exception) -> fastapi.Response:
+        # Nobody is left to answer, and a client going away is not a server
+        # fault: one line, no traceback.
+        client = request.client.host if request.client else "a client"
+        log.info(
+            "%s disconnected during the request body of %s %s",
+            client,
+            request.method,
+            request.url.path,
+        )
+        return fastapi.Response(status_code=400)
 
     @app.exception_handler(fastapi.exceptions.RequestValidationError)
     async def _validation(

@@ -18,7 +18,7 @@ import fastapi
 import fastapi.openapi.utils
 import pydantic
 
-from batchgate.dialects import anthropic, native, openai, retry, webhooks
+from batchgate.dialects import anthropic, keys, native, openai, retry, webhooks
 
 _REF = "#/components/schemas/{model}"
 
@@ -56,6 +56,7 @@ _JSON_BODIES: dict[tuple[str, str], list[type[pydantic.BaseModel]]] = {
     ("post", "/v1/batches"): [native.CreateBody, openai.CreateBody],
     ("post", "/v1/messages/batches"): [anthropic.CreateBody],
     ("post", "/v1/webhook_endpoints"): [webhooks.EndpointCreate],
+    ("post", "/v1/keys"): [keys.KeyCreate],
 }
 _OPTIONAL_JSON_BODIES: dict[tuple[str, str], type[pydantic.BaseModel]] = {
     ("post", "/v1/batches/{batch_id}/retry"): retry.RetryBody,

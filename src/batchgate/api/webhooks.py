@@ -14,7 +14,7 @@ router = fastapi.APIRouter(prefix="/v1/webhook_endpoints", tags=["webhooks"])
 
 @router.post("")
 def create_endpoint(
-    body: common.RawBody, caller: CallerDep, services: ServicesDep
+    body: common.SmallBody, caller: CallerDep, services: ServicesDep
 ) -> common.JsonResponse:
     endpoint, secret = services.webhooks.create(caller.id, wire.parse_create(body))
     return common.JsonResponse(wire.render_endpoint(endpoint, secret))

@@ -3,10 +3,53 @@ API keys: the secret ``value`` appears once, in the create response."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from batchgate.dialects import openai_objects
+import pydantic
+
+from batchgate.dialects import openai_objects, paths
 from batchgate.domain import keys as key_model
+
+# The same bounds as the CLI and the config (see domain/keys.py).
+_Positive = Annotated[int, pydantic.Field(ge=1, le=key_model.MAX_QUOTA_COUNT)]
+_Bytes = Annotated[int, pydantic.Field(ge=1, le=key_model.MAX_QUOTA_BYTES)]
+_Tokens = Annotated[int, pydantic.Field(ge=1, le=key_model.MAX_QUOTA_TOKENS)]
+
+
+class Quotas(pydantic.BaseModel):
+    """The key's own quotas; unset fields fall back to the config's ``[quotas]``."""
+
+    # Strict: JSON types as sent, so ``"10"`` is not a number nor ``"yes"`` true.
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+    max_enqueued_tokens: dict[str, _Tokens] = pydantic.Field(
+        default_factory=dict, description="model -> input tokens queued or running at once"
+    )
+    max_active_batches: _Positive | None = None
+    max_requests_per_batch: _Positive | None = None
+    max_file_bytes: _Bytes | None = pydantic.Field(
+        default=None, description="bytes of files stored, in total"
+    )
+
+    def domain(self) -> key_model.KeyQuotas:
+        return key_model.KeyQuotas(**self.model_dump())
+
+
+class KeyCreate(pydantic.BaseModel):
+    """``POST /v1/keys``. Strict, so ``"admin": "yes"`` (or ``1``) is a 400,
+    not an admin key: who holds admin rights is not left to coercion."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+    # No control characters: PostgreSQL refuses NUL in text.
+    name: str = pydantic.Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    admin: bool = False
+    expires_at: int | None = pydantic.Field(
+        default=None, ge=0, le=2**40, description="unix seconds; the key stops working then"
+    )
+    quotas: Quotas = pydantic.Field(default_factory=Quotas)
+
+
+def parse_create(body: bytes) -> KeyCreate:
+    return paths.parse_body(KeyCreate, body)
 
 
 def _unix(moment: float | None) -> int | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import fastapi
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 
 from batchgate.api import common
 from batchgate.api.deps import Services, ServicesDep, client_address
-from batchgate.api.ui import auth, format
+from batchgate.api.ui import auth, format, forms
 from batchgate.domain import errors, partial_results, progress, states, stats
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import RESULT_STATES, BatchStatus
@@ -48,8 +48,6 @@ _HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
 }
-
-Form = Annotated[str | None, fastapi.Form()]
 
 
 def render(
@@ -132,16 +130,13 @@ def _login_form(request: fastapi.Request, error: str | None, status_code: int) -
 
 @router.post("/login", response_model=None)
 def log_in(
-    request: fastapi.Request,
-    services: ServicesDep,
-    api_key: Form = None,
-    csrf_token: Form = None,
+    request: fastapi.Request, services: ServicesDep, form: forms.LoginForm
 ) -> fastapi.Response:
-    auth.check_login_csrf(request, csrf_token)
+    auth.check_login_csrf(request, form.get("csrf_token"))
     client = client_address(request)
     services.rate_limiter.check_client(client)
     try:
-        _session, token = services.sessions.log_in((api_key or "").strip())
+        _session, token = services.sessions.log_in(form.get("api_key", "").strip())
     except errors.Unauthorized as exc:
         services.rate_limiter.failed(client)
         return _login_form(request, error=exc.message, status_code=401)
@@ -151,8 +146,8 @@ def log_in(
 
 
 @router.post("/logout")
-def log_out(session: auth.SessionDep, csrf_token: Form = None) -> RedirectResponse:
-    auth.check_csrf(session, csrf_token)
+def log_out(session: auth.SessionDep, form: forms.SessionForm) -> RedirectResponse:
+    forms.check_csrf(session, form)
     response = see_other("/ui/login")
     auth.end_session(response)
     return response
@@ -276,9 +271,9 @@ def cancel_batch(
     batch_id: str,
     session: auth.SessionDep,
     services: ServicesDep,
-    csrf_token: Form = None,
+    form: forms.SessionForm,
 ) -> RedirectResponse:
-    auth.check_csrf(session, csrf_token)
+    forms.check_csrf(session, form)
     batch = _batch_of(services, session, batch_id)
     services.batches.cancel(batch.owner, batch.id)
     return see_other(f"/ui/batches/{batch.id}")

@@ -1,0 +1,197 @@
+"""The request edge (issue 16): no body byte is read before the caller's key
+(or dashboard session) is checked, bodies are read under a cap while they
+stream in, and a client that goes away mid-body is one log line.
+
+The app runs in-process behind an ASGI ``receive`` wrapper that counts the
+body bytes the app pulls, so "not read" is measured, not inferred from
+timing or memory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from batchgate import config, runtime
+from batchgate.api import deps
+from batchgate.services.keys import KeyService
+from batchgate.store import port
+from tests import harness
+
+MB = 1024 * 1024
+_CHUNK = b"x" * (64 * 1024)
+
+
+class CountingApp:
+    """The app, with every body byte it receives counted."""
+
+    def __init__(self, app: deps.BatchgateApp) -> None:
+        self.app = app
+        self.body_bytes = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def counted() -> Any:
+            message = await receive()
+            self.body_bytes += len(message.get("body", b""))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[port.JobStore]:
+    settings = harness.make_settings(tmp_path, {})
+    job_store = runtime.open_store(settings)
+    KeyService(job_store).register("admin", harness.API_KEY)
+    yield job_store
+    job_store.close()
+
+
+@pytest.fixture
+def counting(tmp_path: Path, store: port.JobStore) -> CountingApp:
+    settings = harness.make_settings(tmp_path, {})
+    return CountingApp(runtime.create_server_app(settings, store, with_worker=False))
+
+
+def client(app: CountingApp, **headers: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers
+    )
+
+
+async def sixty_mb() -> AsyncIterator[bytes]:
+    """A 60 MB body, chunked (no Content-Length), made as it is sent."""
+    for _ in range(60 * MB // len(_CHUNK)):
+        yield _CHUNK
+
+
+# Every route that takes a body, with the content type its clients send.
+BODY_ROUTES = [
+    ("/v1/batches", "application/json"),
+    ("/v1/batches/batch_abc/retry", "application/json"),
+    ("/v1/batches/batch_abc/cancel", "application/json"),
+    ("/v1/messages/batches", "application/json"),
+    ("/v1/messages/batches/msgbatch_abc/retry", "application/json"),
+    ("/v1/messages/batches/msgbatch_abc/cancel", "application/json"),
+    ("/v1/webhook_endpoints", "application/json"),
+    ("/v1/keys", "application/json"),
+    ("/v1/files", "multipart/form-data; boundary=xyz"),
+]
+
+
+@pytest.mark.parametrize(("path", "content_type"), BODY_ROUTES)
+async def test_a_keyless_60_mb_body_gets_401_without_being_read(
+    counting: CountingApp, path: str, content_type: str
+) -> None:
+    async with client(counting, **{"content-type": content_type}) as http:
+        response = await http.post(path, content=sixty_mb())
+    assert response.status_code == 401, response.text
+    assert counting.body_bytes == 0
+
+
+@pytest.mark.parametrize(("path", "content_type"), BODY_ROUTES)
+async def test_a_wrong_key_with_a_declared_60_mb_body_gets_401_without_being_read(
+    counting: CountingApp, path: str, content_type: str
+) -> None:
+    headers = {"content-type": content_type, "authorization": "Bearer bg-wrong-0123456789"}
+    async with client(counting, **headers) as http:
+        response = await http.post(path, content=b"x" * (60 * MB))
+    assert response.status_code == 401, response.text
+    assert counting.body_bytes == 0
+
+
+async def test_an_ordinary_key_gets_403_on_the_keys_api_without_its_body_read(
+    counting: CountingApp, store: port.JobStore
+) -> None:
+    _record, ordinary = KeyService(store).create("tenant")
+    headers = {"content-type": "application/json", "authorization": f"Bearer {ordinary}"}
+    async with client(counting, **headers) as http:
+        response = await http.post("/v1/keys", content=sixty_mb())
+    assert response.status_code == 403
+    assert counting.body_bytes == 0
+
+
+@pytest.mark.parametrize("path", ["/ui/logout", "/ui/batches/batch_abc/cancel"])
+async def test_dashboard_forms_without_a_session_are_not_read(
+    counting: CountingApp, path: str
+) -> None:
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    async with client(counting, **headers) as http:
+        response = await http.post(path, content=sixty_mb())
+    assert response.status_code == 303
+    assert response.headers["location"] == "/ui/login"
+    assert counting.body_bytes == 0
+
+
+async def test_the_login_form_reads_at_most_its_small_cap(counting: CountingApp) -> None:
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    async with client(counting, **headers) as http:
+        response = await http.post("/ui/login", content=sixty_mb())
+    assert response.status_code == 413
+    assert counting.body_bytes <= 64 * 1024 + len(_CHUNK)
+
+
+async def test_a_json_body_past_the_cap_is_refused_while_it_streams(
+    counting: CountingApp,
+) -> None:
+    """A chunked body (no Content-Length to refuse up front) is cut off as
+    soon as it passes max_body_bytes, not read to its end."""
+    headers = {"content-type": "application/json", "authorization": f"Bearer {harness.API_KEY}"}
+    limit = config.LimitsSettings().max_body_bytes
+    async with client(counting, **headers) as http:
+        response = await http.post("/v1/batches", content=sixty_mb())
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert counting.body_bytes <= limit + len(_CHUNK)
+
+
+def test_the_default_json_body_cap_is_32_mib() -> None:
+    """Room for one request at the Messages API's own 32 MB cap; larger
+    batches go up as a file, which streams to disk."""
+    assert config.LimitsSettings().max_body_bytes == 32 * MB
+
+
+async def test_a_client_that_disconnects_mid_body_is_one_log_line(
+    counting: CountingApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent: list[dict[str, Any]] = []
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"requests": [', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+
+    async def receive() -> Any:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/batches",
+        "raw_path": b"/v1/batches",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"authorization", f"Bearer {harness.API_KEY}".encode()),
+            (b"content-type", b"application/json"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("test", 80),
+    }
+    caplog.set_level(logging.INFO)
+    await counting(scope, receive, send)  # no exception escapes the app
+    lines = [r for r in caplog.records if "disconnect" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in caplog.records]
+    assert lines[0].exc_info is None
+    assert "POST /v1/batches" in lines[0].getMessage()
