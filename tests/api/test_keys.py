@@ -123,3 +123,25 @@ def test_values_the_store_cannot_keep_are_400_not_500(
 ) -> None:
     with server.client() as admin:
         assert admin.post("/v1/keys", json=body).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"name": "q", "admin": "yes"}, "admin"),
+        ({"name": "q", "admin": 1}, "admin"),
+        ({"name": "q", "admin": "true"}, "admin"),
+        ({"name": "q", "expires_at": str(int(time.time()) + 3600)}, "expires_at"),
+        ({"name": "q", "quotas": {"max_active_batches": "5"}}, "quotas.max_active_batches"),
+    ],
+)
+def test_values_of_the_wrong_json_type_are_400_not_coerced(
+    server: harness.RunningServer, body: dict[str, object], param: str
+) -> None:
+    """``"admin": "yes"`` must not make an admin key: JSON types are strict."""
+    with server.client() as admin:
+        response = admin.post("/v1/keys", json=body)
+        names = [key["name"] for key in admin.get("/v1/keys").json()["data"]]
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert "q" not in names
