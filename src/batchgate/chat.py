@@ -88,8 +88,107 @@ class RedactedThinkingBlock(BaseModel):
     data: str
 
 
+class DocumentSource(BaseModel):
+    """Where a document's content is: ``text`` (plain text inline),
+    ``base64`` (a PDF inline), ``url`` (a PDF the model's API fetches) or
+    ``content`` (text blocks, each one a citable chunk)."""
+
+    model_config = _STRICT
+    type: Literal["text", "base64", "url", "content", "file"]
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+    content: str | list[TextBlock] | None = None
+    file_id: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _complete(self) -> DocumentSource:
+        if self.type == "file":
+            # Named here so the refusal says why rather than "not permitted".
+            raise ValueError(
+                "a file document source needs Anthropic's Files API, which batchgate does "
+                "not serve; send the document inline (a text, base64 or url source)"
+            )
+        needs = _DOCUMENT_SOURCE_NEEDS[self.type]
+        if any(getattr(self, name) is None for name in needs):
+            fields = " and ".join(f"'{name}'" for name in needs)
+            raise ValueError(f"a {self.type} document source needs {fields}")
+        media_type = _DOCUMENT_MEDIA_TYPES.get(self.type)
+        if media_type is not None and self.media_type != media_type:
+            raise ValueError(
+                f"a {self.type} document source has media_type '{media_type}', "
+                f"got {self.media_type!r}"
+            )
+        return self
+
+    @property
+    def is_pdf(self) -> bool:
+        """A PDF (inline or by URL): only a backend that reads PDFs can use it."""
+        return self.type in ("base64", "url")
+
+
+# Anthropic's document sources: the fields each needs, and the one media
+# type each allows (text sources are plain text, base64 ones PDF).
+_DOCUMENT_SOURCE_NEEDS: dict[str, tuple[str, ...]] = {
+    "text": ("media_type", "data"),
+    "base64": ("media_type", "data"),
+    "url": ("url",),
+    "content": ("content",),
+}
+_DOCUMENT_MEDIA_TYPES = {"text": "text/plain", "base64": "application/pdf"}
+
+
+class CitationsConfig(BaseModel):
+    model_config = _STRICT
+    enabled: bool = False
+
+
+class DocumentBlock(BaseModel):
+    """An Anthropic ``document`` block: a file the prompt refers to, which
+    the model may cite (``citations.enabled``). Anthropic upstreams get it
+    as it is; every other backend gets a text document as prompt text
+    (:meth:`prompt_text`), and cannot take a PDF (the worker's capability
+    check ends such a request errored)."""
+
+    model_config = _STRICT
+    type: Literal["document"] = "document"
+    source: DocumentSource
+    title: str | None = None
+    context: str | None = None
+    citations: CitationsConfig | None = None
+    cache_control: dict[str, Any] | None = None
+
+    def prompt_text(self) -> str:
+        """The document as text for a model that takes a plain prompt, in the
+        tags Anthropic's long-context prompting guide uses. A PDF has no
+        text form here: callers check :attr:`DocumentSource.is_pdf` first."""
+        parts = ["<document>"]
+        if self.title:
+            parts.append(f"<source>{self.title}</source>")
+        if self.context:
+            parts.append(f"<context>{self.context}</context>")
+        parts.append(f"<document_content>\n{self.text()}\n</document_content>")
+        parts.append("</document>")
+        return "\n".join(parts)
+
+    def text(self) -> str:
+        """The document's own text (empty for a PDF)."""
+        source = self.source
+        if source.type == "text":
+            return source.data or ""
+        if isinstance(source.content, str):
+            return source.content
+        return "\n\n".join(block.text for block in source.content or [])
+
+
 ContentBlock = Annotated[
-    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock,
+    TextBlock
+    | ImageBlock
+    | DocumentBlock
+    | ToolUseBlock
+    | ToolResultBlock
+    | ThinkingBlock
+    | RedactedThinkingBlock,
     Field(discriminator="type"),
 ]
 

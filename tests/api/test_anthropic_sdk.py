@@ -80,9 +80,9 @@ def wait_ended(client: anthropic.Anthropic, batch_id: str, timeout: float = 30.0
         time.sleep(0.05)
 
 
-def run_batch(client: anthropic.Anthropic, requests: list[Any]) -> list[Any]:
+def run_batch(client: anthropic.Anthropic, requests: list[Any], timeout: float = 30.0) -> list[Any]:
     created = client.messages.batches.create(requests=requests)
-    wait_ended(client, created.id)
+    wait_ended(client, created.id, timeout)
     return list(client.messages.batches.results(created.id))
 
 

@@ -18,6 +18,12 @@ Pure functions over parsed request bodies, kept apart from the HTTP server in
   then keeps the first ``max_tokens`` words (``length`` / ``max_tokens``).
 * Thinking requested (``reasoning_effort`` or ``thinking: enabled``) adds
   reasoning ``"thinking about: <last user text>"``.
+* A ``document`` block with ``citations.enabled`` gets, after the reply
+  text, a text block citing it the way the Messages API does: a
+  ``char_location`` over the first sentence of a text document, a
+  ``page_location`` of page 1 of a PDF, a ``content_block_location`` of the
+  first block of a content document. Document blocks are validated like
+  the real API's (source type, media type, required fields).
 * The fingerprint of a request, used to script faults per request and to
   group the call log, is its last user text (tests make it unique per
   custom_id). A tool-result follow-up keeps its conversation's fingerprint.
@@ -247,12 +253,66 @@ def openai_completion(body: dict[str, Any], reply: Reply, seq: int) -> dict[str,
     }
 
 
+def _documents(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every document block of the request, in order (their index is the
+    ``document_index`` citations refer to)."""
+    return [
+        block
+        for message in body.get("messages") or []
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "document"
+    ]
+
+
+def _citation(index: int, document: dict[str, Any]) -> dict[str, Any]:
+    source = document["source"]
+    common = {"document_index": index, "document_title": document.get("title")}
+    if source["type"] == "text":
+        sentence = source["data"].split(".")[0]
+        return {
+            "type": "char_location",
+            "cited_text": sentence,
+            **common,
+            "start_char_index": 0,
+            "end_char_index": len(sentence),
+            "file_id": None,
+        }
+    if source["type"] == "content":
+        first = source["content"] if isinstance(source["content"], str) else source["content"][0]
+        return {
+            "type": "content_block_location",
+            "cited_text": first if isinstance(first, str) else first.get("text", ""),
+            **common,
+            "start_block_index": 0,
+            "end_block_index": 1,
+            "file_id": None,
+        }
+    return {
+        "type": "page_location",
+        "cited_text": "page one",
+        **common,
+        "start_page_number": 1,
+        "end_page_number": 2,
+        "file_id": None,
+    }
+
+
+def _cited_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"type": "text", "text": f"document {index} says so", "citations": [_citation(index, doc)]}
+        for index, doc in enumerate(_documents(body))
+        if (doc.get("citations") or {}).get("enabled")
+    ]
+
+
 def anthropic_message(body: dict[str, Any], reply: Reply, seq: int) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if reply.thinking is not None:
         content.append({"type": "thinking", "thinking": reply.thinking, "signature": "fake-sig"})
     if reply.text:
         content.append({"type": "text", "text": reply.text, "citations": None})
+        content.extend(_cited_blocks(body))
     if reply.tool_name is not None:
         content.append(
             {
@@ -325,4 +385,33 @@ def validate_anthropic(body: Any) -> str | None:
         return "messages: must be a non-empty array"
     if isinstance(body.get("metadata"), dict) and set(body["metadata"]) - {"user_id"}:
         return "metadata: Extra inputs are not permitted"
+    for index, document in enumerate(_documents(body)):
+        problem = _document_problem(document)
+        if problem is not None:
+            return f"document {index}: {problem}"
+    return None
+
+
+# The real API's document sources: required fields, and the media type.
+_DOCUMENT_SOURCES: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "text": (("media_type", "data"), "text/plain"),
+    "base64": (("media_type", "data"), "application/pdf"),
+    "url": (("url",), None),
+    "content": (("content",), None),
+}
+
+
+def _document_problem(document: dict[str, Any]) -> str | None:
+    extra = set(document) - {"type", "source", "title", "context", "citations", "cache_control"}
+    if extra:
+        return f"{sorted(extra)[0]}: Extra inputs are not permitted"
+    source = document.get("source")
+    if not isinstance(source, dict) or source.get("type") not in _DOCUMENT_SOURCES:
+        return "source: must be a text, base64, url or content source"
+    needs, media_type = _DOCUMENT_SOURCES[source["type"]]
+    missing = [name for name in needs if not source.get(name)]
+    if missing:
+        return f"source.{missing[0]}: Field required"
+    if media_type is not None and source.get("media_type") != media_type:
+        return f"source.media_type: must be {media_type}"
     return None

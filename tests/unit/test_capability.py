@@ -67,6 +67,64 @@ def test_a_plain_request_passes_a_backend_that_lacks_every_option() -> None:
     )
 
 
+PDF_BY_URL = {"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}
+PDF_INLINE = {
+    "type": "document",
+    "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"},
+}
+TEXT_DOCUMENT = {
+    "type": "document",
+    "source": {"type": "text", "media_type": "text/plain", "data": "some text"},
+    "citations": {"enabled": True},
+}
+
+
+@pytest.mark.parametrize(
+    ("document", "images", "reason"),
+    [
+        (PDF_BY_URL, False, r"messages\[2\] has one \(url source\); it serves text only"),
+        (PDF_INLINE, True, r"\(base64 source\); it serves text and images"),
+    ],
+)
+def test_a_pdf_document_is_refused_by_a_backend_that_cannot_read_pdfs(
+    document: dict[str, Any], images: bool, reason: str
+) -> None:
+    request = ask(
+        messages=[
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [document, {"type": "text", "text": "summarise"}]},
+        ]
+    )
+    backend = base.Capabilities(images=images)
+    with pytest.raises(base.UnsupportedRequest, match=reason) as refused:
+        capability.check("m", backend, request)
+    assert refused.value.message.startswith("model 'm' cannot read PDF documents")
+
+
+def test_a_text_document_needs_no_capability_and_a_pdf_needs_pdfs() -> None:
+    capability.check("m", NOTHING, ask(messages=[{"role": "user", "content": [TEXT_DOCUMENT]}]))
+    reads_pdfs = base.Capabilities(pdfs=True)
+    for pdf in (PDF_BY_URL, PDF_INLINE):
+        capability.check("m", reads_pdfs, ask(messages=[{"role": "user", "content": [pdf]}]))
+
+
+def test_only_the_anthropic_backend_declares_it_reads_pdfs() -> None:
+    declared = {
+        name: registry.capabilities(model)
+        for name, model in {
+            "embedded": embedded_model(),
+            "openai": openai_model(),
+            "anthropic": config.ModelConfig(name="c", backend="anthropic"),
+        }.items()
+    }
+    assert {name: caps.pdfs for name, caps in declared.items() if caps} == {
+        "embedded": False,
+        "openai": False,
+        "anthropic": True,
+    }
+
+
 def test_everything_passes_a_backend_that_has_it() -> None:
     chat_request = ask(
         tools=[TOOL],

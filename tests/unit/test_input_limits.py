@@ -101,3 +101,18 @@ def test_integers_past_64_bits_are_refused_where_they_are() -> None:
     assert _param(_request(max_tokens=2**64)) == "requests[7].params.max_tokens"
     assert _param(_request(metadata={"n": [1, -(2**70)]})) == "requests[7].params.metadata.n[1]"
     assert _param(_request(seed=2**63 - 1)) is None
+
+
+def test_a_text_document_is_bounded_like_any_string_and_a_pdf_like_an_image() -> None:
+    def document(source: dict[str, Any], **fields: Any) -> chat.ChatRequest:
+        block = {"type": "document", "source": source, **fields}
+        return _request(
+            messages=[{"role": "user", "content": [{"type": "text", "text": "q"}, block]}]
+        )
+
+    where = "requests[7].params.messages[0].content[1]"
+    text = {"type": "text", "media_type": "text/plain", "data": "d" * 101}
+    assert _param(document(text)) == f"{where}.source.data"
+    assert _param(document({**text, "data": "ok"}, title="t" * 101)) == f"{where}.title"
+    pdf = {"type": "base64", "media_type": "application/pdf", "data": "J" * 1000}
+    assert _param(document(pdf)) is None

@@ -109,3 +109,26 @@ def test_dangling_partial_character_becomes_replacement() -> None:
 def test_batch_must_hold_one_token_per_slot() -> None:
     with pytest.raises(ValueError, match="n_batch"):
         options.parse("m", {"n_parallel": 32, "n_batch": 16})
+
+
+def test_a_text_document_is_tagged_prompt_text_set_apart_from_the_question() -> None:
+    document = {
+        "type": "document",
+        "source": {"type": "content", "content": [{"type": "text", "text": "chunk one"}]},
+        "title": "notes",
+        "citations": {"enabled": True},
+    }
+    request = _request(
+        messages=[{"role": "user", "content": [{"type": "text", "text": "see:"}, document]}]
+    )
+    assert text.chat_messages(request)[0]["content"] == (
+        "see:\n\n<document>\n<source>notes</source>\n"
+        "<document_content>\nchunk one\n</document_content>\n</document>\n\n"
+    )
+
+
+def test_pdf_documents_are_refused_by_the_engine_capabilities() -> None:
+    pdf = {"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}
+    request = _request(messages=[{"role": "user", "content": [pdf, {"type": "text", "text": "q"}]}])
+    with pytest.raises(base.UnsupportedRequest, match="cannot read PDF documents"):
+        capability.check("m", _engine_capabilities(), request)

@@ -11,7 +11,8 @@ Options (in the model's config table)::
     timeout = 600                           # seconds per call
     max_context = 200000                    # optional, reported in capabilities
 
-The canonical request already is a Messages body. Dropped on the way: the
+The canonical request already is a Messages body (``document`` blocks,
+PDFs included, go as they are). Dropped on the way: the
 Chat Completions extensions ``seed`` and ``response_format`` (Messages has no
 such fields and rejects unknown ones), and every ``metadata`` key except
 ``user_id`` (the only one Messages accepts).
@@ -39,10 +40,11 @@ class Options(BaseModel):
     max_context: int | None = Field(default=None, ge=1)
 
 
-# Content block fields the canonical types know; newer API versions add more
-# (``citations`` on text), which are not part of a batch result.
+# Content block fields the canonical types know; newer API versions may add
+# more, which are not part of a batch result. A text block's ``citations``
+# (its sources in the request's documents) are kept as the API sent them.
 _BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
-    "text": ("type", "text"),
+    "text": ("type", "text", "citations"),
     "tool_use": ("type", "id", "name", "input"),
     "thinking": ("type", "thinking", "signature"),
     "redacted_thinking": ("type", "data"),
@@ -119,7 +121,12 @@ class AnthropicBackend:
 
 def _capabilities(options: Options) -> base.Capabilities:
     return base.Capabilities(
-        tools=True, images=True, thinking=True, stop_sequences=True, max_context=options.max_context
+        tools=True,
+        images=True,
+        pdfs=True,
+        thinking=True,
+        stop_sequences=True,
+        max_context=options.max_context,
     )
 
 

@@ -21,6 +21,9 @@ class Capabilities:
 
     tools: bool = False
     images: bool = False
+    # Reads PDF documents (Anthropic ``document`` blocks with a base64 or url
+    # source). Text documents need nothing: every backend takes them as text.
+    pdfs: bool = False
     thinking: bool = False
     stop_sequences: bool = True
     max_context: int | None = None

@@ -23,13 +23,14 @@ def request_to_chat_completions(
 ) -> dict[str, Any]:
     """The Chat Completions body for ``req``, addressed to ``upstream_model``.
 
-    ``reasoning_effort``: the server accepts ``reasoning_effort``; otherwise
-    ``thinking`` is dropped. ``max_tokens_field``: OpenAI's reasoning models
-    only accept ``max_completion_tokens``; local servers all read ``max_tokens``.
-    ``top_k`` goes out as a top-level extension field. ``metadata`` and
-    ``cache_control`` are dropped; thinking blocks in earlier assistant turns
-    are dropped (servers do not accept them back). Raises
-    :class:`TranslationError` for content Chat Completions cannot carry.
+        ``reasoning_effort``: the server accepts ``reasoning_effort``; otherwise
+        ``thinking`` is dropped. ``max_tokens_field``: OpenAI's reasoning models
+        only accept ``max_completion_tokens``; local servers all read ``max_tokens``.
+        ``top_k`` goes out as a top-level extension field. ``metadata`` and
+        ``cache_control`` are dropped; thinking blocks in earlier assistant turns
+        are dropped (servers do not accept them back); a text document becomes a
+    text part (:meth:`chat.DocumentBlock.prompt_text`). Raises
+        :class:`TranslationError` for content Chat Completions cannot carry.
     """
     messages: list[dict[str, Any]] = []
     system = req.system_text()
@@ -76,6 +77,10 @@ def _user_to_wire(message: chat.Message, param: str) -> list[dict[str, Any]]:
             parts.append({"type": "text", "text": block.text})
         elif isinstance(block, chat.ImageBlock):
             parts.append(_image_to_wire(block))
+        elif isinstance(block, chat.DocumentBlock) and not block.source.is_pdf:
+            # Chat Completions has no document part; the text goes in the
+            # prompt (citations cannot be asked for, so none come back).
+            parts.append({"type": "text", "text": block.prompt_text()})
         else:
             raise TranslationError(f"{block.type} blocks cannot appear in a user turn", p)
     out = tool_messages

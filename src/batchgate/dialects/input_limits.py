@@ -170,6 +170,9 @@ def _typed_strings(request: chat.ChatRequest) -> Iterator[tuple[str, str]]:
                 yield f"{where}.thinking", block.thinking
             elif isinstance(block, chat.RedactedThinkingBlock):
                 yield f"{where}.data", block.data
+            elif isinstance(block, chat.DocumentBlock) and block.source.type == "text":
+                # Text, unlike a PDF's base64: bounded like any other string.
+                yield f"{where}.source.data", block.source.data or ""
             # Image data is bounded by the body size alone: a 5 MB image is
             # 7 MB of base64, more than any text needs.
 

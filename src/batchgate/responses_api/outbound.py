@@ -98,6 +98,8 @@ def _message_items(message: chat.Message, param: str) -> list[dict[str, Any]]:
             parts.append(
                 {"type": "input_image", "image_url": _image_to_wire(block)["image_url"]["url"]}
             )
+        elif isinstance(block, chat.DocumentBlock) and not block.source.is_pdf:
+            parts.append({"type": "input_text", "text": block.prompt_text()})
         elif isinstance(block, chat.ToolUseBlock):
             flush()
             call = _tool_call_to_wire(block)

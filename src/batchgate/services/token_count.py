@@ -37,6 +37,8 @@ def estimate(request: canonical.Request) -> int:
         for block in message.blocks():
             if isinstance(block, chat.TextBlock):
                 chars += len(block.text)
+            elif isinstance(block, chat.DocumentBlock) and not block.source.is_pdf:
+                chars += len(block.prompt_text())
             else:  # tool calls, results, images: count their JSON
                 chars += len(block.model_dump_json(exclude_none=True))
     for tool in request.tools or []:

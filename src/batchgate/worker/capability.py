@@ -55,6 +55,19 @@ def _images(capabilities: base.Capabilities, request: canonical.Request) -> str 
     return None
 
 
+def _pdfs(capabilities: base.Capabilities, request: canonical.Request) -> str | None:
+    if capabilities.pdfs or not isinstance(request, chat.ChatRequest):
+        return None
+    for index, block in _blocks(request):
+        if isinstance(block, chat.DocumentBlock) and block.source.is_pdf:
+            serves = "text and images" if capabilities.images else "text only"
+            return (
+                f"cannot read PDF documents, and messages[{index}] has one "
+                f"({block.source.type} source); it serves {serves} (text documents included)"
+            )
+    return None
+
+
 def _stop_sequences(capabilities: base.Capabilities, request: canonical.Request) -> str | None:
     if capabilities.stop_sequences or not isinstance(request, chat.ChatRequest):
         return None
@@ -73,7 +86,7 @@ def _thinking(capabilities: base.Capabilities, request: canonical.Request) -> st
     return "does not support reasoning effort; send the line without `reasoning.effort`"
 
 
-RULES: tuple[Rule, ...] = (_kind, _tools, _images, _stop_sequences, _thinking)
+RULES: tuple[Rule, ...] = (_kind, _tools, _images, _pdfs, _stop_sequences, _thinking)
 
 
 def check(model: str, capabilities: base.Capabilities, request: canonical.Request) -> None:

@@ -79,9 +79,9 @@ class EngineOptions(BaseModel):
         return self.n_threads or os.cpu_count() or 1
 
     def capabilities(self) -> base.Capabilities:
-        """What an engine with these settings honours: no tool use, images
-        or thinking; a context of ``n_ctx`` per request (prompt + output) and
-        per embedded input."""
+        """What an engine with these settings honours: no tool use, images,
+        PDFs or thinking (text documents are prompt text); a context of
+        ``n_ctx`` per request (prompt + output) and per embedded input."""
         return base.Capabilities(
             tools=False,
             images=False,

@@ -29,18 +29,30 @@ def prompt_text(request: chat.ChatRequest, render: Callable[[list[dict[str, str]
 def chat_messages(request: chat.ChatRequest) -> list[dict[str, str]]:
     """The request as ``[{"role", "content"}]`` for the chat template: the
     text of each turn. The worker's capability check (worker/capability.py)
-    has already refused tools and images, which this engine declares it
-    lacks; thinking blocks from earlier turns are dropped (the engine ignores
-    ``thinking``).
+    has already refused tools, images and PDFs, which this engine declares it
+    lacks; a text document is its tagged text; thinking blocks from earlier
+    turns are dropped (the engine ignores ``thinking``).
     """
     messages: list[dict[str, str]] = []
     system = request.system_text()
     if system is not None:
         messages.append({"role": "system", "content": system})
     for message in request.messages:
-        text = "".join(b.text for b in message.blocks() if isinstance(b, chat.TextBlock))
-        messages.append({"role": message.role, "content": text})
+        messages.append({"role": message.role, "content": _turn_text(message)})
     return messages
+
+
+def _turn_text(message: chat.Message) -> str:
+    """A turn's text blocks joined as they are, with each text document set
+    apart by blank lines (PDFs were refused by the capability check)."""
+    text = ""
+    for block in message.blocks():
+        if isinstance(block, chat.TextBlock):
+            text += block.text
+        elif isinstance(block, chat.DocumentBlock) and not block.source.is_pdf:
+            before = "\n\n" if text and not text.endswith("\n\n") else ""
+            text += before + block.prompt_text() + "\n\n"
+    return text
 
 
 class OutputText:
