@@ -113,9 +113,9 @@ class RateLimitSettings(BaseModel):
     burst: float | None = Field(default=None, ge=1)  # default: twice the rate
     # Failed authentications (no key; an unknown, revoked or expired one; a
     # dead dashboard session; a wrong key on the login form) per client
-    # address. Past these a client is refused with 429 before its key is
-    # looked up, so a flood of bad keys cannot load the database. A valid key
-    # from that address waits too: it cannot be told apart without the lookup.
+    # address. Past these a failed key gets 429 instead of 401. A key that
+    # verifies is never refused for its address's failures (a NAT or proxy
+    # carries many tenants): the limit is checked only once a key has failed.
     failed_auth_per_second: float = Field(default=2.0, ge=0)  # 0: no limit
     failed_auth_burst: float = Field(default=60.0, ge=1)
 

@@ -1,7 +1,7 @@
 """The per-key API rate limit over real HTTP: 429 with Retry-After in the
 dialect's envelope, and other keys unaffected; the dashboard's sessions on
-their key's limit; failed authentications limited per client address before
-the key is looked up."""
+their key's limit; failed authentications limited per client address,
+without refusing a key that verifies."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def _count_lookups(server: harness.RunningServer, monkeypatch: pytest.MonkeyPatc
     return seen
 
 
-def test_bad_keys_are_limited_per_address_before_the_lookup(
+def test_bad_keys_are_limited_per_address(
     server: harness.RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lookups = _count_lookups(server, monkeypatch)
@@ -84,11 +84,27 @@ def test_bad_keys_are_limited_per_address_before_the_lookup(
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limit_exceeded"
     assert 1 <= int(refused.headers["retry-after"]) <= 2
-    assert len(lookups) == 3  # the refused call never reached the store
-    # The address is held back, whatever key it sends next (it cannot be
-    # told apart without the lookup the limit spares).
-    with server.client() as client:
-        assert client.get("/v1/batches").status_code == 429
+    assert len(lookups) == 4  # each key is looked up: a right one must get through
+
+
+def test_a_valid_key_works_from_an_address_past_its_failed_auth_limit(
+    tmp_path: Path,
+) -> None:
+    """One NAT or proxy carries many tenants: 60+ wrong keys from it (the
+    default budget) get 429, and a valid key from the same address still
+    works, on the API and the dashboard's login."""
+    with harness.serve(harness.make_settings(tmp_path, {}), with_worker=False) as server:
+        with server.client("bg-guessing-0123456789") as guesser:
+            statuses = [guesser.get("/v1/batches").status_code for _ in range(61)]
+            still_refused = guesser.get("/v1/batches")
+        with server.client() as tenant:
+            assert tenant.get("/v1/batches").status_code == 200
+        with httpx.Client(base_url=server.url, timeout=30) as browser:
+            assert _log_in(browser, server.api_key).status_code == 303
+            assert browser.get("/ui/batches").status_code == 200
+    assert statuses[:60] == [401] * 60
+    assert statuses[60] == 429
+    assert still_refused.status_code == 429
 
 
 def _log_in(browser: httpx.Client, api_key: str) -> httpx.Response:
@@ -124,7 +140,7 @@ def test_dead_session_cookies_are_limited_per_address(
     assert refused.status_code == 429
     assert "retry-after" in refused.headers
     assert login_form.status_code == 200  # still served, without a lookup
-    assert len(lookups) == 3
+    assert len(lookups) == 4
 
 
 def test_wrong_keys_on_the_login_form_are_limited_per_address(
@@ -132,7 +148,9 @@ def test_wrong_keys_on_the_login_form_are_limited_per_address(
 ) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as browser:
         statuses = [_log_in(browser, "bg-wrong-key-000000").status_code for _ in range(3)]
-        refused = _log_in(browser, server.api_key)
+        refused = _log_in(browser, "bg-wrong-key-000000")
+        valid = _log_in(browser, server.api_key)
     assert statuses == [401, 401, 401]
     assert refused.status_code == 429
     assert "Too many failed authentications" in refused.text
+    assert valid.status_code == 303  # a key that verifies is never refused

@@ -45,13 +45,14 @@ def test_wait_says_when_a_token_comes_without_spending_one() -> None:
 
 def test_failed_authentications_are_counted_per_client_address() -> None:
     limiter = RateLimiter(config.RateLimitSettings(failed_auth_per_second=1, failed_auth_burst=2))
-    limiter.check_client("10.0.0.1")  # nothing failed yet
+    assert limiter.client_wait("10.0.0.1") is None  # nothing failed yet
     limiter.failed("10.0.0.1")
     limiter.failed("10.0.0.1")
     with pytest.raises(errors.RateLimited) as refused:
-        limiter.check_client("10.0.0.1")
+        limiter.failed("10.0.0.1")  # past the budget: 429, not 401
     assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= 1
-    limiter.check_client("10.0.0.2")  # another address is not held back
+    assert limiter.client_wait("10.0.0.1") is not None
+    limiter.failed("10.0.0.2")  # another address is not held back
 
 
 def test_the_addresses_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,4 +68,4 @@ def test_no_failed_auth_limit_when_its_rate_is_zero() -> None:
     limiter = RateLimiter(config.RateLimitSettings(failed_auth_per_second=0))
     for _ in range(100):
         limiter.failed("10.0.0.1")
-    limiter.check_client("10.0.0.1")
+    assert limiter.client_wait("10.0.0.1") is None

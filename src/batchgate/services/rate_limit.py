@@ -5,7 +5,16 @@ behind a load balancer each holds its own buckets: the limit is per process.
 
 A key is known only after it is looked up, so calls whose key fails (or a
 dashboard session that does) are counted per client address in a small
-bucket of their own, checked before the lookup."""
+bucket of their own. That bucket is spent and checked only once a key has
+failed: a key that verifies is never refused for its neighbours' failures
+(one NAT or proxy can carry many tenants, and one of them guessing keys must
+not lock the others out). Past it, a failed key gets 429 instead of 401.
+
+What this bounds is the rate of failed answers an address gets and logs,
+not guessing as such: no limit can refuse a wrong key from an address while
+accepting a right one from it without looking the key up. The lookup is
+cheap (an indexed prefix read, one SHA-256, a constant-time compare), and
+what keeps guessing hopeless is the key itself, 256 random bits."""
 
 from __future__ import annotations
 
@@ -42,18 +51,14 @@ class RateLimiter:
                 retry_after=wait,
             )
 
-    def check_client(self, client: str) -> None:
-        """Before a key or session is looked up: 429 if ``client`` has used
-        up its failed authentications (spends nothing)."""
-        wait = self.client_wait(client)
-        if wait is not None:
-            rate = self.settings.failed_auth_per_second
-            raise errors.RateLimited(
-                f"Too many failed authentications from {client or 'this client'}: "
-                f"{rate:g} a second with bursts of {self.settings.failed_auth_burst:g}. "
-                f"Check the API key; please try again in {wait:.2f}s.",
-                retry_after=wait,
-            )
+    def _too_many_failures(self, client: str, wait: float) -> errors.RateLimited:
+        rate = self.settings.failed_auth_per_second
+        return errors.RateLimited(
+            f"Too many failed authentications from {client or 'this client'}: "
+            f"{rate:g} a second with bursts of {self.settings.failed_auth_burst:g}. "
+            f"Check the API key; please try again in {wait:.2f}s.",
+            retry_after=wait,
+        )
 
     def client_wait(self, client: str) -> float | None:
         """Seconds until ``client`` may try a key again; None: now."""
@@ -64,7 +69,8 @@ class RateLimiter:
             return bucket.wait(time.monotonic()) if bucket else None
 
     def failed(self, client: str) -> None:
-        """Count one failed authentication from ``client``."""
+        """Count one failed authentication from ``client``; past its budget,
+        raise a 429 for it (instead of the 401 the caller would raise)."""
         rate = self.settings.failed_auth_per_second
         if not rate:
             return
@@ -76,7 +82,9 @@ class RateLimiter:
                     self._forget_clients(now)
                 bucket = rate_limit.TokenBucket(rate, self.settings.failed_auth_burst)
                 self._clients[client] = bucket
-            bucket.take(now)
+            wait = bucket.take(now)
+        if wait is not None:
+            raise self._too_many_failures(client, wait)
 
     def _forget_clients(self, now: float) -> None:
         for client in [c for c, bucket in self._clients.items() if bucket.is_full(now)]:

@@ -9,12 +9,14 @@ session yet, uses a double-submit cookie instead.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Annotated
 
 import fastapi
 
 from batchgate.api.deps import Services, ServicesDep, client_address
+from batchgate.domain import errors
 from batchgate.services import sessions
 
 SESSION_COOKIE = "bg_session"
@@ -37,11 +39,9 @@ def current_session(request: fastapi.Request, services: ServicesDep) -> sessions
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise LoginRequired
-    client = client_address(request)
-    services.rate_limiter.check_client(client)
     session = services.sessions.resolve(token)
     if session is None:
-        services.rate_limiter.failed(client)
+        services.rate_limiter.failed(client_address(request))
         raise LoginRequired
     services.rate_limiter.check(session.key.id)
     return session
@@ -60,7 +60,10 @@ def optional_session(request: fastapi.Request, services: Services) -> sessions.S
         return None
     session = services.sessions.resolve(token)
     if session is None:
-        services.rate_limiter.failed(client)
+        # Counted, never refused here: these pages answer every client (the
+        # check above left this one a failure to spend).
+        with contextlib.suppress(errors.RateLimited):
+            services.rate_limiter.failed(client)
     return session
 
 

@@ -133,12 +133,11 @@ def log_in(
     request: fastapi.Request, services: ServicesDep, form: forms.LoginForm
 ) -> fastapi.Response:
     auth.check_login_csrf(request, form.get("csrf_token"))
-    client = client_address(request)
-    services.rate_limiter.check_client(client)
     try:
         _session, token = services.sessions.log_in(form.get("api_key", "").strip())
     except errors.Unauthorized as exc:
-        services.rate_limiter.failed(client)
+        # Past the address's failed-auth budget this raises a 429 instead.
+        services.rate_limiter.failed(client_address(request))
         return _login_form(request, error=exc.message, status_code=401)
     response = see_other("/ui/batches")
     auth.start_session(request, response, token, services.sessions.max_age_seconds)
