@@ -9,6 +9,7 @@ import time
 import orjson
 import pytest
 
+from batchgate.dialects import webhooks as webhooks_dialect
 from batchgate.domain import ids
 from batchgate.domain import webhooks as wh
 from batchgate.domain.states import BatchStatus, Dialect
@@ -53,7 +54,7 @@ def test_completing_a_batch_writes_its_event(store: port.JobStore) -> None:
     assert store.finalize_batches(time.time()) == [batch.id]
     assert events_of(store, hook.id) == [("batch.completed", batch.id)]
     (row,) = store.list_webhook_deliveries(hook.id, limit=10)[0]
-    body = orjson.loads(row.payload)
+    body = orjson.loads(webhooks_dialect.event_payload(row.event))
     assert body == {
         "id": row.event_id,
         "object": "event",
@@ -117,7 +118,8 @@ def test_a_delivery_is_leased_to_one_worker_and_again_once_the_lease_lapses(
     assert store.claim_webhook_deliveries("w2", 10, now, LEASE) == []
     assert (first.attempt, first.url) == (1, "https://hooks.example.com/x")
     (again,) = store.claim_webhook_deliveries("w2", 10, now + LEASE + 1, LEASE)
-    assert (again.id, again.attempt, again.payload) == (first.id, 2, first.payload)
+    sent = webhooks_dialect.event_payload
+    assert (again.id, again.attempt, sent(again.event)) == (first.id, 2, sent(first.event))
     # The first worker's late answer is fenced out; the second one's lands.
     late = wh.AttemptResult(first.id, "w1", 1, wh.DeliveryStatus.DELIVERED, status_code=200)
     assert not store.record_webhook_attempt(late, now)
@@ -173,9 +175,10 @@ def test_progress_events_are_written_once_per_step(store: port.JobStore, sweeps:
     for _ in range(sweeps):
         store.add_progress_events()
     rows = store.list_webhook_deliveries(loud.id, limit=10)[0]
-    assert [(r.event_type, orjson.loads(r.payload)["data"]["percent"]) for r in rows] == [
-        (wh.EventType.BATCH_PROGRESS, 50)
-    ]
+    assert [
+        (r.event_type, orjson.loads(webhooks_dialect.event_payload(r.event))["data"]["percent"])
+        for r in rows
+    ] == [(wh.EventType.BATCH_PROGRESS, 50)]
     assert events_of(store, quiet.id) == []
     assert rows[0].batch_id == batch.id
 
@@ -199,3 +202,45 @@ def test_purging_a_batchs_results_drops_its_settled_deliveries(store: port.JobSt
         pass
     assert events_of(store, settled.id) == []
     assert events_of(store, retrying.id) == [("batch.completed", batch.id)]
+
+
+def test_upgrading_keeps_pending_events_as_their_data(store_url: str) -> None:
+    """0010 turns a stored body into event data; the rendered body is unchanged."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from batchgate.store import engine as engine_module
+    from batchgate.store import sql
+
+    body = {
+        "id": "evt_1",
+        "object": "event",
+        "created_at": 100,
+        "type": "batch.progress",
+        "data": {"id": "batch_1", "percent": 40, "request_counts": {"total": 5, "finished": 2}},
+    }
+    engine = engine_module.create_engine(store_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(engine_module._MIGRATIONS))
+    with engine.connect().execution_options(write=True) as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0009_finished_index")
+        conn.execute(
+            sa.text(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, "
+                "batch_id, dedupe_key, payload, status, attempts, created_at) VALUES "
+                "('msg_1', 'we_1', 'evt_1', 'batch.progress', 'batch_1', "
+                "'batch.progress:40', :payload, 'pending', 0, 100.5)"
+            ),
+            {"payload": orjson.dumps(body).decode()},
+        )
+        conn.commit()
+    engine.dispose()
+    upgraded = sql.SqlJobStore.open(store_url)
+    try:
+        (row,) = upgraded.list_webhook_deliveries("we_1", limit=10)[0]
+        assert row.data == {"percent": 40, "request_counts": {"total": 5, "finished": 2}}
+        assert orjson.loads(webhooks_dialect.event_payload(row.event)) == body
+    finally:
+        upgraded.close()

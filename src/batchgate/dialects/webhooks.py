@@ -32,19 +32,24 @@ def parse_create(body: bytes) -> EndpointCreate:
     return parsed
 
 
-def event_payload(delivery: wh.NewDelivery) -> str:
-    """An outbox row's payload, OpenAI's webhook event shape:
-    ``{"id": "evt_…", "object": "event", "created_at", "type":
-    "batch.completed", "data": {"id": "batch_…", …}}``. Rendered once, when
-    the event is written, so every attempt signs and sends the same bytes."""
-    body = {
-        "id": delivery.event_id,
+def event_body(event: wh.Event) -> dict[str, Any]:
+    """An event in OpenAI's webhook event shape: ``{"id": "evt_…", "object":
+    "event", "created_at", "type": "batch.completed", "data": {"id":
+    "batch_…", …}}``."""
+    return {
+        "id": event.id,
         "object": "event",
-        "created_at": int(delivery.created_at),
-        "type": delivery.event_type.value,
-        "data": {"id": delivery.batch_id, **delivery.data},
+        "created_at": int(event.created_at),
+        "type": event.type.value,
+        "data": {"id": event.batch_id, **event.data},
     }
-    return orjson.dumps(body).decode()
+
+
+def event_payload(event: wh.Event) -> bytes:
+    """The bytes a delivery signs and sends. The event is stored as data and
+    rendered at each attempt; the rendering is a pure function of it, so
+    every attempt signs and sends the same bytes."""
+    return orjson.dumps(event_body(event))
 
 
 def render_endpoint(endpoint: wh.Endpoint, secret: str | None = None) -> dict[str, Any]:
@@ -83,7 +88,7 @@ def render_delivery(delivery: wh.Delivery) -> dict[str, Any]:
         "delivered_at": seconds(delivery.delivered_at),
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
-        "event": orjson.loads(delivery.payload),
+        "event": event_body(delivery.event),
     }
 
 

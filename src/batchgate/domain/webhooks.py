@@ -3,8 +3,9 @@ again, progress steps, and which URLs and addresses may be called.
 
 A batch that ends writes one event per subscribed endpoint of its owner into
 the outbox (``webhook_deliveries``) in the transaction that ends it; workers
-deliver the rows, signed per the Standard Webhooks spec. The event body
-(its wire shape) is rendered by :mod:`batchgate.dialects.webhooks`.
+deliver the rows, signed per the Standard Webhooks spec. The outbox keeps
+each :class:`Event` as data; its body (the wire shape) is rendered by
+:mod:`batchgate.dialects.webhooks` when it is sent or shown.
 """
 
 from __future__ import annotations
@@ -74,6 +75,19 @@ class Endpoint:
 
 
 @dataclasses.dataclass(frozen=True)
+class Event:
+    """What happened, as data: one event, the same for every endpoint it
+    goes to and on every attempt (so the rendered body is the same bytes)."""
+
+    id: str
+    type: EventType
+    batch_id: str
+    created_at: float
+    # The event's fields besides the batch id (``percent``, ``request_counts``).
+    data: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
 class Delivery:
     """One event's delivery to one endpoint: its outbox row."""
 
@@ -82,7 +96,7 @@ class Delivery:
     event_id: str
     event_type: EventType
     batch_id: str
-    payload: str  # the exact JSON body, the same bytes on every attempt
+    data: dict[str, Any]  # Event.data
     status: DeliveryStatus
     attempts: int
     created_at: float
@@ -92,6 +106,10 @@ class Delivery:
     last_error: str | None
     delivered_at: float | None
 
+    @property
+    def event(self) -> Event:
+        return Event(self.event_id, self.event_type, self.batch_id, self.created_at, self.data)
+
 
 @dataclasses.dataclass(frozen=True)
 class ClaimedDelivery:
@@ -100,7 +118,7 @@ class ClaimedDelivery:
     id: str
     url: str
     secret: str
-    payload: str
+    event: Event
     attempt: int
     created_at: float
 
@@ -132,6 +150,10 @@ class NewDelivery:
     # The event's fields besides the batch id (``percent``, ``request_counts``).
     data: dict[str, Any]
     created_at: float
+
+    @property
+    def event(self) -> Event:
+        return Event(self.event_id, self.event_type, self.batch_id, self.created_at, self.data)
 
 
 def _deliveries(

@@ -14,7 +14,6 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from batchgate.dialects import webhooks as webhooks_dialect
 from batchgate.domain import pages
 from batchgate.domain import webhooks as wh
 from batchgate.domain.states import OPEN_REQUEST_STATES, BatchStatus
@@ -67,7 +66,7 @@ def _delivery_row(delivery: wh.NewDelivery) -> dict[str, Any]:
         "event_type": delivery.event_type.value,
         "batch_id": delivery.batch_id,
         "dedupe_key": delivery.dedupe_key,
-        "payload": webhooks_dialect.event_payload(delivery),
+        "event_data": orjson.dumps(delivery.data).decode(),
         "status": wh.DeliveryStatus.PENDING.value,
         "attempts": 0,
         "created_at": delivery.created_at,
@@ -105,7 +104,7 @@ def _delivery(row: Any) -> wh.Delivery:
         event_id=row["event_id"],
         event_type=wh.EventType(row["event_type"]),
         batch_id=row["batch_id"],
-        payload=row["payload"],
+        data=orjson.loads(row["event_data"]),
         status=wh.DeliveryStatus(row["status"]),
         attempts=row["attempts"],
         created_at=row["created_at"],
@@ -229,7 +228,16 @@ class Webhooks(SqlBase):
                     attempts=D.c.attempts + 1,
                     last_attempt_at=now,
                 )
-                .returning(D.c.id, D.c.endpoint_id, D.c.payload, D.c.attempts, D.c.created_at)
+                .returning(
+                    D.c.id,
+                    D.c.endpoint_id,
+                    D.c.event_id,
+                    D.c.event_type,
+                    D.c.batch_id,
+                    D.c.event_data,
+                    D.c.attempts,
+                    D.c.created_at,
+                )
             ).all()
             if not rows:
                 return []
@@ -246,7 +254,13 @@ class Webhooks(SqlBase):
                 id=row.id,
                 url=targets[row.endpoint_id][0],
                 secret=targets[row.endpoint_id][1],
-                payload=row.payload,
+                event=wh.Event(
+                    row.event_id,
+                    wh.EventType(row.event_type),
+                    row.batch_id,
+                    row.created_at,
+                    orjson.loads(row.event_data),
+                ),
                 attempt=row.attempts,
                 created_at=row.created_at,
             )

@@ -174,7 +174,8 @@ webhook_deliveries = sa.Table(
     sa.Column("batch_id", sa.String(64), nullable=False),
     # The event type, or "batch.progress:40" for a progress step.
     sa.Column("dedupe_key", sa.String(64), nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
+    # The event as data (domain/webhooks.py Event.data), rendered when sent.
+    sa.Column("event_data", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", sa.Float, nullable=False),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from batchgate.dialects import webhooks as webhooks_dialect
 from batchgate.domain import pages
 from batchgate.domain import webhooks as wh
 from batchgate.domain.states import BatchStatus
@@ -56,7 +55,7 @@ class MemoryWebhooks:
             event_id=new.event_id,
             event_type=new.event_type,
             batch_id=new.batch_id,
-            payload=webhooks_dialect.event_payload(new),
+            data=dict(new.data),
             status=wh.DeliveryStatus.PENDING,
             attempts=0,
             created_at=new.created_at,
@@ -174,7 +173,7 @@ class MemoryWebhooks:
                         id=row.delivery.id,
                         url=endpoint.url,
                         secret=secret,
-                        payload=row.delivery.payload,
+                        event=row.delivery.event,
                         attempt=row.delivery.attempts,
                         created_at=row.delivery.created_at,
                     )

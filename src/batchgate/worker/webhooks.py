@@ -24,6 +24,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from batchgate import config
+from batchgate.dialects import webhooks as webhooks_dialect
 from batchgate.domain import ids
 from batchgate.domain import webhooks as wh
 from batchgate.store import port
@@ -38,9 +39,11 @@ class AddressRefused(Exception):
     """The URL's host resolves to an address this server may not call."""
 
 
-def signed_headers(delivery: wh.ClaimedDelivery, at: datetime.datetime) -> dict[str, str]:
-    """The Standard Webhooks headers for one attempt at ``delivery``."""
-    signature = Webhook(delivery.secret).sign(delivery.id, at, delivery.payload)
+def signed_headers(
+    delivery: wh.ClaimedDelivery, body: bytes, at: datetime.datetime
+) -> dict[str, str]:
+    """The Standard Webhooks headers for one attempt at sending ``body``."""
+    signature = Webhook(delivery.secret).sign(delivery.id, at, body.decode())
     return {
         "content-type": "application/json",
         "user-agent": "batchgate-webhooks/1",
@@ -112,10 +115,9 @@ class Deliverer:
         try:
             await self._check_address(delivery.url)
             now = datetime.datetime.now(tz=datetime.UTC)
+            body = webhooks_dialect.event_payload(delivery.event)
             response = await client.post(
-                delivery.url,
-                content=delivery.payload.encode(),
-                headers=signed_headers(delivery, now),
+                delivery.url, content=body, headers=signed_headers(delivery, body, now)
             )
             status_code = response.status_code
             if not 200 <= status_code < 300:
