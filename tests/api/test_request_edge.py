@@ -195,3 +195,91 @@ async def test_a_client_that_disconnects_mid_body_is_one_log_line(
     assert len(lines) == 1, [r.getMessage() for r in caplog.records]
     assert lines[0].exc_info is None
     assert "POST /v1/batches" in lines[0].getMessage()
+
+
+# -- /v1/files: the form around the file --------------------------------------
+def _part(name: str, value: bytes, filename: str | None = None) -> bytes:
+    disposition = f'form-data; name="{name}"'
+    if filename is not None:
+        disposition += f'; filename="{filename}"'
+    return f"--b\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+
+
+async def _field_flood(count: int, size: int) -> AsyncIterator[bytes]:
+    """``count`` form fields of ``size`` bytes each, chunked, made as sent."""
+    value = b"v" * size
+    for n in range(count):
+        yield _part(f"field{n}", value)
+
+
+UPLOAD_HEADERS = {
+    "content-type": "multipart/form-data; boundary=b",
+    "authorization": f"Bearer {harness.API_KEY}",
+}
+
+
+@pytest.mark.parametrize(("count", "size"), [(7000, 60_000), (1000, 10)])
+async def test_a_flood_of_form_fields_is_refused_before_it_is_held(
+    counting: CountingApp, count: int, size: int
+) -> None:
+    """7,000 fields of 60 KB (420 MB, chunked: no Content-Length to refuse up
+    front) or 1,000 tiny ones: a 400 in OpenAI's envelope once the fields
+    pass their caps, with the rest of the body never read."""
+    async with client(counting, **UPLOAD_HEADERS) as http:
+        response = await http.post("/v1/files", content=_field_flood(count, size))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert "fields" in error["message"]
+    assert counting.body_bytes <= 256 * 1024
+
+
+async def test_an_upload_with_its_fields_in_bounds_is_stored(counting: CountingApp) -> None:
+    body = (
+        _part("purpose", b"batch")
+        + _part("file", b'{"custom_id": "a"}\n', filename="in.jsonl")
+        + b"--b--\r\n"
+    )
+    async with client(counting, **UPLOAD_HEADERS) as http:
+        response = await http.post("/v1/files", content=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["bytes"] == len(b'{"custom_id": "a"}\n')
+
+
+@pytest.fixture
+def served(tmp_path: Path, store_url: str) -> Iterator[harness.RunningServer]:
+    settings = harness.make_settings(tmp_path, {}, database_url=store_url)
+    with harness.serve(settings, with_worker=False) as running:
+        yield running
+
+
+def _stored_files(server: harness.RunningServer) -> tuple[int, int]:
+    import sqlalchemy as sa
+
+    from batchgate.store import tables
+
+    engine = server.store.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        files = conn.execute(sa.select(sa.func.count()).select_from(tables.files)).scalar_one()
+        chunks = conn.execute(
+            sa.select(sa.func.count()).select_from(tables.file_chunks)
+        ).scalar_one()
+    return files, chunks
+
+
+def test_a_truncated_upload_is_400_and_stores_nothing(served: harness.RunningServer) -> None:
+    """A body cut off after a line break, before its closing boundary, was
+    kept as a complete file of fewer lines; now nothing is kept."""
+    lines = b'{"custom_id": "r1"}\n{"custom_id": "r2"}\n'
+    head = _part("purpose", b"batch") + _part("file", lines, filename="in.jsonl")
+    cut = head[: head.index(b"r2") - 2]  # ends right after the first line's \n
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    with served.client(**headers) as http:
+        truncated = http.post("/v1/files", content=cut)
+        listed = http.get("/v1/files").json()["data"]
+        complete = http.post("/v1/files", content=head + b"--b--\r\n")
+    assert truncated.status_code == 400, truncated.text
+    assert "closing boundary" in truncated.json()["error"]["message"]
+    assert listed == []
+    assert complete.status_code == 200  # the same body, whole, is stored
+    assert _stored_files(served) == (1, 1)

@@ -30,7 +30,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from batchgate.domain import errors
 
-_MAX_FIELD_BYTES = 64 * 1024  # non-file fields (purpose, ...) are short
+# What surrounds the file is small: OpenAI's upload sends ``purpose`` and at
+# most ``expires_after[anchor]`` and ``expires_after[seconds]``. These caps
+# keep a flood of form fields from filling memory, whatever the body's
+# declared length (a chunked body declares none).
+MAX_FORM_FIELDS = 16  # parts other than the file
+MAX_FORM_BYTES = 64 * 1024  # their values and every part's headers, together
 _FORM_OVERHEAD = 1024 * 1024  # boundaries, part headers and fields around the file
 _WRITE_BATCH = 1024 * 1024  # spool writes happen off the event loop, a MiB at a time
 READ_CHUNK = 1024 * 1024
@@ -75,6 +80,9 @@ class _Collector:
         self._name = ""
         self._in_file = False
         self._field = bytearray()
+        self._form_bytes = 0
+        self._field_count = 0
+        self.ended = False  # the closing boundary was seen
 
     def callbacks(self) -> dict[str, Callable[..., None]]:
         return {
@@ -85,16 +93,29 @@ class _Collector:
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._part_data,
             "on_part_end": self._part_end,
+            "on_end": self._end,
         }
 
     def _part_begin(self) -> None:
         self._headers = {}
         self._field = bytearray()
 
+    def _spend(self, size: int) -> None:
+        """Count bytes held in memory for the form around the file."""
+        self._form_bytes += size
+        if self._form_bytes > MAX_FORM_BYTES:
+            raise errors.InvalidRequest(
+                f"the form's fields and part headers are larger than {MAX_FORM_BYTES:,} "
+                "bytes in all; send the file and 'purpose' only",
+                param=self._name or None,
+            )
+
     def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._spend(end - start)
         self._header_name += data[start:end]
 
     def _header_value_cb(self, data: bytes, start: int, end: int) -> None:
+        self._spend(end - start)
         self._header_value += data[start:end]
 
     def _header_end(self) -> None:
@@ -106,6 +127,13 @@ class _Collector:
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         self._in_file = b"filename" in options
         if not self._in_file:
+            self._field_count += 1
+            if self._field_count > MAX_FORM_FIELDS:
+                raise errors.InvalidRequest(
+                    f"the form has more than {MAX_FORM_FIELDS} fields besides the file; "
+                    "send the file and 'purpose' only",
+                    param=self._name or None,
+                )
             return
         if self._name != self.file_field:
             raise errors.InvalidRequest(
@@ -124,13 +152,15 @@ class _Collector:
                 raise too_large(self.max_file_bytes)
             self.pending += data[start:end]
             return
+        self._spend(end - start)
         self._field += data[start:end]
-        if len(self._field) > _MAX_FIELD_BYTES:
-            raise errors.InvalidRequest(f"form field {self._name!r} is too long", param=self._name)
 
     def _part_end(self) -> None:
         if not self._in_file:
             self.fields[self._name] = self._field.decode("utf-8", "replace")
+
+    def _end(self) -> None:
+        self.ended = True
 
 
 def too_large(limit: int) -> errors.PayloadTooLarge:
@@ -168,16 +198,36 @@ async def receive(
     with tempfile.TemporaryFile(dir=spool_dir, prefix="upload-") as spool:
         collector = _Collector(file_field, max_file_bytes, spool, on_file_start)
         parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
-        try:
-            async for chunk in request.stream():
-                parser.write(chunk)
-                if len(collector.pending) >= _WRITE_BATCH:
-                    await _flush(collector)
-            parser.finalize()
-        except MultipartParseError as exc:
-            raise errors.InvalidRequest(f"malformed multipart body: {exc}") from None
-        await _flush(collector)
+        await _parse(request, parser, collector, max_body=max_file_bytes + _FORM_OVERHEAD)
+        if not collector.ended:
+            # python-multipart's finalize() does not check this: a body cut off
+            # on a line break would otherwise be kept as a complete, shorter file.
+            raise errors.InvalidRequest(
+                "the multipart body ended before its closing boundary: the upload was "
+                "cut short, and nothing was stored",
+                param=file_field,
+            )
         yield Upload(collector.fields, collector.filename, spool, collector.size)
+
+
+async def _parse(
+    request: fastapi.Request, parser: MultipartParser, collector: _Collector, *, max_body: int
+) -> None:
+    """Feed the body to the parser as it arrives; the whole body is bounded
+    here as well, for a chunked one that declared no length."""
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_body:
+                raise too_large(collector.max_file_bytes)
+            parser.write(chunk)
+            if len(collector.pending) >= _WRITE_BATCH:
+                await _flush(collector)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise errors.InvalidRequest(f"malformed multipart body: {exc}") from None
+    await _flush(collector)
 
 
 async def _flush(collector: _Collector) -> None:
