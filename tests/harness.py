@@ -124,7 +124,15 @@ def serve(
         KeyService(store).register("test", api_key)
     app = runtime.create_server_app(settings, store, with_worker=with_worker)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        # Proxy headers are the app's to trust (api/proxy.py), as under serve.
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on",
+            proxy_headers=False,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

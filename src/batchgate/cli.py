@@ -35,6 +35,7 @@ def _settings(args: argparse.Namespace) -> config.Settings:
             "port": getattr(args, "port", None),
             "data_dir": getattr(args, "data_dir", None),
             "database_url": getattr(args, "database_url", None),
+            "forwarded_allow_ips": getattr(args, "forwarded_allow_ips", None),
         },
     )
 
@@ -72,6 +73,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Our handler (logs.configure) formats uvicorn's records too.
         log_config=None,
         timeout_graceful_shutdown=int(settings.worker.drain_seconds) + 5,
+        # The app trusts proxy headers itself (api/proxy.py), host included;
+        # uvicorn's handling would hide the peer address it checks.
+        proxy_headers=False,
     )
     return 0
 
@@ -455,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     _server_options(serve)
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        help="proxies whose X-Forwarded-Proto/-Host/-For and Forwarded headers are trusted "
+        "(comma-separated addresses or networks, or *; default 127.0.0.1,::1)",
+    )
     serve.add_argument("--api-key", help="accept this key (BATCHGATE_API_KEY); stored hashed")
     serve.add_argument(
         "--no-worker",

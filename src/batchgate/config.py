@@ -248,6 +248,10 @@ class Settings(BaseModel):
     port: int = 8000
     data_dir: Path = Path("batchgate-data")
     database_url: str | None = None
+    # The peers whose X-Forwarded-*/Forwarded headers are believed (uvicorn's
+    # --forwarded-allow-ips: addresses, networks, "*"; its default). They set
+    # the scheme, host and client address the app sees (api/proxy.py).
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     completion_window_seconds: int = Field(default=24 * 3600, ge=1)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
@@ -306,6 +310,9 @@ _ENV_KEYS = {
     "BATCHGATE_DATA_DIR": "data_dir",
     "BATCHGATE_DATABASE_URL": "database_url",
     "BATCHGATE_COMPLETION_WINDOW": "completion_window",
+    # uvicorn's own variable, then ours (which wins).
+    "FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
+    "BATCHGATE_FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
 }
 
 

@@ -13,6 +13,7 @@ from batchgate.api import (
     models,
     openapi,
     ops,
+    proxy,
     ui,
     webhooks,
 )
@@ -69,5 +70,6 @@ def create_app(services: deps.Services) -> deps.BatchgateApp:
     if services.settings.ui.enabled:
         ui.install(app)
     openapi.install(app)
-
+    # Outermost, so every route and template sees the client's own address.
+    app.add_middleware(proxy.ForwardedHeaders, trusted_hosts=services.settings.forwarded_allow_ips)
     return app
