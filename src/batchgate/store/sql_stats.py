@@ -30,40 +30,7 @@ class Stats(SqlBase):
         they count (open requests: ``ix_requests_lease`` on state; recent
         endings: ``ix_requests_finished``), so a scrape costs as much as the
         work in flight, however many finished rows are retained."""
-        recent_since = now - window_seconds
-        open_counts = (
-            sa.select(
-                R.c.model,
-                R.c.state,
-                sa.func.count(),
-                sa.func.sum(sa.case((R.c.not_before > now, 1), else_=0)),
-            )
-            .where(R.c.state.in_(_OPEN))
-            .group_by(R.c.model, R.c.state)
-        )
-        recent = (
-            sa.select(
-                R.c.model,
-                R.c.state,
-                sa.func.count(),
-                sa.func.coalesce(sa.func.sum(R.c.input_tokens), 0),
-                sa.func.coalesce(sa.func.sum(R.c.output_tokens), 0),
-                sa.func.coalesce(sa.func.sum(R.c.cost), 0.0),
-            )
-            .where(R.c.finished_at >= recent_since, R.c.state.not_in(_OPEN))
-            .group_by(R.c.model, R.c.state)
-        )
-        oldest = (
-            sa.select(R.c.model, sa.func.min(B.c.created_at))
-            .join(B, B.c.id == R.c.batch_id)
-            .where(R.c.state == _QUEUED)
-            .group_by(R.c.model)
-        )
-        if owner is not None:
-            mine = sa.select(B.c.id).where(B.c.owner == owner).scalar_subquery()
-            open_counts = open_counts.where(R.c.batch_id.in_(mine))
-            recent = recent.where(R.c.batch_id.in_(mine))
-            oldest = oldest.where(B.c.owner == owner)
+        open_counts, recent, oldest = _model_queries(now, now - window_seconds, owner)
         with self._read() as conn:
             open_rows = conn.execute(open_counts).all()
             recent_rows = conn.execute(recent).all()
@@ -160,6 +127,48 @@ class Stats(SqlBase):
         raises if the database cannot be reached."""
         with self.engine.connect() as conn:
             return engine_module.current_revision(conn), engine_module.head_revision()
+
+
+def _model_queries(
+    now: float, recent_since: float, owner: str | None
+) -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
+    """model_stats's three reads: open requests per (model, state) with how
+    many wait on a backoff; requests that ended since ``recent_since``, with
+    their usage; and each model's oldest queued batch."""
+    open_counts = (
+        sa.select(
+            R.c.model,
+            R.c.state,
+            sa.func.count(),
+            sa.func.sum(sa.case((R.c.not_before > now, 1), else_=0)),
+        )
+        .where(R.c.state.in_(_OPEN))
+        .group_by(R.c.model, R.c.state)
+    )
+    recent = (
+        sa.select(
+            R.c.model,
+            R.c.state,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(R.c.input_tokens), 0),
+            sa.func.coalesce(sa.func.sum(R.c.output_tokens), 0),
+            sa.func.coalesce(sa.func.sum(R.c.cost), 0.0),
+        )
+        .where(R.c.finished_at >= recent_since, R.c.state.not_in(_OPEN))
+        .group_by(R.c.model, R.c.state)
+    )
+    oldest = (
+        sa.select(R.c.model, sa.func.min(B.c.created_at))
+        .join(B, B.c.id == R.c.batch_id)
+        .where(R.c.state == _QUEUED)
+        .group_by(R.c.model)
+    )
+    if owner is not None:
+        mine = sa.select(B.c.id).where(B.c.owner == owner).scalar_subquery()
+        open_counts = open_counts.where(R.c.batch_id.in_(mine))
+        recent = recent.where(R.c.batch_id.in_(mine))
+        oldest = oldest.where(B.c.owner == owner)
+    return open_counts, recent, oldest
 
 
 def _worker_values(heartbeat: workers.WorkerHeartbeat) -> dict[str, Any]:

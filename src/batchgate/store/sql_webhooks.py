@@ -116,6 +116,61 @@ def _delivery(row: Any) -> wh.Delivery:
     )
 
 
+def _lease_due(
+    conn: sa.Connection, due: Any, worker_id: str, n: int, lease_until: float, now: float
+) -> Sequence[Any]:
+    """Lease the first ``n`` due deliveries in one statement (rows another
+    deliverer has locked are skipped), counting the attempt."""
+    picked = (
+        sa.select(D.c.id)
+        .where(due)
+        .order_by(D.c.next_attempt_at, D.c.id)
+        .limit(n)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return conn.execute(
+        D.update()
+        .where(D.c.id.in_(picked))
+        .values(
+            lease_owner=worker_id,
+            lease_expires_at=lease_until,
+            attempts=D.c.attempts + 1,
+            last_attempt_at=now,
+        )
+        .returning(
+            D.c.id,
+            D.c.endpoint_id,
+            D.c.event_id,
+            D.c.event_type,
+            D.c.batch_id,
+            D.c.event_data,
+            D.c.attempts,
+            D.c.created_at,
+        )
+    ).all()
+
+
+def _targets(conn: sa.Connection, endpoint_ids: set[str]) -> dict[str, tuple[str, str]]:
+    """Each endpoint's (url, secret)."""
+    if not endpoint_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(E.c.id, E.c.url, E.c.secret).where(E.c.id.in_(endpoint_ids))
+    ).all()
+    return {row.id: (row.url, row.secret) for row in rows}
+
+
+def _event(row: Any) -> wh.Event:
+    return wh.Event(
+        row.event_id,
+        wh.EventType(row.event_type),
+        row.batch_id,
+        row.created_at,
+        orjson.loads(row.event_data),
+    )
+
+
 class Webhooks(SqlBase):
     """Webhook endpoints and their deliveries."""
 
@@ -210,57 +265,15 @@ class Webhooks(SqlBase):
             # Most polls find nothing: ask before taking SQLite's write lock.
             if conn.execute(sa.select(D.c.id).where(due).limit(1)).first() is None:
                 return []
-        picked = (
-            sa.select(D.c.id)
-            .where(due)
-            .order_by(D.c.next_attempt_at, D.c.id)
-            .limit(n)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
         with self._write() as conn:
-            rows = conn.execute(
-                D.update()
-                .where(D.c.id.in_(picked))
-                .values(
-                    lease_owner=worker_id,
-                    lease_expires_at=now + lease_seconds,
-                    attempts=D.c.attempts + 1,
-                    last_attempt_at=now,
-                )
-                .returning(
-                    D.c.id,
-                    D.c.endpoint_id,
-                    D.c.event_id,
-                    D.c.event_type,
-                    D.c.batch_id,
-                    D.c.event_data,
-                    D.c.attempts,
-                    D.c.created_at,
-                )
-            ).all()
-            if not rows:
-                return []
-            targets = {
-                row.id: (row.url, row.secret)
-                for row in conn.execute(
-                    sa.select(E.c.id, E.c.url, E.c.secret).where(
-                        E.c.id.in_({row.endpoint_id for row in rows})
-                    )
-                ).all()
-            }
+            rows = _lease_due(conn, due, worker_id, n, now + lease_seconds, now)
+            targets = _targets(conn, {row.endpoint_id for row in rows})
         return [
             wh.ClaimedDelivery(
                 id=row.id,
                 url=targets[row.endpoint_id][0],
                 secret=targets[row.endpoint_id][1],
-                event=wh.Event(
-                    row.event_id,
-                    wh.EventType(row.event_type),
-                    row.batch_id,
-                    row.created_at,
-                    orjson.loads(row.event_data),
-                ),
+                event=_event(row),
                 attempt=row.attempts,
                 created_at=row.created_at,
             )

@@ -16,6 +16,12 @@ _ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite's rowid alias
 
 
 def upgrade() -> None:
+    _keys_and_files()
+    _batches()
+    _requests()
+
+
+def _keys_and_files() -> None:
     op.create_table(
         "api_keys",
         sa.Column("id", sa.String(32), primary_key=True),
@@ -49,6 +55,8 @@ def upgrade() -> None:
         sa.Column("data", sa.LargeBinary, nullable=False),
     )
 
+
+def _batches() -> None:
     op.create_table(
         "batches",
         sa.Column("id", sa.String(64), primary_key=True),
@@ -76,6 +84,8 @@ def upgrade() -> None:
     op.create_index("ix_batches_owner_created", "batches", ["owner", "created_at"])
     op.create_index("ix_batches_status", "batches", ["status"])
 
+
+def _requests() -> None:
     op.create_table(
         "requests",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
