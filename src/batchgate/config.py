@@ -175,6 +175,9 @@ class WebhookSettings(BaseModel):
     # unless this is true; a non-empty allowlist limits the hosts too.
     allow_private_addresses: bool = False
     allowed_hosts: list[str] = Field(default_factory=list)
+    # Each endpoint is one more POST per event: the cap bounds how many calls
+    # one key's batch can fan out to.
+    max_endpoints_per_key: int = Field(default=10, ge=1, le=1000)
 
     @property
     def retry_seconds(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fastapi
+
 from batchgate import config
 from batchgate.api import (
     anthropic,
@@ -11,6 +13,7 @@ from batchgate.api import (
     files,
     keys,
     models,
+    nul_guard,
     openapi,
     ops,
     proxy,
@@ -57,7 +60,12 @@ def build_services(settings: config.Settings, store: port.JobStore) -> deps.Serv
 
 
 def create_app(services: deps.Services) -> deps.BatchgateApp:
-    app = deps.BatchgateApp(title="batchgate", version="0.1.0", default_response_class=JsonResponse)
+    app = deps.BatchgateApp(
+        title="batchgate",
+        version="0.1.0",
+        default_response_class=JsonResponse,
+        dependencies=[fastapi.Depends(nul_guard.refuse_nul)],
+    )
     app.services = services
     errors.install(app)
     app.include_router(batches.router)

@@ -28,6 +28,7 @@ import fastapi
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from batchgate.dialects import input_limits
 from batchgate.domain import errors
 
 # What surrounds the file is small: OpenAI's upload sends ``purpose`` and at
@@ -238,7 +239,7 @@ async def _flush(collector: _Collector) -> None:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_MAX_FILENAME = 512  # the store's column width
+_MAX_FILENAME = input_limits.MAX_FILENAME_CHARS
 
 
 def _clean_filename(raw: str) -> str:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any
+
+import pydantic
 
 from batchgate import canonical, chat, embeddings
 from batchgate.domain import errors
@@ -24,12 +26,17 @@ from batchgate.domain import errors
 ANTHROPIC_CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Native and OpenAI: any printable text up to the store's column width.
 MAX_CUSTOM_ID_CHARS = 256
-# The store's column width for model names.
+# The store's column widths for model names, upload file names, and a
+# webhook endpoint's url and description (see column_limits.py).
 MAX_MODEL_CHARS = 200
+MAX_FILENAME_CHARS = 512
+MAX_WEBHOOK_URL_CHARS = 2048
+MAX_WEBHOOK_DESCRIPTION_CHARS = 512
 # JSON numbers are kept and passed on as 64-bit integers (orjson, the
 # databases' JSON, every upstream); a larger one was a 500.
 MAX_INT = 2**63 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+NUL = "\x00"
 # OpenAI's codes for these refusals.
 INVALID_VALUE = "invalid_value"
 STRING_TOO_LONG = "string_above_max_length"
@@ -43,6 +50,24 @@ class InputLimits:
     max_json_depth: int = 32  # nesting inside free-form JSON values
     # Model name -> its context window in tokens, where known.
     context_windows: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+
+def refuse_nul(value: str) -> str:
+    """PostgreSQL's text cannot hold U+0000 (psycopg raises on it), so a
+    string that is stored or compared in a query may not either."""
+    if NUL in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+# The one validator for every wire string that reaches a column or a query.
+NoNul = pydantic.AfterValidator(refuse_nul)
+SafeStr = Annotated[str, NoNul]
+
+
+def model_is_storable(model: str) -> bool:
+    """Whether a model name fits the store's model columns."""
+    return len(model) <= MAX_MODEL_CHARS and not _CONTROL.search(model)
 
 
 def check_custom_id(custom_id: str, path: str, *, anthropic: bool) -> None:
@@ -75,6 +100,8 @@ def check_request(
     defaulted rather than chosen by the client."""
     if len(request.model) > MAX_MODEL_CHARS:
         _refuse(f"{path}.model", f"must be at most {MAX_MODEL_CHARS} characters", STRING_TOO_LONG)
+    if _CONTROL.search(request.model):
+        _refuse(f"{path}.model", "must not contain control characters")
     if isinstance(request, embeddings.EmbeddingRequest):
         _check_embedding_inputs(request, limits, path)
         return

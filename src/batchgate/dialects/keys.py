@@ -40,7 +40,9 @@ class KeyCreate(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(extra="forbid", strict=True)
     # No control characters: PostgreSQL refuses NUL in text.
-    name: str = pydantic.Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    name: str = pydantic.Field(
+        min_length=1, max_length=key_model.MAX_NAME_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
     admin: bool = False
     expires_at: int | None = pydantic.Field(
         default=None, ge=0, le=2**40, description="unix seconds; the key stops working then"

@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from batchgate import canonical, chat
-from batchgate.dialects import openai_objects, paths
+from batchgate.dialects import input_limits, openai, openai_objects, paths
 from batchgate.domain import errors
 from batchgate.domain import files as file_model
 from batchgate.domain.batch import Batch
@@ -31,13 +31,17 @@ class InlineRequest(BaseModel):
 class CreateBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     requests: list[InlineRequest] = Field(min_length=1)
-    metadata: dict[str, str] | None = None
+    metadata: dict[input_limits.SafeStr, input_limits.SafeStr] | None = None
     completion_window: str | None = None
 
 
 def parse_create(body: bytes) -> CreateBody:
     """Validate a create body; raise InvalidRequest naming the bad path."""
     parsed = paths.parse_body(CreateBody, body)
+    # The batch object is OpenAI's, so its fields are held to OpenAI's rules.
+    if parsed.completion_window is not None:
+        openai.check_completion_window(parsed.completion_window)
+    openai.check_metadata(parsed.metadata)
     check_inline_requests(parsed.requests)
     return parsed
 

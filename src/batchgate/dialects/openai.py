@@ -27,7 +27,7 @@ from batchgate import (
     openai_embeddings,
     responses_api,
 )
-from batchgate.dialects import openai_objects, paths
+from batchgate.dialects import input_limits, openai_objects, paths
 from batchgate.domain import errors, failures, result_files, retention
 from batchgate.domain import files as file_model
 from batchgate.domain.batch import Batch, ResultRow
@@ -48,10 +48,10 @@ MAX_CUSTOM_ID = 256  # the store's column width (PostgreSQL enforces it)
 
 class CreateBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    input_file_id: str
+    input_file_id: input_limits.SafeStr
     endpoint: str
     completion_window: str
-    metadata: dict[str, str] | None = None
+    metadata: dict[input_limits.SafeStr, input_limits.SafeStr] | None = None
     # How long the output and error files live, from their creation (when
     # the batch ends): {"anchor": "created_at", "seconds": 3600..2592000}.
     output_expires_after: dict[str, Any] | None = None
@@ -67,15 +67,22 @@ def parse_create(body: bytes) -> CreateBody:
             param="endpoint",
             code="unsupported_endpoint",
         )
-    if parsed.completion_window not in COMPLETION_WINDOWS:
-        raise errors.InvalidRequest(
-            f"completion_window must be one of: {', '.join(COMPLETION_WINDOWS)}",
-            param="completion_window",
-            code="invalid_value",
-        )
+    check_completion_window(parsed.completion_window)
     check_metadata(parsed.metadata)
     output_ttl(parsed)  # validated now, before the input file is read
     return parsed
+
+
+def check_completion_window(window: str) -> None:
+    """Only OpenAI's one window is offered; another would be accepted and
+    silently ignored."""
+    if window not in COMPLETION_WINDOWS:
+        raise errors.InvalidRequest(
+            f"completion_window must be one of: {', '.join(COMPLETION_WINDOWS)}; "
+            f"got {window!r:.40}",
+            param="completion_window",
+            code="invalid_value",
+        )
 
 
 def output_ttl(body: CreateBody) -> int | None:

@@ -8,18 +8,24 @@ from typing import Any
 import orjson
 import pydantic
 
-from batchgate.dialects import openai_objects, paths
+from batchgate.dialects import input_limits, openai_objects, paths
 from batchgate.domain import webhooks as wh
 
 
 class EndpointCreate(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
-    url: str = pydantic.Field(min_length=1, max_length=2048)
+    url: input_limits.SafeStr = pydantic.Field(
+        min_length=1, max_length=input_limits.MAX_WEBHOOK_URL_CHARS
+    )
     # Default: every terminal event.
     event_types: list[wh.EventType] | None = pydantic.Field(default=None, min_length=1)
     # Opt in to ``batch.progress`` events every N % of a batch's requests.
-    progress_every_percent: int | None = pydantic.Field(default=None, ge=1, le=99)
-    description: str | None = pydantic.Field(default=None, max_length=512)
+    progress_every_percent: int | None = pydantic.Field(
+        default=None, ge=wh.MIN_PROGRESS_PERCENT, le=99
+    )
+    description: input_limits.SafeStr | None = pydantic.Field(
+        default=None, max_length=input_limits.MAX_WEBHOOK_DESCRIPTION_CHARS
+    )
 
 
 def parse_create(body: bytes) -> EndpointCreate:

@@ -10,7 +10,7 @@ import enum
 import hashlib
 from collections.abc import Mapping
 
-from batchgate.domain import ids
+from batchgate.domain import errors, ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +67,26 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# The store's column widths for a key's name and its display prefix.
+MAX_NAME_CHARS = 200
+PREFIX_CHARS = 10
+
+
+def check_name(name: str) -> None:
+    """A name fits its column and holds no control character (the CLI's
+    names come here unchecked; the API's body checks the same)."""
+    if not 1 <= len(name) <= MAX_NAME_CHARS or any(
+        ord(char) < 0x20 or ord(char) == 0x7F for char in name
+    ):
+        raise errors.InvalidRequest(
+            f"a key name is 1 to {MAX_NAME_CHARS} characters without control characters",
+            param="name",
+        )
+
+
 def display_prefix(key: str) -> str:
     """The first characters, enough to tell keys apart in a listing."""
-    return key[:10]
+    return key[:PREFIX_CHARS]
 
 
 # The largest value each quota may take, wherever it is set (the API, the

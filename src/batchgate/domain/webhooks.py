@@ -51,6 +51,19 @@ def event_for(status: BatchStatus) -> EventType:
     return _EVENT_FOR_STATUS[status]
 
 
+# The finest progress step an endpoint may ask for: at most 19 progress
+# events per batch and endpoint, so a key's batch makes at most
+# 20 x [webhooks] max_endpoints_per_key calls (200 by default) however many
+# requests it holds; 5 % still moves visibly on a dashboard.
+MIN_PROGRESS_PERCENT = 5
+# The longest ``last_error`` a delivery keeps (what a tenant reads of it).
+MAX_ERROR_CHARS = 300
+# What a tenant is told when the guard refuses an address: never the
+# internal name or address it resolved to.
+REFUSED_PRIVATE = "refused: private address"
+CANNOT_RESOLVE = "cannot resolve host"
+
+
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"  # due at next_attempt_at (or being sent, under a lease)
     DELIVERED = "delivered"  # the endpoint answered 2xx
@@ -311,10 +324,46 @@ def _literal_address(host: str) -> str | None:
 def address_allowed(address: str, *, allow_private: bool) -> bool:
     """Whether a webhook may be sent to this IP: public unicast addresses
     always; loopback, private, link-local (cloud metadata), multicast and
-    reserved ones only when the operator allowed them."""
+    reserved ones only when the operator allowed them. An IPv6 address that
+    carries an IPv4 one (mapped, compatible, NAT64, 6to4, SIIT, Teredo)
+    reaches that IPv4 address through a translator, so both are judged."""
     if allow_private:
         return True
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _LOCAL_NAT64):
+            return False
+        embedded = embedded_ipv4(ip)
+        if embedded is not None and not _public(embedded):
+            return False
+        if ip.ipv4_mapped is not None:
+            return True  # judged as IPv4: the mapped form is not global itself
+    return _public(ip)
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
+
+
+# RFC 8215's local-use NAT64 prefix: where the IPv4 part sits depends on the
+# operator's prefix length, so nothing in it is judged public.
+_LOCAL_NAT64 = (ipaddress.IPv6Network("64:ff9b:1::/48"),)
+_WELL_KNOWN_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052
+_SIIT = ipaddress.IPv6Network("::ffff:0:0:0/96")  # RFC 2765's IPv4-translated
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291's deprecated IPv4-compatible
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries, if it is of a form that does."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]  # the client's address: the one a packet reaches
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _WELL_KNOWN_NAT64 or ip in _SIIT:
+        return low32
+    if ip in _COMPATIBLE and int(ip) > 1:  # not :: or ::1, which are judged as IPv6
+        return low32
+    return None

@@ -123,7 +123,9 @@ class FileBatchService:
                     if isinstance(parsed, failures.InputError)
                     else parsed.request.model
                 )
-                if named is not None:
+                # A name too long or odd for the model column is not kept:
+                # the line's own error already says what is wrong with it.
+                if named is not None and input_limits.model_is_storable(named):
                     models.add(named)
             if isinstance(parsed, failures.InputError):
                 line_errors.append(parsed)

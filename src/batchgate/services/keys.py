@@ -26,6 +26,7 @@ class KeyService:
         quotas: key_model.KeyQuotas | None = None,
     ) -> tuple[key_model.ApiKey, str]:
         """A new key; returns its record and the secret (shown once)."""
+        key_model.check_name(name)
         if expires_at is not None and expires_at <= time.time():
             raise errors.InvalidRequest("expires_at must be in the future", param="expires_at")
         secret = ids.new_api_key()
@@ -90,6 +91,9 @@ class KeyService:
             raise errors.Unauthorized(
                 "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
             )
+        if "\x00" in secret:
+            # No key holds one, and PostgreSQL cannot compare text holding one.
+            raise errors.Unauthorized("invalid API key")
         digest = key_model.hash_key(secret)
         # Look up by the non-secret display prefix, then compare hashes in
         # constant time, so response timing says nothing about the secret.

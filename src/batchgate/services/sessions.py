@@ -57,7 +57,7 @@ class SessionService:
         if not token:
             return None
         prefix, _, signed = token.partition(".")
-        if not signed:
+        if not signed or "\x00" in prefix:  # PostgreSQL cannot compare a NUL
             return None
         for record, stored_hash in self.keys.store.keys_with_prefix(prefix):
             try:
