@@ -4,6 +4,7 @@ worker at a time, and attempt outcomes are fenced on the lease."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import orjson
@@ -32,7 +33,23 @@ def endpoint(
         description=None,
         created_at=time.time(),
     )
-    return store.create_webhook_endpoint(made, ids.new_webhook_secret())
+    stored = store.create_webhook_endpoint(made, ids.new_webhook_secret())
+    assert stored is not None
+    return stored
+
+
+def test_an_owner_past_its_endpoint_cap_gets_none_and_nothing_stored(
+    store: port.JobStore,
+) -> None:
+    for _ in range(2):
+        endpoint(store)
+    extra = dataclasses.replace(endpoint(store, owner="key_b"), id=ids.new_webhook_endpoint_id())
+    assert store.create_webhook_endpoint(extra, "whsec_x", max_per_owner=1) is None
+    third = dataclasses.replace(extra, owner="key_a", id=ids.new_webhook_endpoint_id())
+    assert store.create_webhook_endpoint(third, "whsec_x", max_per_owner=2) is None
+    assert len(store.list_webhook_endpoints("key_a")) == 2
+    assert store.delete_webhook_endpoint(store.list_webhook_endpoints("key_a")[0].id, "key_a", 1.0)
+    assert store.create_webhook_endpoint(third, "whsec_x", max_per_owner=2) == third
 
 
 def events_of(store: port.JobStore, endpoint_id: str) -> list[tuple[str, str]]:

@@ -68,6 +68,31 @@ def test_public_addresses_are_allowed() -> None:
     assert wh.address_allowed("2606:4700::1111", allow_private=False)
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::127.0.0.1",  # IPv4-compatible
+        "::a9fe:a9fe",  # IPv4-compatible 169.254.169.254
+        "64:ff9b::a9fe:a9fe",  # NAT64 well-known prefix
+        "64:ff9b::7f00:1",
+        "64:ff9b:1::a9fe:a9fe",  # NAT64 local-use prefix
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "::ffff:0:7f00:1",  # SIIT IPv4-translated
+        "::ffff:0:a00:1",
+    ],
+)
+def test_ipv6_forms_carrying_an_internal_ipv4_address_are_refused(address: str) -> None:
+    assert not wh.address_allowed(address, allow_private=False)
+
+
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8", "::ffff:0:808:808"]
+)
+def test_ipv6_forms_carrying_a_public_ipv4_address_are_allowed(address: str) -> None:
+    assert wh.address_allowed(address, allow_private=False)
+
+
 def test_allowlist_takes_exact_names_and_wildcard_subdomains() -> None:
     allowed = ("hooks.example.com", "*.corp.example")
     assert wh.host_allowed("hooks.example.com", allowed)

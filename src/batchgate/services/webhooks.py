@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import time
 
-from batchgate import config
+from batchgate import config, webhook_urls
 from batchgate.dialects import webhooks as wire
 from batchgate.domain import errors, ids
 from batchgate.domain import webhooks as wh
@@ -19,6 +19,7 @@ class WebhookService:
 
     def create(self, owner: str, body: wire.EndpointCreate) -> tuple[wh.Endpoint, str]:
         """A new endpoint; returns it and its signing secret (shown once)."""
+        webhook_urls.parse(body.url)  # one httpx can send, with a plain host
         url = wh.check_url(
             body.url,
             allow_private=self.settings.allow_private_addresses,
@@ -34,7 +35,16 @@ class WebhookService:
             created_at=time.time(),
         )
         secret = ids.new_webhook_secret()
-        return self.store.create_webhook_endpoint(endpoint, secret), secret
+        cap = self.settings.max_endpoints_per_key
+        stored = self.store.create_webhook_endpoint(endpoint, secret, max_per_owner=cap)
+        if stored is None:
+            raise errors.InvalidRequest(
+                f"this key already has {cap} webhook endpoints, the most this server allows "
+                "([webhooks] max_endpoints_per_key); delete one first",
+                param="url",
+                code="too_many_webhook_endpoints",
+            )
+        return stored, secret
 
     def get(self, owner: str, endpoint_id: str) -> wh.Endpoint:
         endpoint = self.store.get_webhook_endpoint(endpoint_id, owner)

@@ -21,6 +21,7 @@ from batchgate.store import tables
 from batchgate.store.sql_common import B, R, SqlBase
 
 E = tables.webhook_endpoints
+K = tables.api_keys
 D = tables.webhook_deliveries
 
 _OPEN = [state.value for state in OPEN_REQUEST_STATES]
@@ -175,8 +176,23 @@ class Webhooks(SqlBase):
     """Webhook endpoints and their deliveries."""
 
     # -- endpoints ------------------------------------------------------------
-    def create_webhook_endpoint(self, endpoint: wh.Endpoint, secret: str) -> wh.Endpoint:
+    def create_webhook_endpoint(
+        self, endpoint: wh.Endpoint, secret: str, max_per_owner: int | None = None
+    ) -> wh.Endpoint | None:
+        """Store a new endpoint; None (nothing stored) when its owner already
+        has ``max_per_owner`` live ones. The owner's key row is locked first
+        (SQLite's ``BEGIN IMMEDIATE`` holds the database already), so
+        concurrent creates for one key are counted one after the other."""
         with self._write() as conn:
+            if max_per_owner is not None:
+                conn.execute(sa.select(K.c.id).where(K.c.id == endpoint.owner).with_for_update())
+                live = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(E)
+                    .where(E.c.owner == endpoint.owner, E.c.deleted_at.is_(None))
+                ).scalar_one()
+                if live >= max_per_owner:
+                    return None
             conn.execute(
                 E.insert().values(
                     id=endpoint.id,

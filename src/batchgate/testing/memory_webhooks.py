@@ -85,8 +85,13 @@ class MemoryWebhooks:
         ]
 
     # -- endpoints ----------------------------------------------------------------
-    def create_webhook_endpoint(self, endpoint: wh.Endpoint, secret: str) -> wh.Endpoint:
+    def create_webhook_endpoint(
+        self, endpoint: wh.Endpoint, secret: str, max_per_owner: int | None = None
+    ) -> wh.Endpoint | None:
         with self._lock:
+            live = len(self._live_endpoints(endpoint.owner))
+            if max_per_owner is not None and live >= max_per_owner:
+                return None
             self._endpoints[endpoint.id] = (endpoint, secret)
         return endpoint
 

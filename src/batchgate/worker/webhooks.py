@@ -17,15 +17,14 @@ import datetime
 import logging
 import socket
 import time
-import urllib.parse
 from collections.abc import Iterator
 
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from batchgate import config
+from batchgate import config, webhook_urls
 from batchgate.dialects import webhooks as webhooks_dialect
-from batchgate.domain import ids
+from batchgate.domain import errors, ids
 from batchgate.domain import webhooks as wh
 from batchgate.store import port
 
@@ -110,24 +109,9 @@ class Deliverer:
 
     async def attempt(self, client: httpx.AsyncClient, delivery: wh.ClaimedDelivery) -> None:
         """Send one delivery once and record what came of it."""
-        status_code: int | None = None
-        error: str | None = None
-        try:
-            await self._check_address(delivery.url)
-            now = datetime.datetime.now(tz=datetime.UTC)
-            body = webhooks_dialect.event_payload(delivery.event)
-            response = await client.post(
-                delivery.url, content=body, headers=signed_headers(delivery, body, now)
-            )
-            status_code = response.status_code
-            if not 200 <= status_code < 300:
-                # Redirects are failures too: following them would let a
-                # receiver point us at an address we refuse.
-                error = f"HTTP {status_code}: {response.text[:_ERROR_BODY]}"
-        except AddressRefused as exc:
-            error = str(exc)
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        status_code, error = await self._send(client, delivery)
+        if error is not None:
+            error = error[: wh.MAX_ERROR_CHARS]
         now_s = time.time()
         if error is None:
             result = wh.AttemptResult(
@@ -152,31 +136,63 @@ class Deliverer:
             # Not recorded (store down): the lease lapses and it is sent again.
             await asyncio.to_thread(self.store.record_webhook_attempt, result, now_s)
 
-    async def _check_address(self, url: str) -> None:
+    async def _send(
+        self, client: httpx.AsyncClient, delivery: wh.ClaimedDelivery
+    ) -> tuple[int | None, str | None]:
+        """(status code, error) of one POST. Every failure is an error to
+        record: one left to escape would leave the attempt unrecorded and
+        the delivery sent again every lease, forever."""
+        try:
+            url = await self._check_address(delivery.url)
+            now = datetime.datetime.now(tz=datetime.UTC)
+            body = webhooks_dialect.event_payload(delivery.event)
+            response = await client.post(
+                url, content=body, headers=signed_headers(delivery, body, now)
+            )
+        except AddressRefused as exc:
+            return None, str(exc)
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except Exception as exc:
+            log.warning("webhook delivery %s failed: %r", delivery.id, exc)
+            return None, f"cannot send to this url ({type(exc).__name__})"
+        if not 200 <= response.status_code < 300:
+            # Redirects are failures too: following them would let a
+            # receiver point us at an address we refuse.
+            return response.status_code, (
+                f"HTTP {response.status_code}: {response.text[:_ERROR_BODY]}"
+            )
+        return response.status_code, None
+
+    async def _check_address(self, url: str) -> httpx.URL:
         """Refuse hosts off the allowlist, and (unless allowed) names that
         resolve to loopback, private, link-local or reserved addresses. The
         connection resolves the name again, so a hostile DNS server could
-        still swap the address in between: see the README on SSRF."""
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
+        still swap the address in between: see the README on SSRF. What
+        the tenant reads in ``last_error`` never names what a name resolved
+        to (internal DNS is the operator's, not the tenant's); the log does."""
+        try:
+            parsed = webhook_urls.parse(url)
+        except errors.InvalidRequest as exc:
+            raise AddressRefused(f"cannot send to this url: {exc.message}") from None
+        host, port_number = webhook_urls.host_and_port(parsed)
         if not wh.host_allowed(host, tuple(self.settings.allowed_hosts)):
             raise AddressRefused(f"host {host!r} is not in [webhooks] allowed_hosts")
         if self.settings.allow_private_addresses:
-            return
-        port_number = parts.port or (443 if parts.scheme == "https" else 80)
+            return parsed
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port_number, type=socket.SOCK_STREAM
             )
         except OSError as exc:
-            raise AddressRefused(f"cannot resolve {host!r}: {exc}") from exc
+            log.info("webhook host %r does not resolve: %s", host, exc)
+            raise AddressRefused(wh.CANNOT_RESOLVE) from None
         for info in infos:
             address = str(info[4][0])
             if not wh.address_allowed(address, allow_private=False):
-                raise AddressRefused(
-                    f"{host!r} resolves to {address}, a private, loopback or reserved "
-                    "address; set [webhooks] allow_private_addresses = true to allow it"
-                )
+                log.info("webhook host %r resolves to %s: refused", host, address)
+                raise AddressRefused(wh.REFUSED_PRIVATE)
+        return parsed
 
 
 @contextlib.contextmanager
