@@ -103,7 +103,7 @@ COLUMN_BOUNDS: dict[str, Bound] = {
     "webhook_deliveries.event_type": _enum(wh.EventType),
     "webhook_deliveries.batch_id": _BATCH_ID,
     "webhook_deliveries.dedupe_key": _generated(f"{wh.EventType.BATCH_PROGRESS.value}:99"),
-    "webhook_deliveries.payload": Bound(None, _JSON),
+    "webhook_deliveries.event_data": Bound(None, _JSON),
     "webhook_deliveries.status": _enum(wh.DeliveryStatus),
     "webhook_deliveries.lease_owner": _WORKER_ID,
     "webhook_deliveries.last_error": Bound(wh.MAX_ERROR_CHARS, "worker.webhooks cuts it"),
