@@ -1,43 +1,110 @@
-"""Run a real batchgate server for tests: uvicorn on a free 127.0.0.1 port in a
-background thread, with its worker, on a real SQLite or PostgreSQL store."""
+"""Run batchgate for tests.
+
+``serve`` runs the app in this process (see :mod:`tests.inprocess`) on the
+in-memory store, unless the settings name a database; ``serve_socket`` runs it
+under uvicorn on a free 127.0.0.1 port, for tests about the socket itself.
+Both yield a :class:`RunningServer`, whose clients reach the app either way.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import uvicorn
 
-from batchgate import config, runtime
+from batchgate import config, runtime, testing
+from batchgate.backends import base
 from batchgate.domain import keys as key_model
 from batchgate.domain.states import BatchStatus
 from batchgate.services.keys import KeyService
 from batchgate.store import port
+from tests import inprocess
+
+if TYPE_CHECKING:
+    import anthropic
+    import openai
 
 API_KEY = "bg-test-key-0123456789abcdef"
 # The model name tests route to the fake upstream.
 FAKE_MODEL = "fake-chat"
 
+T = TypeVar("T")
+
+
+def wait_until(
+    probe: Callable[[], T], timeout: float = 30.0, what: str = "the condition", every: float = 0.05
+) -> T:
+    """Call ``probe`` until it returns something truthy, and return that;
+    after ``timeout`` seconds fail, naming ``what`` and the last value seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:g}s for {what}; last saw {value!r}")
+        time.sleep(every)
+
 
 class RunningServer:
+    """A running batchgate and the clients that reach it. ``base_url`` is what
+    those clients use; ``url`` is a real loopback URL (in process, a listener
+    opened on first use, for clients that cannot take a transport)."""
+
     def __init__(
-        self, url: str, api_key: str, store: port.JobStore, settings: config.Settings
+        self,
+        api_key: str,
+        store: port.JobStore,
+        settings: config.Settings,
+        *,
+        base_url: str,
+        app: inprocess.InProcessApp | None = None,
     ) -> None:
-        self.url = url
         self.api_key = api_key
         self.store = store
         self.settings = settings
+        self.base_url = base_url
+        self._app = app
+
+    @property
+    def url(self) -> str:
+        return self.base_url if self._app is None else self._app.socket_url()
+
+    def http_client(self, **options: Any) -> httpx.Client:
+        """A bare client that reaches the server (for an SDK's ``http_client``)."""
+        transport = None if self._app is None else self._app.transport()
+        return httpx.Client(transport=transport, **{"timeout": 60, **options})
 
     def client(self, api_key: str | None = None, **headers: str) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url,
-            timeout=60,
+        return self.http_client(
+            base_url=self.base_url,
             headers={"authorization": f"Bearer {api_key or self.api_key}", **headers},
+        )
+
+    def openai(self, api_key: str | None = None, **options: Any) -> openai.OpenAI:
+        import openai
+
+        return openai.OpenAI(
+            base_url=f"{self.base_url}/v1",
+            api_key=api_key or self.api_key,
+            http_client=self.http_client(),
+            **options,
+        )
+
+    def anthropic(self, api_key: str | None = None, **options: Any) -> anthropic.Anthropic:
+        import anthropic
+
+        return anthropic.Anthropic(
+            base_url=self.base_url,
+            api_key=api_key or self.api_key,
+            http_client=self.http_client(),
+            **options,
         )
 
     def submit(self, model: str, texts: list[str], api_key: str | None = None) -> str:
@@ -79,19 +146,23 @@ class RunningServer:
     def wait_ended(
         self, batch_id: str, timeout: float = 60.0, api_key: str | None = None
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
         with self.client(api_key, accept="application/json") as client:
-            while True:
+
+            def ended() -> dict[str, Any] | None:
                 batch: dict[str, Any] = client.get(f"/v1/batches/{batch_id}").json()
-                if BatchStatus(batch["status"]).is_ended:
-                    return batch
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"batch {batch_id} still {batch['status']}")
-                time.sleep(0.05)
+                return batch if BatchStatus(batch["status"]).is_ended else None
+
+            return wait_until(ended, timeout, f"batch {batch_id} to end")
 
 
 def openai_model(name: str, base_url: str, **extra: Any) -> config.ModelConfig:
     return config.ModelConfig(name=name, backend="openai_compatible", base_url=base_url, **extra)
+
+
+def fake_model(name: str, **extra: Any) -> config.ModelConfig:
+    """A model served by a ``testing.FakeBackend`` passed to :func:`serve`
+    (the config names it; the backend given for it takes its place)."""
+    return config.ModelConfig(name=name, backend="openai_compatible", **extra)
 
 
 def make_settings(
@@ -110,15 +181,53 @@ def make_settings(
     )
 
 
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file for a test that needs the SQL store (migrations, files on disk)."""
+    return f"sqlite:///{tmp_path / 'batchgate.db'}"
+
+
+def _store_for(settings: config.Settings, api_key: str) -> port.JobStore:
+    """The in-memory store, or the database the settings name."""
+    store: port.JobStore = (
+        testing.MemoryJobStore() if settings.database_url is None else runtime.open_store(settings)
+    )
+    KeyService(store).register("test", api_key)
+    return store
+
+
 @contextlib.contextmanager
 def serve(
     settings: config.Settings,
     api_key: str = API_KEY,
     with_worker: bool = True,
     store: port.JobStore | None = None,
+    backends: Mapping[str, base.Backend] | None = None,
 ) -> Iterator[RunningServer]:
-    """The API on a free loopback port; ``store`` instead of the settings'
-    database (then no key is registered: it may be one nothing can reach)."""
+    """The app in this process with its worker; ``store`` instead of the
+    in-memory one (then no key is registered: it may be one nothing can
+    reach); ``backends`` (e.g. ``testing.FakeBackend``) take the place of the
+    configured models' backends of the same name."""
+    if store is None:
+        store = _store_for(settings, api_key)
+    app = runtime.create_server_app(settings, store, with_worker=with_worker, backends=backends)
+    try:
+        with inprocess.running(app) as in_process:
+            yield RunningServer(
+                api_key, store, settings, base_url=inprocess.BASE_URL, app=in_process
+            )
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def serve_socket(
+    settings: config.Settings,
+    api_key: str = API_KEY,
+    with_worker: bool = True,
+    store: port.JobStore | None = None,
+) -> Iterator[RunningServer]:
+    """The API under uvicorn on a free loopback port, on the settings' own
+    database (SQLite in ``data_dir`` unless it names one)."""
     if store is None:
         store = runtime.open_store(settings)
         KeyService(store).register("test", api_key)
@@ -136,14 +245,12 @@ def serve(
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("batchgate test server did not start")
-        time.sleep(0.01)
+    wait_until(lambda: server.started or not thread.is_alive(), 30, "the test server to start")
+    if not server.started:
+        raise RuntimeError("batchgate test server did not start")
     port_number = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield RunningServer(f"http://127.0.0.1:{port_number}", api_key, store, settings)
+        yield RunningServer(api_key, store, settings, base_url=f"http://127.0.0.1:{port_number}")
     finally:
         server.should_exit = True
         thread.join(timeout=30)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from batchgate import config
 from batchgate.api import app as api_app
@@ -24,8 +24,16 @@ def open_store(settings: config.Settings) -> port.JobStore:
     return sql.SqlJobStore.open(settings.resolved_database_url())
 
 
-def build_backends(settings: config.Settings) -> dict[str, base.Backend]:
-    return {name: registry.create(entry) for name, entry in settings.models.items()}
+def build_backends(
+    settings: config.Settings, given: Mapping[str, base.Backend] | None = None
+) -> dict[str, base.Backend]:
+    """A backend per configured model; ``given`` ones (a test's
+    ``testing.FakeBackend``) take the place of their model's."""
+    given = given or {}
+    return {
+        name: given[name] if name in given else registry.create(entry)
+        for name, entry in settings.models.items()
+    }
 
 
 def build_worker(
@@ -50,11 +58,13 @@ async def close_backends(backends: dict[str, base.Backend]) -> None:
 
 @contextlib.asynccontextmanager
 async def background_worker(
-    settings: config.Settings, store: port.JobStore
+    settings: config.Settings,
+    store: port.JobStore,
+    given_backends: Mapping[str, base.Backend] | None = None,
 ) -> AsyncIterator[Worker]:
     """A worker running on this event loop for the duration of the block;
     leaving the block drains it and closes its backends."""
-    backends = build_backends(settings)
+    backends = build_backends(settings, given_backends)
     worker = build_worker(settings, store, backends)
     task = asyncio.create_task(worker.run(), name="worker")
     try:
@@ -82,10 +92,15 @@ async def webhook_deliverer(
 
 
 def create_server_app(
-    settings: config.Settings, store: port.JobStore, *, with_worker: bool = True
+    settings: config.Settings,
+    store: port.JobStore,
+    *,
+    with_worker: bool = True,
+    backends: Mapping[str, base.Backend] | None = None,
 ) -> deps.BatchgateApp:
     """The API, with a worker in the same event loop unless told otherwise.
-    Shutting the app down drains the worker (SIGTERM under uvicorn)."""
+    Shutting the app down drains the worker (SIGTERM under uvicorn).
+    ``backends`` replace the configured ones of the same model name."""
     services = api_app.build_services(settings, store)
     app = api_app.create_app(services)
     if not with_worker:
@@ -93,7 +108,7 @@ def create_server_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: object) -> AsyncIterator[None]:
-        async with background_worker(settings, store) as worker:
+        async with background_worker(settings, store, backends) as worker:
             services.on_new_work = worker.notify
             yield
 

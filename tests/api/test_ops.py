@@ -101,7 +101,10 @@ def test_not_ready_without_any_worker(tmp_path: Path, upstream: FakeUpstream) ->
 def test_not_ready_while_the_database_is_at_an_older_migration(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
-    with harness.serve(_settings(tmp_path, upstream), with_worker=False) as server:
+    on_sqlite = _settings(tmp_path, upstream).model_copy(
+        update={"database_url": harness.sqlite_url(tmp_path)}
+    )
+    with harness.serve(on_sqlite, with_worker=False) as server:
         head = engine.head_revision()
         older = alembic_script.ScriptDirectory.from_config(engine._alembic_config())
         previous = older.get_revision(head).down_revision
