@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -76,10 +77,11 @@ class RunningServer:
     def url(self) -> str:
         return self.base_url if self._app is None else self._app.socket_url()
 
-    def http_client(self, **options: Any) -> httpx.Client:
-        """A bare client that reaches the server (for an SDK's ``http_client``)."""
-        transport = None if self._app is None else self._app.transport()
-        return httpx.Client(transport=transport, **{"timeout": 60, **options})
+    def http_client(self, http: ModuleType = httpx, **options: Any) -> Any:
+        """A bare client that reaches the server (for an SDK's ``http_client``),
+        of the ``http`` package (httpx, or httpx2 for newer SDKs)."""
+        transport = None if self._app is None else self._app.transport(http)
+        return http.Client(transport=transport, **{"timeout": 60, **options})
 
     def client(self, api_key: str | None = None, **headers: str) -> httpx.Client:
         return self.http_client(
@@ -93,7 +95,7 @@ class RunningServer:
         return openai.OpenAI(
             base_url=f"{self.base_url}/v1",
             api_key=api_key or self.api_key,
-            http_client=self.http_client(),
+            http_client=self.http_client(inprocess.http_package_of(openai.DefaultHttpxClient)),
             **options,
         )
 
@@ -103,7 +105,7 @@ class RunningServer:
         return anthropic.Anthropic(
             base_url=self.base_url,
             api_key=api_key or self.api_key,
-            http_client=self.http_client(),
+            http_client=self.http_client(inprocess.http_package_of(anthropic.DefaultHttpxClient)),
             **options,
         )
 

@@ -6,8 +6,9 @@ handed to that same loop through ``httpx.ASGITransport``, so routes and the
 worker share their asyncio objects exactly as they do under uvicorn.
 
 Sync clients (``httpx.Client``, the official ``openai`` and ``anthropic``
-SDKs through ``http_client=``) get a :class:`LoopTransport`; each client gets
-its own, so an SDK closing its client closes nothing else.
+SDKs through ``http_client=``) get a loop transport; each client gets its
+own, so an SDK closing its client closes nothing else. Newer ``anthropic``
+SDKs take an ``httpx2`` client, so a transport is made for either package.
 
 Where a test needs a real socket after all (``requests``, a browser), the
 same app can also listen on a loopback port, on the same loop: see
@@ -18,8 +19,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import importlib
 import time
 from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
 
 import httpx
 import uvicorn
@@ -30,29 +34,44 @@ from starlette.types import ASGIApp
 BASE_URL = "http://testserver"
 
 
-class LoopTransport(httpx.BaseTransport):
-    """A sync httpx transport that runs each request through
-    ``httpx.ASGITransport`` on the app's own event loop."""
+class _ThroughTheLoop:
+    """A sync transport (of ``http``, the httpx or httpx2 package) that runs
+    each request through that package's ``ASGITransport`` on the app's loop."""
 
-    def __init__(self, app: ASGIApp, portal: BlockingPortal) -> None:
+    def __init__(self, http: ModuleType, app: ASGIApp, portal: BlockingPortal) -> None:
+        self._http = http
         self._portal = portal
-        self._asgi = httpx.ASGITransport(app=app)
+        self._asgi = http.ASGITransport(app=app)
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def handle_request(self, request: Any) -> Any:
         # ASGITransport reads an async body; a request that was read holds its
         # body as bytes, which serve both ways.
         request.read()
         return self._portal.call(self._send, request)
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    async def _send(self, request: Any) -> Any:
         response = await self._asgi.handle_async_request(request)
         body = await response.aread()
-        return httpx.Response(
+        return self._http.Response(
             response.status_code,
             headers=response.headers,
-            stream=httpx.ByteStream(body),
+            stream=self._http.ByteStream(body),
             extensions=response.extensions,
         )
+
+
+def _transport_class(http: ModuleType) -> type[_ThroughTheLoop]:
+    return type("LoopTransport", (_ThroughTheLoop, http.BaseTransport), {})
+
+
+def http_package_of(client_class: type) -> ModuleType:
+    """httpx or httpx2, whichever ``client_class`` (an SDK's default
+    client) is built on."""
+    for base in client_class.__mro__:
+        root = base.__module__.partition(".")[0]
+        if root in ("httpx", "httpx2"):
+            return importlib.import_module(root)
+    return httpx
 
 
 class InProcessApp:
@@ -63,9 +82,13 @@ class InProcessApp:
         self.portal = portal
         self._listener: uvicorn.Server | None = None
         self._listening: concurrent.futures.Future[None] | None = None
+        self._transports: dict[str, type[_ThroughTheLoop]] = {}
 
-    def transport(self) -> httpx.BaseTransport:
-        return LoopTransport(self.app, self.portal)
+    def transport(self, http: ModuleType = httpx) -> Any:
+        """A new transport to the app for a client of ``http`` (httpx, httpx2)."""
+        if http.__name__ not in self._transports:
+            self._transports[http.__name__] = _transport_class(http)
+        return self._transports[http.__name__](http, self.app, self.portal)
 
     def socket_url(self) -> str:
         """A loopback URL for the same app (and the same store and worker),

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx
 import pytest
 from anthropic.types.messages import MessageBatch
 
@@ -53,7 +52,7 @@ def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningSe
 
 @pytest.fixture
 def client(server: harness.RunningServer) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=server.url, api_key=server.api_key, max_retries=0) as sdk:
+    with server.anthropic(server.api_key, max_retries=0) as sdk:
         yield sdk
 
 
@@ -100,7 +99,7 @@ def test_results_are_message_objects_in_submission_order(
     assert created.processing_status == "in_progress" and created.results_url is None
     ended = wait_ended(client, created.id)
     assert ended.request_counts.succeeded == 3 and ended.ended_at is not None
-    assert ended.results_url == f"{server.url}/v1/messages/batches/{created.id}/results"
+    assert ended.results_url == f"{server.base_url}/v1/messages/batches/{created.id}/results"
     results = list(client.messages.batches.results(created.id))
     assert [line.custom_id for line in results] == ["req-0", "req-1", "req-2"]
     message = results[1].result.message
@@ -272,7 +271,7 @@ def test_anthropic_and_native_batches_do_not_see_each_other(
 
 
 def test_wrong_api_key_is_an_authentication_error(server: harness.RunningServer) -> None:
-    sdk = anthropic.Anthropic(base_url=server.url, api_key="bg-wrong", max_retries=0)
+    sdk = server.anthropic("bg-wrong", max_retries=0)
     with sdk, pytest.raises(anthropic.AuthenticationError) as info:
         sdk.messages.batches.list()
     assert info.value.body["error"]["type"] == "authentication_error"
@@ -318,7 +317,7 @@ def test_results_stream_as_jsonl_for_a_raw_client_with_anthropic_headers(
     created = client.messages.batches.create(requests=[request("x", "hi"), request("y", "yo")])
     wait_ended(client, created.id)
     headers = {"x-api-key": server.api_key, "anthropic-version": "2023-06-01"}
-    with httpx.Client(base_url=server.url, headers=headers) as http:
+    with server.http_client(base_url=server.base_url, headers=headers) as http:
         response = http.get(f"/v1/messages/batches/{created.id}/results")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/x-jsonl"

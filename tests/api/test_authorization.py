@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import pytest
 from fastapi import routing
 
@@ -116,7 +115,7 @@ def _wait_anthropic_ended(server: harness.RunningServer, batch_id: str, key: str
 
 def _log_in(server: harness.RunningServer, api_key: str) -> Session:
     """Log in through the dashboard's form, as tests/api/test_dashboard.py does."""
-    with httpx.Client(base_url=server.url, timeout=30) as browser:
+    with server.http_client(base_url=server.base_url, timeout=30) as browser:
         form = browser.get("/ui/login")
         token = _CSRF.search(form.text)
         assert token, form.text
@@ -168,7 +167,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 )
                 assert endpoint.status_code == 200, endpoint.text
                 objects["endpoint"] = endpoint.json()["id"]
-            with openai.OpenAI(base_url=f"{server.url}/v1", api_key=owner) as sdk:
+            with server.openai(owner) as sdk:
                 objects["file"] = sdk.files.create(
                     file=("in.jsonl", io.BytesIO(b"{}\n")), purpose="batch"
                 ).id
@@ -195,7 +194,8 @@ def _browse(world: World, route: Route, session: Session | None) -> httpx.Respon
     POST, so a refusal is about who is asking, not a missing token)."""
     cookies = {"bg_session": session.cookie} if session else {}
     data = {"csrf_token": session.csrf} if session and route.method == "POST" else None
-    with httpx.Client(base_url=world.server.url, timeout=30, cookies=cookies) as browser:
+    server = world.server
+    with server.http_client(base_url=server.base_url, timeout=30, cookies=cookies) as browser:
         return browser.request(route.method, _path(world, route), data=data)
 
 

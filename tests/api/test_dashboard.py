@@ -22,7 +22,7 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 def browser(server: harness.RunningServer, **headers: str) -> httpx.Client:
     """A client with a cookie jar and no API key: what a browser sends."""
-    return httpx.Client(base_url=server.url, timeout=30, headers=headers)
+    return server.http_client(base_url=server.base_url, timeout=30, headers=headers)
 
 
 def csrf_of(page: httpx.Response) -> str:
@@ -56,26 +56,6 @@ def test_login_sets_an_httponly_samesite_strict_cookie_scoped_to_the_dashboard(
     assert {"httponly", "samesite=strict", "path=/ui"} <= attributes
     assert "secure" not in attributes  # plain http: a Secure cookie would never come back
     assert server.api_key not in cookie
-
-
-def test_the_session_cookie_is_secure_when_the_page_is_served_over_https(
-    server: harness.RunningServer,
-) -> None:
-    # uvicorn trusts X-Forwarded-Proto from 127.0.0.1, as from a TLS proxy there.
-    with browser(server, **{"x-forwarded-proto": "https"}) as client:
-        form = client.get("/ui/login")
-        # The login form's own cookie is Secure too: hand it back over this
-        # plain-http test connection as the browser would over https.
-        client.cookies.set("bg_login_csrf", form.cookies["bg_login_csrf"])
-        response = client.post(
-            "/ui/login", data={"api_key": server.api_key, "csrf_token": csrf_of(form)}
-        )
-    cookie = next(
-        value
-        for value in response.headers.get_list("set-cookie")
-        if value.startswith("bg_session=")
-    )
-    assert "secure" in {part.strip().lower() for part in cookie.split(";")}
 
 
 def test_a_wrong_key_gets_the_login_form_again_with_the_reason(

@@ -123,7 +123,7 @@ def test_openai_file_dry_run_estimates_every_line_and_creates_no_batch(
     server: harness.RunningServer,
 ) -> None:
     content = "\n".join(file_line(f"r{i}", max_tokens=50) for i in range(3)).encode()
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key) as sdk:
+    with server.openai(server.api_key) as sdk:
         estimate = dry_run_file(sdk, content)
         assert list(sdk.batches.list()) == []
     assert estimate["request_count"] == 3 and estimate["max_output_tokens"] == 150
@@ -131,7 +131,7 @@ def test_openai_file_dry_run_estimates_every_line_and_creates_no_batch(
 
 def test_openai_file_dry_run_names_the_bad_lines(server: harness.RunningServer) -> None:
     content = "\n".join([file_line("r0"), "{not json", file_line("r0")]).encode()
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key) as sdk:
+    with server.openai(server.api_key) as sdk:
         with pytest.raises(openai.BadRequestError) as caught:
             dry_run_file(sdk, content)
         assert list(sdk.batches.list()) == []
@@ -255,7 +255,7 @@ def test_an_openai_file_dry_run_over_the_token_quota_reports_the_refusal(
 ) -> None:
     key = limited_key(no_worker, 10)
     content = "\n".join(file_line(f"r{i}", max_tokens=50) for i in range(3)).encode()
-    with openai.OpenAI(base_url=f"{no_worker.url}/v1", api_key=key, max_retries=0) as sdk:
+    with no_worker.openai(key, max_retries=0) as sdk:
         estimate = dry_run_file(sdk, content)
         assert list(sdk.batches.list()) == []
     assert estimate["request_count"] == 3

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import openai
 import pytest
 
 from tests import harness
@@ -80,7 +79,7 @@ def test_a_body_past_max_body_bytes_is_413(server: harness.RunningServer) -> Non
 def test_anthropic_custom_id_pattern_and_limits_in_anthropics_envelope(
     server: harness.RunningServer,
 ) -> None:
-    with anthropic.Anthropic(base_url=server.url, api_key=server.api_key, max_retries=0) as sdk:
+    with server.anthropic(server.api_key, max_retries=0) as sdk:
         for custom_id, fields, where in [
             ("has.dot", {}, "requests[0].custom_id"),
             ("ok", {"max_tokens": 1001}, "requests[0].params.max_tokens"),
@@ -120,7 +119,7 @@ def test_openai_lines_past_a_limit_fail_the_batch_naming_line_and_param(
             line("many", messages=many),
         ]
     )
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key, max_retries=0) as sdk:
+    with server.openai(server.api_key, max_retries=0) as sdk:
         uploaded = sdk.files.create(
             file=("in.jsonl", io.BytesIO(content.encode())), purpose="batch"
         )
@@ -154,6 +153,6 @@ def test_an_upload_filename_is_kept_without_control_characters_and_within_512(
         )
     assert odd.status_code == 200, odd.text
     assert odd.json()["filename"] == "a_b.jsonl"
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key, max_retries=0) as sdk:
+    with server.openai(server.api_key, max_retries=0) as sdk:
         long = sdk.files.create(file=("x" * 600 + ".jsonl", io.BytesIO(b"{}")), purpose="batch")
     assert len(long.filename) == 512 and long.filename.endswith(".jsonl")

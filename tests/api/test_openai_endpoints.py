@@ -43,7 +43,7 @@ def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningSe
 
 @pytest.fixture
 def client(server: harness.RunningServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key, max_retries=0) as sdk:
+    with server.openai(server.api_key, max_retries=0) as sdk:
         yield sdk
 
 

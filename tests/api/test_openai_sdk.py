@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
@@ -38,7 +37,7 @@ def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningSe
 
 @pytest.fixture
 def client(server: harness.RunningServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key, max_retries=0) as sdk:
+    with server.openai(server.api_key, max_retries=0) as sdk:
         yield sdk
 
 
@@ -181,7 +180,7 @@ def test_expired_requests_are_in_the_error_file_as_batch_expired(
     settings.completion_window_seconds = 1
     with (
         harness.serve(settings) as running,
-        openai.OpenAI(base_url=f"{running.url}/v1", api_key=running.api_key) as sdk,
+        running.openai(running.api_key) as sdk,
     ):
         batch = wait(sdk, create(sdk, upload(sdk, jsonl(line("slow")))).id)
         assert batch.status == "expired" and batch.output_file_id is None
@@ -276,9 +275,7 @@ def test_unknown_or_another_keys_input_file_is_a_404(
     with pytest.raises(openai.NotFoundError):
         create(client, "file-doesnotexist")
     file_id = upload(client, jsonl(line("a")))
-    with openai.OpenAI(
-        base_url=f"{server.url}/v1", api_key=server.new_key("other"), max_retries=0
-    ) as other:
+    with server.openai(server.new_key("other"), max_retries=0) as other:
         with pytest.raises(openai.NotFoundError) as caught:
             create(other, file_id)
         _assert_envelope(caught.value, 404, "input_file_id")
@@ -294,9 +291,7 @@ def small_server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.Run
 def test_file_past_the_size_limit_is_a_413_and_nothing_is_stored(
     small_server: harness.RunningServer,
 ) -> None:
-    with openai.OpenAI(
-        base_url=f"{small_server.url}/v1", api_key=small_server.api_key, max_retries=0
-    ) as sdk:
+    with small_server.openai(small_server.api_key, max_retries=0) as sdk:
         with pytest.raises(openai.APIStatusError) as caught:
             upload(sdk, jsonl(*(line(f"r{i}") for i in range(30))))
         _assert_envelope(caught.value, 413, "file")
@@ -332,9 +327,7 @@ def test_size_limit_is_counted_on_the_stream_without_content_length(
 def test_file_with_more_requests_than_the_limit_is_a_400_and_stores_no_batch(
     small_server: harness.RunningServer,
 ) -> None:
-    with openai.OpenAI(
-        base_url=f"{small_server.url}/v1", api_key=small_server.api_key, max_retries=0
-    ) as sdk:
+    with small_server.openai(small_server.api_key, max_retries=0) as sdk:
         content = jsonl(*(json.dumps({"custom_id": str(i)}) for i in range(4)))
         with pytest.raises(openai.BadRequestError) as caught:
             create(sdk, upload(sdk, content))
@@ -348,8 +341,6 @@ def test_openai_batch_is_the_batch_object_even_for_accept_any(
 ) -> None:
     # Native batches stream JSONL here once ended; OpenAI ones never do.
     batch = wait(client, create(client, upload(client, jsonl(line("a")))).id)
-    response = httpx.get(
-        f"{server.url}/v1/batches/{batch.id}",
-        headers={"authorization": f"Bearer {server.api_key}"},
-    )
+    with server.client() as http:  # httpx's default Accept, */*
+        response = http.get(f"/v1/batches/{batch.id}")
     assert response.json()["output_file_id"] == batch.output_file_id

@@ -9,9 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import httpx
-import openai
 import pytest
 
 from batchgate.domain.states import RESULT_STATES
@@ -150,7 +148,7 @@ def test_openai_batch_results_so_far_through_the_sdk(
         )
         for t in TEXTS
     ).encode()
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key) as client:
+    with server.openai(server.api_key) as client:
         file_id = client.files.create(file=("in.jsonl", content), purpose="batch").id
         batch = client.batches.create(
             input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
@@ -173,7 +171,7 @@ def test_anthropic_results_while_processing_are_the_finished_requests(
     server: harness.RunningServer, upstream: FakeUpstream
 ) -> None:
     script_mixed(upstream)
-    with anthropic.Anthropic(base_url=server.url, api_key=server.api_key) as client:
+    with server.anthropic(server.api_key) as client:
         created = client.messages.batches.create(
             requests=[{"custom_id": t, "params": params(t)} for t in TEXTS]  # type: ignore[misc]
         )

@@ -57,7 +57,7 @@ def test_openai_file_batch_over_the_token_quota_gets_token_limit_exceeded(
         )
         for i in range(3)
     )
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0) as sdk:
+    with server.openai(key, max_retries=0) as sdk:
         uploaded = sdk.files.create(file=("in.jsonl", io.BytesIO(lines.encode())), purpose="batch")
         with pytest.raises(openai.RateLimitError) as raised:
             sdk.batches.create(
@@ -74,7 +74,7 @@ def test_anthropic_batch_over_the_token_quota_gets_a_rate_limit_error(
     server: harness.RunningServer,
 ) -> None:
     key = limited_key(server, max_enqueued_tokens={MODEL: 150})
-    with anthropic.Anthropic(base_url=server.url, api_key=key, max_retries=0) as sdk:
+    with server.anthropic(key, max_retries=0) as sdk:
         with pytest.raises(anthropic.RateLimitError) as raised:
             sdk.messages.batches.create(
                 requests=[{"custom_id": f"r{i}", "params": params()} for i in range(2)]  # type: ignore[misc]
@@ -128,7 +128,7 @@ def test_configured_storage_quota_refuses_an_upload_and_keeps_nothing(
     server: harness.RunningServer,
 ) -> None:
     key = server.new_key()
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0) as sdk:
+    with server.openai(key, max_retries=0) as sdk:
         sdk.files.create(file=("a.jsonl", io.BytesIO(b"x" * 6000)), purpose="batch")
         with pytest.raises(openai.RateLimitError) as raised:
             sdk.files.create(file=("b.jsonl", io.BytesIO(b"x" * 6000)), purpose="batch")

@@ -115,7 +115,7 @@ def _log_in(browser: httpx.Client, api_key: str) -> httpx.Response:
 
 
 def test_dashboard_pages_spend_the_sessions_key_bucket(server: harness.RunningServer) -> None:
-    with httpx.Client(base_url=server.url, timeout=30) as browser:
+    with server.http_client(base_url=server.base_url, timeout=30) as browser:
         assert _log_in(browser, server.api_key).status_code == 303
         statuses = [browser.get("/ui/batches").status_code for _ in range(3)]
         refused = browser.get("/ui/batches")
@@ -132,7 +132,7 @@ def test_dead_session_cookies_are_limited_per_address(
 ) -> None:
     lookups = _count_lookups(server, monkeypatch)
     forged = {"bg_session": "bg-forged0.not-a-signed-session"}
-    with httpx.Client(base_url=server.url, timeout=30, cookies=forged) as browser:
+    with server.http_client(base_url=server.base_url, timeout=30, cookies=forged) as browser:
         statuses = [browser.get("/ui/batches").status_code for _ in range(3)]
         refused = browser.get("/ui/batches")
         login_form = browser.get("/ui/login")
@@ -146,7 +146,7 @@ def test_dead_session_cookies_are_limited_per_address(
 def test_wrong_keys_on_the_login_form_are_limited_per_address(
     server: harness.RunningServer,
 ) -> None:
-    with httpx.Client(base_url=server.url, timeout=30) as browser:
+    with server.http_client(base_url=server.base_url, timeout=30) as browser:
         statuses = [_log_in(browser, "bg-wrong-key-000000").status_code for _ in range(3)]
         refused = _log_in(browser, "bg-wrong-key-000000")
         valid = _log_in(browser, server.api_key)

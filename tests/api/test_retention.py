@@ -64,7 +64,7 @@ def inline(custom_id: str) -> dict[str, Any]:
 
 
 def sdk(server: harness.RunningServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key, max_retries=0)
+    return server.openai(server.api_key, max_retries=0)
 
 
 def wait_purged(server: harness.RunningServer, batch_id: str, timeout: float = 30) -> None:
@@ -178,9 +178,7 @@ def test_expired_openai_result_files_are_a_404_saying_so(
 def test_an_expired_anthropic_batch_is_archived_and_its_results_are_a_404(
     short_lived: harness.RunningServer,
 ) -> None:
-    with anthropic.Anthropic(
-        base_url=short_lived.url, api_key=short_lived.api_key, max_retries=0
-    ) as client:
+    with short_lived.anthropic(short_lived.api_key, max_retries=0) as client:
         created = client.messages.batches.create(requests=[inline("a")])  # type: ignore[list-item]
         deadline = time.monotonic() + 30
         while client.messages.batches.retrieve(created.id).processing_status != "ended":

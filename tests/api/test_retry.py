@@ -143,7 +143,7 @@ def test_openai_file_batch_retry_keeps_dialect_and_renders_result_files(
         for i in range(3)
     ]
     content = "\n".join(json.dumps(item) for item in lines).encode()
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key) as sdk:
+    with server.openai(server.api_key) as sdk:
         file_id = sdk.files.create(file=("in.jsonl", content), purpose="batch").id
         parent = sdk.batches.create(
             input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
@@ -170,7 +170,7 @@ def test_anthropic_batch_retry_lives_on_the_anthropic_path(
     server: harness.RunningServer, upstream: FakeUpstream
 ) -> None:
     upstream.script_for("text r0", "400")
-    with anthropic.Anthropic(base_url=server.url, api_key=server.api_key) as sdk:
+    with server.anthropic(server.api_key) as sdk:
         parent = sdk.messages.batches.create(requests=[inline("r0"), inline("r1")])  # type: ignore[list-item]
         wait_anthropic(sdk, parent.id)
         response = sdk.post(

@@ -85,7 +85,7 @@ def deliveries(http: httpx.Client, endpoint_id: str) -> list[dict[str, Any]]:
 def failed_file_batch(server: harness.RunningServer) -> str:
     """An OpenAI file batch whose input has a bad line: it ends ``failed``
     at validation."""
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key) as client:
+    with server.openai(server.api_key) as client:
         file_id = client.files.create(file=("in.jsonl", b"not json\n"), purpose="batch").id
         batch = client.batches.create(
             input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"

@@ -51,7 +51,7 @@ def server(tmp_path: Path) -> Iterator[harness.RunningServer]:
         }
         settings = harness.make_settings(tmp_path, models)
         settings.ui.refresh_seconds = 0.3
-        with harness.serve(settings) as running:
+        with harness.serve_socket(settings) as running:
             yield running
 
 

@@ -68,7 +68,7 @@ def test_faulty_upstream_every_request_succeeds_and_retries_respect_retry_after(
         settings = harness.make_settings(
             tmp_path, models, max_attempts=max_attempts, backoff_max_seconds=0.5
         )
-        with harness.serve(settings) as server, server.client() as client:
+        with harness.serve_socket(settings) as server, server.client() as client:
             batch = client.post("/v1/batches", json=native_body(n)).json()
             ended = server.wait_ended(batch["id"], timeout=240)
             lines = result_lines(client.get(f"/v1/batches/{batch['id']}").text)
@@ -125,7 +125,7 @@ def test_upstream_never_sees_more_than_the_limit_in_any_window(
             )
         }
         with (
-            harness.serve(harness.make_settings(tmp_path, models)) as server,
+            harness.serve_socket(harness.make_settings(tmp_path, models)) as server,
             server.client() as client,
         ):
             batch = client.post("/v1/batches", json=native_body(n, prefix, max_tokens=64)).json()
@@ -249,7 +249,7 @@ def test_small_batch_submitted_after_a_big_one_finishes_first(
     with FakeUpstream(latency_ms=20) as upstream:
         upstream.configure(log_bodies=False)
         models = {MODEL: harness.openai_model(MODEL, upstream.openai_base_url, max_concurrency=16)}
-        with harness.serve(harness.make_settings(tmp_path, models)) as server:
+        with harness.serve_socket(harness.make_settings(tmp_path, models)) as server:
             with server.client() as client:
                 big = client.post("/v1/batches", json=native_body(5000, "big")).json()
             other_key = server.api_key if same_key else server.new_key("small-batch-owner")
@@ -271,7 +271,7 @@ def test_down_upstream_keeps_requests_queued_without_burning_attempts(tmp_path: 
         upstream.configure(fault_rate=1.0, rate_faults=["503"])
         models = {MODEL: harness.openai_model(MODEL, upstream.openai_base_url, max_concurrency=4)}
         settings = harness.make_settings(tmp_path, models, max_attempts=max_attempts)
-        with harness.serve(settings) as server, server.client() as client:
+        with harness.serve_socket(settings) as server, server.client() as client:
             batch = client.post("/v1/batches", json=native_body(n)).json()
             time.sleep(4)  # down long enough to use up every attempt in a tight loop
             down_calls = len(upstream.calls())
@@ -289,7 +289,7 @@ def test_window_ending_while_upstream_is_down_expires_the_rest(tmp_path: Path) -
         models = {MODEL: harness.openai_model(MODEL, upstream.openai_base_url, max_concurrency=2)}
         settings = harness.make_settings(tmp_path, models)
         settings.completion_window_seconds = 2
-        with harness.serve(settings) as server, server.client() as client:
+        with harness.serve_socket(settings) as server, server.client() as client:
             batch = client.post("/v1/batches", json=native_body(n)).json()
             ended = server.wait_ended(batch["id"], timeout=30)
             lines = result_lines(client.get(f"/v1/batches/{batch['id']}").text)
