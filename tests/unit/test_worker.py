@@ -244,3 +244,20 @@ async def test_a_request_of_a_kind_the_model_does_not_serve_errors_at_once_namin
     assert f"model {MODEL!r} does not serve embeddings" in row.error.message
     assert "it serves: chat" in row.error.message
     assert len(backend.requests) == 1  # only the chat request reached the backend
+
+
+async def test_an_embeddings_request_is_retried_then_its_vectors_recorded() -> None:
+    store = testing.MemoryJobStore()
+    chat_batch = kit.submit(store, ["chat"])
+    vectors = dataclasses.replace(chat_batch, id=chat_batch.id + "e", total=1)
+    embedding = embeddings.EmbeddingRequest(model=MODEL, input=["a", "b"])
+    store.create_batch(vectors, [bm.NewRequest("vectors", MODEL, canonical.dump(embedding))])
+    script = testing.sequence(testing.unavailable(), testing.embedding([[1.0, 0.0], [0.0, 1.0]]))
+    backend = testing.FakeBackend(embed=script)
+    async with kit.running(kit.worker_for(store, {MODEL: backend})):
+        await kit.eventually(kit.ended(store, vectors))
+    row = kit.results(store, vectors)["vectors"]
+    assert row.state is RequestState.SUCCEEDED
+    recorded = embeddings.EmbeddingResponse.model_validate(row.result)
+    assert recorded.vectors == [[1.0, 0.0], [0.0, 1.0]]
+    assert backend.embedding_requests == [embedding, embedding]
