@@ -85,7 +85,7 @@ def server(
 
 @pytest.fixture
 def client(server: harness.RunningServer) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=server.url, api_key=server.api_key, max_retries=0) as sdk:
+    with server.anthropic(server.api_key, max_retries=0) as sdk:
         yield sdk
 
 

@@ -99,7 +99,7 @@ def test_a_valid_key_works_from_an_address_past_its_failed_auth_limit(
             still_refused = guesser.get("/v1/batches")
         with server.client() as tenant:
             assert tenant.get("/v1/batches").status_code == 200
-        with httpx.Client(base_url=server.url, timeout=30) as browser:
+        with server.http_client(base_url=server.base_url, timeout=30) as browser:
             assert _log_in(browser, server.api_key).status_code == 303
             assert browser.get("/ui/batches").status_code == 200
     assert statuses[:60] == [401] * 60

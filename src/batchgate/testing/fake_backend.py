@@ -86,7 +86,9 @@ def embed_echo(request: embeddings.EmbeddingRequest) -> embeddings.EmbeddingResp
     """The usual embed handler: :func:`vector_for` each input (at the
     requested ``dimensions``, else 8), one token per word or token id."""
     dimensions = request.dimensions or 8
-    tokens = sum(len(item) if isinstance(item, list) else len(item.split()) for item in request.input)
+    tokens = sum(
+        len(item) if isinstance(item, list) else len(item.split()) for item in request.input
+    )
     return embedding(
         [vector_for(item, dimensions) for item in request.input],
         model=request.model,
