@@ -283,3 +283,14 @@ def test_a_truncated_upload_is_400_and_stores_nothing(served: harness.RunningSer
     assert listed == []
     assert complete.status_code == 200  # the same body, whole, is stored
     assert _stored_files(served) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "path", ["/ui/static/ui.css", "/ui/static/htmx-2.0.11.min.js", "/health", "/v1/batches"]
+)
+async def test_every_response_says_nosniff(counting: CountingApp, path: str) -> None:
+    """Static files, the API's answers and its errors (the last is a 401)."""
+    async with client(counting) as http:
+        response = await http.get(path)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers.get_list("x-content-type-options") == ["nosniff"]

@@ -11,6 +11,7 @@ from batchgate.api import (
     deps,
     errors,
     files,
+    headers,
     keys,
     models,
     nul_guard,
@@ -78,6 +79,7 @@ def create_app(services: deps.Services) -> deps.BatchgateApp:
     if services.settings.ui.enabled:
         ui.install(app)
     openapi.install(app)
+    app.add_middleware(headers.NoSniff)
     # Outermost, so every route and template sees the client's own address.
     app.add_middleware(proxy.ForwardedHeaders, trusted_hosts=services.settings.forwarded_allow_ips)
     return app
