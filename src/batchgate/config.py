@@ -29,9 +29,11 @@ With no ``[models]`` table the embedded SmolLM2 model is served as
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -307,16 +309,89 @@ def default_models() -> dict[str, ModelConfig]:
     }
 
 
-_ENV_KEYS = {
-    "BATCHGATE_HOST": "host",
-    "BATCHGATE_PORT": "port",
-    "BATCHGATE_DATA_DIR": "data_dir",
-    "BATCHGATE_DATABASE_URL": "database_url",
-    "BATCHGATE_COMPLETION_WINDOW": "completion_window",
-    # uvicorn's own variable, then ours (which wins).
-    "FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
-    "BATCHGATE_FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
-}
+@dataclasses.dataclass(frozen=True)
+class EnvVar:
+    """One ``BATCHGATE_*`` environment variable: what it sets, the command-line
+    flag that overrides it, and its default (for those the CLI reads;
+    a setting's default is its field's). ``setting``: the ``Settings``
+    field ``load`` fills from it (None: read by the CLI through ``env``)."""
+
+    name: str
+    meaning: str
+    flag: str | None = None
+    default: str | None = None
+    setting: str | None = None
+
+
+# Every variable batchgate reads (one of uvicorn's too), and nowhere else: ``load`` and
+# the CLI read them through this table, and the README's list is checked
+# against it (tests/unit/test_env_table.py).
+ENVIRONMENT = (
+    EnvVar("BATCHGATE_CONFIG", "TOML config file", "--config"),
+    EnvVar("BATCHGATE_HOST", "`[server] host`", "--host", setting="host"),
+    EnvVar("BATCHGATE_PORT", "`[server] port`", "--port", setting="port"),
+    EnvVar("BATCHGATE_DATA_DIR", "`[server] data_dir`", "--data-dir", setting="data_dir"),
+    EnvVar(
+        "BATCHGATE_DATABASE_URL",
+        "`[server] database_url`",
+        "--database-url",
+        setting="database_url",
+    ),
+    # uvicorn's own variable, then ours (later entries win).
+    EnvVar(
+        "FORWARDED_ALLOW_IPS",
+        "`[server] forwarded_allow_ips` (uvicorn's variable)",
+        setting="forwarded_allow_ips",
+    ),
+    EnvVar(
+        "BATCHGATE_FORWARDED_ALLOW_IPS",
+        "`[server] forwarded_allow_ips`",
+        "--forwarded-allow-ips",
+        setting="forwarded_allow_ips",
+    ),
+    EnvVar(
+        "BATCHGATE_COMPLETION_WINDOW",
+        "`[batches] completion_window`",
+        setting="completion_window",
+    ),
+    EnvVar(
+        "BATCHGATE_API_KEY",
+        "`serve`: accept this key (stored hashed); client commands: send it",
+        "--api-key",
+    ),
+    EnvVar("BATCHGATE_URL", "the server client commands call", "--url", "http://127.0.0.1:8000"),
+    EnvVar(
+        "BATCHGATE_LOG_FORMAT", "`text` lines, or one `json` object a line", "--log-format", "text"
+    ),
+    EnvVar("BATCHGATE_LOG_LEVEL", "debug, info, warning or error", "--log-level", "info"),
+    EnvVar(
+        "BATCHGATE_LOG_ERROR_MESSAGES",
+        "`1`: log upstream error messages too",
+        "--log-error-messages",
+    ),
+)
+_BY_NAME = {var.name: var for var in ENVIRONMENT}
+
+
+def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of ``name`` (one of ``ENVIRONMENT``), else its default; an
+    empty value counts as unset."""
+    var = _BY_NAME[name]
+    value = (os.environ if environ is None else environ).get(name)
+    return value or var.default
+
+
+def env_or_default(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """A variable the table gives a default, so it always has a value."""
+    value = env(name, environ)
+    if value is None:
+        raise KeyError(f"{name} has no default in config.ENVIRONMENT")
+    return value
+
+
+def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """A yes/no variable: anything but empty, ``0`` or ``false`` is yes."""
+    return (env(name, environ) or "") not in ("", "0", "false")
 
 
 def load(
@@ -329,8 +404,8 @@ def load(
     ``config_file`` falls back to ``BATCHGATE_CONFIG``. Overrides with value
     None are ignored (unset command-line flags).
     """
-    env = dict(os.environ if environ is None else environ)
-    path = config_file or env.get("BATCHGATE_CONFIG")
+    environment = dict(os.environ if environ is None else environ)
+    path = config_file or env("BATCHGATE_CONFIG", environment)
     raw: dict[str, Any] = {}
     if path:
         with open(path, "rb") as fh:
@@ -339,9 +414,10 @@ def load(
     flat: dict[str, Any] = dict(raw.get("server", {}))
     if "completion_window" in raw.get("batches", {}):
         flat["completion_window"] = raw["batches"]["completion_window"]
-    for env_key, field in _ENV_KEYS.items():
-        if env.get(env_key):
-            flat[field] = env[env_key]
+    for var in ENVIRONMENT:
+        value = env(var.name, environment)
+        if var.setting is not None and value:
+            flat[var.setting] = value
     for key, value in (overrides or {}).items():
         if value is not None:
             flat[key] = value

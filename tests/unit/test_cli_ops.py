@@ -9,6 +9,7 @@ import socket
 import pytest
 
 from batchgate import cli, config, logs
+from batchgate.cli import local as cli_local
 from batchgate.domain import batch as bm
 from batchgate.domain import failures
 from batchgate.domain.states import RequestState
@@ -27,7 +28,7 @@ def test_a_taken_metrics_port_is_logged_and_serve_goes_on(
         port = taken.getsockname()[1]
         settings = config.Settings(metrics=config.MetricsSettings(port=port))
         with caplog.at_level(logging.ERROR, logger="batchgate.cli"):
-            cli._metrics_listener(settings, memory_store.MemoryJobStore())
+            cli_local.metrics_listener(settings, memory_store.MemoryJobStore())
     (record,) = caplog.records
     assert f"cannot bind 127.0.0.1:{port}" in record.getMessage()
 

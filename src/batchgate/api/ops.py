@@ -2,7 +2,7 @@
 
 ``/health`` and ``/ready`` need no key (load balancers and orchestrators probe
 them, and they say nothing about any tenant); ``/metrics`` needs an admin key
-here, or no key on the separate ``[metrics] port`` listener (cli.py).
+here, or no key on the separate ``[metrics] port`` listener (cli/local.py).
 """
 
 from __future__ import annotations

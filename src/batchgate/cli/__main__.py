@@ -1,0 +1,7 @@
+"""``python -m batchgate.cli``: the same as the ``batchgate`` command."""
+
+import sys
+
+from batchgate.cli import main
+
+sys.exit(main())
