@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 
 from batchgate import config
-from tests import harness
+from tests import harness, openai_batches
 from tests.api.test_anthropic_sdk import run_batch
 from tests.fakes.upstream import FakeUpstream
 
 ANTHROPIC_MODEL = "claude-fake"
 OPENAI_MODEL = "openai-fake"
+PDF_MODEL = "openai-pdf-fake"  # an OpenAI-compatible upstream that reads PDFs
 
 # A one-page PDF, small enough to read.
 PDF = base64.b64encode(
@@ -77,6 +79,7 @@ def server(
             name=ANTHROPIC_MODEL, backend="anthropic", base_url=upstream.base_url, api_key_env=None
         ),
         OPENAI_MODEL: harness.openai_model(OPENAI_MODEL, upstream.openai_base_url),
+        PDF_MODEL: harness.openai_model(PDF_MODEL, upstream.openai_base_url, supports_pdfs=True),
     }
     settings = harness.make_settings(tmp_path, models, database_url=store_url)
     with harness.serve(settings) as running:
@@ -179,3 +182,36 @@ def test_a_malformed_document_refuses_the_batch_naming_the_block(
     assert "requests[1].params.messages[0].content[0]" in text
     assert message in text
     assert list(client.messages.batches.list()) == []
+
+
+def test_an_openai_file_part_is_a_pdf_document_on_every_upstream(
+    server: harness.RunningServer, upstream: FakeUpstream
+) -> None:
+    file_part = {
+        "type": "file",
+        "file": {"filename": "report.pdf", "file_data": f"data:application/pdf;base64,{PDF}"},
+    }
+
+    def line(model: str) -> dict[str, Any]:
+        content = [file_part, {"type": "text", "text": f"summarise it ({model})"}]
+        return openai_batches.line(
+            model,
+            "/v1/chat/completions",
+            model=model,
+            max_tokens=32,
+            messages=[{"role": "user", "content": content}],
+        )
+
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key) as sdk:
+        models = [ANTHROPIC_MODEL, PDF_MODEL, OPENAI_MODEL]
+        batch = openai_batches.run(sdk, "/v1/chat/completions", [line(m) for m in models])
+        succeeded = openai_batches.result_lines(sdk, batch.output_file_id)
+        failed = openai_batches.result_lines(sdk, batch.error_file_id)
+
+    assert sorted(succeeded) == [ANTHROPIC_MODEL, PDF_MODEL] and list(failed) == [OPENAI_MODEL]
+    message = failed[OPENAI_MODEL]["response"]["body"]["error"]["message"]
+    assert message.startswith(f"model '{OPENAI_MODEL}' cannot read PDF documents")
+    (to_claude,) = upstream.calls(f"summarise it ({ANTHROPIC_MODEL})")
+    assert to_claude["body"]["messages"][0]["content"][0] == {**PDF_DOCUMENT, "title": "report.pdf"}
+    (to_openai,) = [call for call in upstream.calls() if call["path"].endswith("/chat/completions")]
+    assert to_openai["body"]["messages"][0]["content"][0] == file_part

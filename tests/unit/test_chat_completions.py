@@ -571,3 +571,33 @@ def test_openai_sdk_parses_the_rendered_completion() -> None:
     resp = cc.response_from_chat_completion(completion({"role": "assistant", "content": "hi"}))
     parsed = ChatCompletion.model_validate(cc.response_to_chat_completion(resp, created=1))
     assert parsed.choices[0].message.content == "hi"
+
+
+@pytest.mark.parametrize(
+    ("file", "param", "reason"),
+    [
+        ({"file_id": "file-1"}, "file.file_id", "send the PDF inline"),
+        ({"file_data": "data:text/plain;base64,aGk="}, "file.file_data", "must be a PDF"),
+        ({"file_data": "https://x/a.pdf"}, "file.file_data", "must be a PDF"),
+    ],
+)
+def test_a_file_part_must_be_an_inline_pdf(file: dict[str, Any], param: str, reason: str) -> None:
+    content = [{"type": "file", "file": file}, {"type": "text", "text": "q"}]
+    error = translation_error(body(messages=[{"role": "user", "content": content}]))
+    assert error.param == f"body.messages[0].content[0].{param}" and reason in error.message
+
+
+def test_a_text_document_goes_out_as_text_and_a_pdf_by_url_is_refused() -> None:
+    text = {"type": "document", "source": {"type": "content", "content": "hello"}}
+    request = chat.ChatRequest.model_validate(body(messages=[{"role": "user", "content": [text]}]))
+    sent = cc.request_to_chat_completions(request, upstream_model="u")
+    assert sent["messages"] == [
+        {
+            "role": "user",
+            "content": "<document>\n<document_content>\nhello\n</document_content>\n</document>",
+        }
+    ]
+    pdf = {"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}
+    request = chat.ChatRequest.model_validate(body(messages=[{"role": "user", "content": [pdf]}]))
+    with pytest.raises(cc.TranslationError, match="send it inline"):
+        cc.request_to_chat_completions(request, upstream_model="u")

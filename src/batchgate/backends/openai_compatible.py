@@ -12,6 +12,7 @@ Options (in the model's config table)::
     max_tokens_field = "max_tokens"         # "max_completion_tokens" for OpenAI o-series
     supports_tools = true                   # false: requests with tools error at once
     supports_images = true                  # false: requests with images error at once
+    supports_pdfs = false                   # true: inline PDFs go as file parts (OpenAI)
     max_context = 32768                     # optional, reported in capabilities
     headers = { "X-Title" = "batchgate" }   # optional extra headers
     extra_body = { chat_template_kwargs = { enable_thinking = false } }
@@ -66,6 +67,7 @@ class Options(BaseModel):
     max_tokens_field: chat_completions.MaxTokensField = "max_tokens"
     supports_tools: bool = True
     supports_images: bool = True
+    supports_pdfs: bool = False
     max_context: int | None = Field(default=None, ge=1)
     headers: dict[str, str] = Field(default_factory=dict)
     extra_body: dict[str, Any] = Field(default_factory=dict)
@@ -168,6 +170,7 @@ def _capabilities(options: Options) -> base.Capabilities:
     return base.Capabilities(
         tools=options.supports_tools,
         images=options.supports_images,
+        pdfs=options.supports_pdfs,
         thinking=options.supports_reasoning_effort,
         stop_sequences=True,
         max_context=options.max_context,

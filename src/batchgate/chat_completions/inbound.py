@@ -359,6 +359,9 @@ def _user_content(value: object, param: str) -> list[chat.ContentBlock]:
         elif kind == "image_url":
             _only_keys(part, {"type", "image_url"}, p)
             blocks.append(_image_from(_required(part, "image_url", p), f"{p}.image_url"))
+        elif kind == "file":
+            _only_keys(part, {"type", "file"}, p)
+            blocks.append(_pdf_from(_required(part, "file", p), f"{p}.file"))
         else:
             raise TranslationError(f"content part type {kind!r} is not supported", f"{p}.type")
     if not blocks:
@@ -385,6 +388,29 @@ def _image_from(value: object, param: str) -> chat.ImageBlock:
     else:
         raise TranslationError("image url must be http(s) or a base64 data: URL", f"{param}.url")
     return chat.ImageBlock(source=source)
+
+
+def _pdf_from(value: object, param: str) -> chat.DocumentBlock:
+    """A ``file`` part (a PDF as a base64 data: URL) as a document block, so
+    it reaches an upstream that reads PDFs as a PDF."""
+    obj = _dict(value, param)
+    _only_keys(obj, {"file_data", "filename", "file_id"}, param)
+    if "file_id" in obj:
+        raise TranslationError(
+            "file parts by file_id are not supported; send the PDF inline as file_data",
+            f"{param}.file_id",
+        )
+    data_url = _str(_required(obj, "file_data", param), f"{param}.file_data")
+    match = _DATA_URL.match(data_url)
+    if not match or match.group("media") != "application/pdf":
+        raise TranslationError(
+            "file_data must be a PDF as a data:application/pdf;base64, URL", f"{param}.file_data"
+        )
+    filename = _str(obj["filename"], f"{param}.filename") if "filename" in obj else None
+    source = chat.DocumentSource(
+        type="base64", media_type="application/pdf", data=match.group("data")
+    )
+    return chat.DocumentBlock(source=source, title=filename)
 
 
 def _assistant_blocks(msg: Mapping[str, Any], param: str) -> list[chat.ContentBlock]:

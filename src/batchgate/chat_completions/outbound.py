@@ -77,10 +77,8 @@ def _user_to_wire(message: chat.Message, param: str) -> list[dict[str, Any]]:
             parts.append({"type": "text", "text": block.text})
         elif isinstance(block, chat.ImageBlock):
             parts.append(_image_to_wire(block))
-        elif isinstance(block, chat.DocumentBlock) and not block.source.is_pdf:
-            # Chat Completions has no document part; the text goes in the
-            # prompt (citations cannot be asked for, so none come back).
-            parts.append({"type": "text", "text": block.prompt_text()})
+        elif isinstance(block, chat.DocumentBlock):
+            parts.append(_document_to_wire(block, p))
         else:
             raise TranslationError(f"{block.type} blocks cannot appear in a user turn", p)
     out = tool_messages
@@ -102,6 +100,22 @@ def _tool_result_to_wire(block: chat.ToolResultBlock, param: str) -> dict[str, A
         # Chat Completions has no error flag on tool results; say it in words.
         text = f"Error: {text}"
     return {"role": "tool", "tool_call_id": block.tool_use_id, "content": text}
+
+
+def _document_to_wire(block: chat.DocumentBlock, param: str) -> dict[str, Any]:
+    """A text document as a text part (Chat Completions has no document
+    part, nor a way to ask for citations); an inline PDF as a ``file`` part,
+    which only upstreams that read PDFs get (the capability check)."""
+    source = block.source
+    if not source.is_pdf:
+        return {"type": "text", "text": block.prompt_text()}
+    if source.type == "url":
+        raise TranslationError("a PDF by URL cannot be sent as a file part; send it inline", param)
+    data_url = f"data:application/pdf;base64,{source.data or ''}"
+    return {
+        "type": "file",
+        "file": {"filename": block.title or "document.pdf", "file_data": data_url},
+    }
 
 
 def _image_to_wire(block: chat.ImageBlock) -> dict[str, Any]:
