@@ -1,90 +1,21 @@
-"""The webhook part of the in-memory JobStore: endpoints and the outbox.
-
-Kept apart from memory_store.py; the store calls :meth:`_add_batch_event`
-wherever it ends a batch, under its lock, as the SQL store writes the
-delivery row in the transaction that ends the batch.
-"""
+"""Webhook endpoints and the outbox, in memory (port.WebhookEndpoints,
+port.WebhookOutbox). The outbox rows a batch's end writes are added by
+MemoryTables._add_batch_event, under the caller's lock, as the SQL store
+writes them in the transaction that ends the batch."""
 
 from __future__ import annotations
 
 import dataclasses
-import threading
+import time
 
 from batchgate.domain import pages
 from batchgate.domain import webhooks as wh
-from batchgate.domain.states import BatchStatus
+from batchgate.testing.memory.tables import MemoryTables
 
 
-@dataclasses.dataclass
-class _DeliveryRow:
-    delivery: wh.Delivery
-    dedupe_key: str
-    lease_owner: str | None = None
-    lease_expires_at: float | None = None
+class MemoryWebhookEndpoints(MemoryTables):
+    """port.WebhookEndpoints in dictionaries."""
 
-
-class MemoryWebhooks:
-    _lock: threading.RLock
-
-    def __init__(self) -> None:
-        self._endpoints: dict[str, tuple[wh.Endpoint, str]] = {}  # id -> (endpoint, secret)
-        self._deleted_endpoints: set[str] = set()
-        self._deliveries: dict[str, _DeliveryRow] = {}
-
-    # The store says which running batches exist and how far along they are.
-    def _running_batches(self) -> list[tuple[str, str, int, int]]:
-        """(batch id, owner, total, finished) of every in-progress batch."""
-        raise NotImplementedError
-
-    # -- written when a batch ends ------------------------------------------------
-    def _add_batch_event(self, batch_id: str, owner: str, status: BatchStatus, now: float) -> None:
-        for delivery in wh.ended_deliveries(batch_id, status, self._live_endpoints(owner), now):
-            self._insert(delivery)
-
-    def _insert(self, new: wh.NewDelivery) -> bool:
-        """Add an outbox row unless its (endpoint, batch, dedupe key) exists."""
-        key = (new.endpoint_id, new.batch_id, new.dedupe_key)
-        if any(
-            (r.delivery.endpoint_id, r.delivery.batch_id, r.dedupe_key) == key
-            for r in self._deliveries.values()
-        ):
-            return False
-        delivery = wh.Delivery(
-            id=new.id,
-            endpoint_id=new.endpoint_id,
-            event_id=new.event_id,
-            event_type=new.event_type,
-            batch_id=new.batch_id,
-            data=dict(new.data),
-            status=wh.DeliveryStatus.PENDING,
-            attempts=0,
-            created_at=new.created_at,
-            next_attempt_at=new.created_at,
-            last_attempt_at=None,
-            last_status_code=None,
-            last_error=None,
-            delivered_at=None,
-        )
-        self._deliveries[delivery.id] = _DeliveryRow(delivery, new.dedupe_key)
-        return True
-
-    def _purge_batch_deliveries(self, batch_id: str) -> None:
-        """As the SQL store's retention purge: settled deliveries go."""
-        for delivery_id, row in list(self._deliveries.items()):
-            if (
-                row.delivery.batch_id == batch_id
-                and row.delivery.status is not wh.DeliveryStatus.PENDING
-            ):
-                del self._deliveries[delivery_id]
-
-    def _live_endpoints(self, owner: str) -> list[wh.Endpoint]:
-        return [
-            endpoint
-            for endpoint, _ in self._endpoints.values()
-            if endpoint.owner == owner and endpoint.id not in self._deleted_endpoints
-        ]
-
-    # -- endpoints ----------------------------------------------------------------
     def create_webhook_endpoint(
         self, endpoint: wh.Endpoint, secret: str, max_per_owner: int | None = None
     ) -> wh.Endpoint | None:
@@ -124,7 +55,6 @@ class MemoryWebhooks:
                     )
             return True
 
-    # -- deliveries ---------------------------------------------------------------
     def list_webhook_deliveries(
         self,
         endpoint_id: str,
@@ -149,6 +79,10 @@ class MemoryWebhooks:
             cut = (pivot.delivery.created_at, pivot.delivery.id)
             rows = [d for d in rows if (d.created_at, d.id) < cut]
         return pages.page(rows, limit)
+
+
+class MemoryWebhookOutbox(MemoryTables):
+    """port.WebhookOutbox: leased deliveries, fenced attempt writes."""
 
     def claim_webhook_deliveries(
         self, worker_id: str, n: int, now: float, lease_seconds: float
@@ -208,7 +142,6 @@ class MemoryWebhooks:
             return True
 
     def add_progress_events(self, now: float | None = None) -> int:
-        import time
 
         now = time.time() if now is None else now
         with self._lock:

@@ -1,0 +1,1 @@
+"""The in-memory store, one module per role of batchgate.store.port."""
