@@ -14,9 +14,9 @@ import openai
 import pytest
 
 from batchgate import chat, config
+from batchgate.backends import tokens as token_count
 from batchgate.domain import batch as batch_model
 from batchgate.domain.states import RequestState
-from batchgate.services import token_count
 from tests import harness
 from tests.contract import builders
 from tests.fakes.upstream import FakeUpstream

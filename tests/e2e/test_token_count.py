@@ -8,7 +8,7 @@ import pytest
 
 from batchgate import chat, config, embeddings
 from batchgate.backends import llama_cpp as engine_backend
-from batchgate.services import token_count
+from batchgate.backends import tokens as token_count
 
 pytestmark = pytest.mark.slow
 

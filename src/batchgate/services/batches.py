@@ -11,13 +11,13 @@ from typing import Protocol
 
 from batchgate import canonical, config
 from batchgate.backends import registry
+from batchgate.backends import tokens as token_count
 from batchgate.dialects import input_limits, native
 from batchgate.domain import batch as batch_model
 from batchgate.domain import endpoints, errors, failures, ids, quotas, rerun, retention
 from batchgate.domain import files as file_model
 from batchgate.domain import keys as key_model
 from batchgate.domain.states import RESULT_STATES, BatchStatus, Dialect, RequestState
-from batchgate.services import token_count
 from batchgate.store import port
 
 log = logging.getLogger("batchgate.batches")

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from batchgate import canonical, chat, config, embeddings
-from batchgate.backends import base
+from batchgate.backends import base, tokens
 from batchgate.domain import batch as batch_model
 from batchgate.domain import failures, ids, retry
 from batchgate.domain.batch import ClaimedRequest
@@ -287,7 +287,7 @@ class Worker:
             canonical_request = canonical.load(request.params)
             capability.check(lane.model.name, lane.backend.capabilities, canonical_request)
             if lane.limiter.enabled:
-                grant = await lane.limiter.acquire(limits.estimate_tokens(canonical_request))
+                grant = await lane.limiter.acquire(tokens.upper_bound(canonical_request))
             started = time.monotonic()
             try:
                 response = await _dispatch(lane.backend, canonical_request)

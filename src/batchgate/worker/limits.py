@@ -14,28 +14,9 @@ import math
 import time
 from collections.abc import Callable
 
-from batchgate import canonical, embeddings
-
 # Requests are counted over the period plus this margin, so that jitter in
 # delivery cannot squeeze one extra call into any window the upstream sees.
 WINDOW_MARGIN_SECONDS = 0.5
-
-
-def estimate_tokens(request: canonical.Request) -> int:
-    """An upper bound on the tokens a call will use, known before the call:
-    prompt bytes (no BPE tokenizer emits more tokens than UTF-8 bytes, short
-    of template overhead, which the constant covers) plus ``max_tokens``;
-    for embeddings, the inputs' bytes (or their token ids)."""
-    if isinstance(request, embeddings.EmbeddingRequest):
-        return sum(
-            len(item) if isinstance(item, list) else len(item.encode()) + 2
-            for item in request.input
-        )
-    size = len((request.system_text() or "").encode())
-    for message in request.messages:
-        for block in message.blocks():
-            size += len(block.model_dump_json(exclude_none=True).encode())
-    return size + 16 * len(request.messages) + request.max_tokens
 
 
 @dataclasses.dataclass
