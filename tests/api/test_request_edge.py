@@ -294,3 +294,23 @@ async def test_every_response_says_nosniff(counting: CountingApp, path: str) -> 
         response = await http.get(path)
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers.get_list("x-content-type-options") == ["nosniff"]
+
+
+# -- dashboard: logging out ------------------------------------------------------
+def test_logging_out_ends_the_session_for_a_copied_cookie_too(
+    served: harness.RunningServer,
+) -> None:
+    def csrf(page: httpx.Response) -> str:
+        return page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+
+    with httpx.Client(base_url=served.url, timeout=30) as browser:
+        login = browser.get("/ui/login")
+        browser.post("/ui/login", data={"api_key": served.api_key, "csrf_token": csrf(login)})
+        cookie = browser.cookies["bg_session"]
+        page = browser.get("/ui/batches")
+        assert page.status_code == 200
+        assert browser.post("/ui/logout", data={"csrf_token": csrf(page)}).status_code == 303
+    with httpx.Client(base_url=served.url, timeout=30, cookies={"bg_session": cookie}) as copy:
+        after = copy.get("/ui/batches")
+    assert after.status_code == 303
+    assert after.headers["location"] == "/ui/login"

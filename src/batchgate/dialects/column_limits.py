@@ -54,6 +54,8 @@ COLUMN_BOUNDS: dict[str, Bound] = {
     "api_keys.key_hash": _generated(keys.hash_key("any")),
     "api_keys.prefix": Bound(keys.PREFIX_CHARS, "keys.display_prefix"),
     "api_keys.max_enqueued_tokens": Bound(None, f"{_JSON} (configured models)"),
+    # A logged-out session's id: the SHA-256 of its nonce (services/sessions.py).
+    "ended_sessions.id": _generated(keys.hash_key("any")),
     "files.id": _FILE_ID,
     "files.owner": _KEY_ID,
     "files.purpose": _enum(file_model.FilePurpose),

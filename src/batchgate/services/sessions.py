@@ -8,7 +8,10 @@ with an expiry) using the key's stored hash as the secret. So:
   same database can verify a token, and nobody without the database can
   forge one;
 * revoking the key, or its expiry, ends its sessions at once (every
-  request re-reads it).
+  request re-reads it);
+* logging out ends that session on the server: its id is kept in the
+  store's ended sessions until its token would have expired anyway, so a
+  copied cookie stops working too.
 
 Each session's CSRF token is an HMAC of its nonce under the same secret, so a
 form token is bound to one login and is checked in constant time.
@@ -34,6 +37,9 @@ _SALT = "batchgate.ui.session"
 class Session:
     key: key_model.ApiKey
     csrf_token: str
+    # The SHA-256 of the token's nonce: what logging out records as ended.
+    id: str
+    expires_at: float  # when the token stops verifying anyway
 
 
 class SessionService:
@@ -49,7 +55,13 @@ class SessionService:
         stored_hash = key_model.hash_key(api_key)
         signed = _serializer(stored_hash).dumps(nonce)
         token = f"{record.prefix}.{signed}"
-        return Session(record, _csrf(stored_hash, nonce)), token
+        expires_at = time.time() + self.max_age_seconds
+        return _session(record, stored_hash, nonce, expires_at), token
+
+    def log_out(self, session: Session) -> None:
+        """End the session on the server, so a copy of its cookie (another
+        tab, a stolen one) stops working too, on every API process."""
+        self.keys.store.end_session(session.id, session.expires_at, time.time())
 
     def resolve(self, token: str | None) -> Session | None:
         """The live session a cookie names, or None (absent, forged, expired,
@@ -61,15 +73,24 @@ class SessionService:
             return None
         for record, stored_hash in self.keys.store.keys_with_prefix(prefix):
             try:
-                nonce = _serializer(stored_hash).loads(signed, max_age=int(self.max_age_seconds))
+                nonce, signed_at = _serializer(stored_hash).loads(
+                    signed, max_age=int(self.max_age_seconds), return_timestamp=True
+                )
             except itsdangerous.BadData:
                 continue
             if not isinstance(nonce, str) or record.revoked_at is not None:
                 return None
             if record.is_expired(time.time()):
                 return None
-            return Session(record, _csrf(stored_hash, nonce))
+            session = _session(
+                record, stored_hash, nonce, signed_at.timestamp() + self.max_age_seconds
+            )
+            return None if self.keys.store.session_ended(session.id) else session
         return None
+
+
+def _session(record: key_model.ApiKey, stored_hash: str, nonce: str, expires_at: float) -> Session:
+    return Session(record, _csrf(stored_hash, nonce), key_model.hash_key(nonce), expires_at)
 
 
 def _serializer(stored_hash: str) -> itsdangerous.URLSafeTimedSerializer:

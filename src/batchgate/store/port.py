@@ -53,6 +53,13 @@ class KeyStore(Protocol):
 
     def keys_with_prefix(self, prefix: str) -> list[tuple[ApiKey, str]]: ...
     def count_active_keys(self) -> int: ...
+    def end_session(self, session_id: str, expires_at: float, now: float) -> None:
+        """Record a dashboard session as ended (logged out) until
+        ``expires_at``, when its token stops verifying anyway; ended
+        sessions past their expiry at ``now`` are forgotten."""
+        ...
+
+    def session_ended(self, session_id: str) -> bool: ...
 
 
 class FileStore(Protocol):

@@ -7,9 +7,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from batchgate.domain import files as file_model
 from batchgate.domain import keys, pages, quotas
+from batchgate.store import tables
 from batchgate.store.sql_common import (
     _FILE_CHUNK,
     FC,
@@ -21,6 +23,8 @@ from batchgate.store.sql_common import (
     _file_row,
     _key_quotas,
 )
+
+ES = tables.ended_sessions
 
 
 class KeysAndFiles(SqlBase):
@@ -112,6 +116,20 @@ class KeysAndFiles(SqlBase):
                 sa.select(sa.func.count()).select_from(K).where(K.c.revoked_at.is_(None))
             ).scalar_one()
         return int(count)
+
+    def end_session(self, session_id: str, expires_at: float, now: float) -> None:
+        with self._write() as conn:
+            conn.execute(sa.delete(ES).where(ES.c.expires_at <= now))
+            # Logging out twice (two tabs, two processes at once) is not an error.
+            insert = postgresql.insert(ES) if self.is_postgres else sqlite.insert(ES)
+            conn.execute(
+                insert.values(id=session_id, expires_at=expires_at).on_conflict_do_nothing()
+            )
+
+    def session_ended(self, session_id: str) -> bool:
+        with self._read() as conn:
+            found = conn.execute(sa.select(ES.c.id).where(ES.c.id == session_id)).first()
+        return found is not None
 
     @staticmethod
     def _key(row: Any) -> keys.ApiKey:

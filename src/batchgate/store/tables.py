@@ -143,6 +143,16 @@ workers = sa.Table(
     sa.Index("ix_workers_last_seen", "last_seen_at"),
 )
 
+# Dashboard sessions ended by logging out, kept until their token would have
+# expired anyway (0011): sessions are signed tokens, not rows.
+ended_sessions = sa.Table(
+    "ended_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index("ix_ended_sessions_expires", "expires_at"),
+)
+
 sa.Index("ix_batches_owner_created", batches.c.owner, batches.c.created_at)
 sa.Index("ix_batches_status", batches.c.status)
 sa.Index("ix_api_keys_prefix", api_keys.c.prefix)

@@ -145,8 +145,11 @@ def log_in(
 
 
 @router.post("/logout")
-def log_out(session: auth.SessionDep, form: forms.SessionForm) -> RedirectResponse:
+def log_out(
+    session: auth.SessionDep, form: forms.SessionForm, services: ServicesDep
+) -> RedirectResponse:
     forms.check_csrf(session, form)
+    services.sessions.log_out(session)
     response = see_other("/ui/login")
     auth.end_session(response)
     return response

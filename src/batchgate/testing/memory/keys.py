@@ -61,3 +61,13 @@ class MemoryKeys(MemoryTables):
     def count_active_keys(self) -> int:
         with self._lock:
             return sum(1 for row in self._keys.values() if row.key.revoked_at is None)
+
+    def end_session(self, session_id: str, expires_at: float, now: float) -> None:
+        with self._lock:
+            for ended in [s for s, until in self._ended_sessions.items() if until <= now]:
+                del self._ended_sessions[ended]
+            self._ended_sessions[session_id] = expires_at
+
+    def session_ended(self, session_id: str) -> bool:
+        with self._lock:
+            return session_id in self._ended_sessions

@@ -93,6 +93,7 @@ class MemoryTables:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._keys: dict[str, KeyRow] = {}
+        self._ended_sessions: dict[str, float] = {}  # session id -> its expiry
         self._files: dict[str, FileRow] = {}
         self._batches: dict[str, BatchRow] = {}
         self._requests: dict[int, RequestRow] = {}
