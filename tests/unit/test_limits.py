@@ -4,6 +4,7 @@ back-off and the down-upstream breaker). Time is a fake clock."""
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
@@ -104,3 +105,30 @@ def test_a_success_closes_the_breaker() -> None:
     throttle.on_success()
     assert not throttle.breaker_open
     assert throttle.capacity(0, now=throttle.paused_until) == 8
+
+
+def _open_breaker(seed: int, failures: int) -> float:
+    throttle = limits.ModelThrottle(8, rng=random.Random(seed))
+    for _ in range(failures):
+        throttle.on_failure(overloaded=False, retry_after=None, now=0.0)
+    return throttle.paused_until
+
+
+def test_breaker_pauses_are_the_retry_policys_jittered_doubling_backoff() -> None:
+    threshold = limits.ModelThrottle.BREAKER_THRESHOLD
+    ceiling = limits.ModelThrottle.PAUSES.max_seconds
+    # The third failed probe waits at most 4 s (1, 2, 4, ...); never past the cap.
+    assert all(0.0 <= _open_breaker(seed, threshold + 2) <= 4.0 for seed in range(50))
+    assert all(_open_breaker(seed, threshold + 20) <= ceiling for seed in range(50))
+    # Full jitter: workers that saw the same outage do not all probe at once.
+    assert len({_open_breaker(seed, threshold + 2) for seed in range(20)}) > 1
+
+
+def test_an_overload_without_retry_after_pauses_for_a_jittered_second_at_most() -> None:
+    pauses = set()
+    for seed in range(20):
+        throttle = limits.ModelThrottle(8, rng=random.Random(seed))
+        throttle.on_failure(overloaded=True, retry_after=None, now=0.0)
+        assert 0.0 <= throttle.paused_until <= 1.0
+        pauses.add(throttle.paused_until)
+    assert len(pauses) > 1

@@ -42,3 +42,28 @@ def test_a_final_failure_gives_up_even_through_an_open_breaker() -> None:
 def test_a_lost_lease_is_retried_at_once_until_the_last_attempt() -> None:
     assert POLICY.decide(retry.LOST_LEASE, 1) == retry.RetryAt(0.0)
     assert POLICY.decide(retry.LOST_LEASE, 3) is retry.GIVE_UP
+
+
+def test_a_request_handed_back_unstarted_goes_back_at_once_keeping_its_attempt() -> None:
+    # Even on its last attempt: it was never tried.
+    assert POLICY.decide(retry.NOT_STARTED, 3) == retry.RetryAt(0.0, refund_attempt=True)
+
+
+DEADLINED = retry.RetryPolicy(max_attempts=None, base_seconds=10.0, deadline_seconds=100.0)
+
+
+def test_without_an_attempt_cap_the_deadline_decides() -> None:
+    assert isinstance(DEADLINED.decide(RETRYABLE, 1000, elapsed=50.0), retry.RetryAt)
+    assert DEADLINED.decide(RETRYABLE, 2, elapsed=100.0) is retry.GIVE_UP
+
+
+def test_a_retry_is_never_scheduled_past_the_deadline() -> None:
+    # Retry-After asks for 60 s, but only 5 are left: the last try comes first.
+    late = retry.Failure(retryable=True, retry_after=60.0)
+    assert DEADLINED.decide(late, 3, elapsed=95.0) == retry.RetryAt(5.0)
+
+
+def test_an_open_breaker_waits_no_longer_than_the_deadline() -> None:
+    breaker = retry.Breaker(was_open=True, pause_left=30.0)
+    decision = DEADLINED.decide(RETRYABLE, 1, breaker, elapsed=90.0)
+    assert decision == retry.RetryAt(10.0, refund_attempt=True)

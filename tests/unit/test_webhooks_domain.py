@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from batchgate.domain import errors
+from batchgate.domain import errors, retry
 from batchgate.domain import webhooks as wh
 from batchgate.domain.states import BatchStatus
 
@@ -35,13 +35,18 @@ def test_progress_step_is_the_highest_multiple_reached_below_the_end(
 
 
 def test_retries_back_off_and_stop_at_the_end_of_the_retry_period() -> None:
-    policy = wh.DeliveryPolicy(base_seconds=5, max_seconds=3600, retry_seconds=86400)
+    # The policy the deliverer uses (worker/webhooks.py): the one RetryPolicy,
+    # with a deadline and no attempt cap.
+    policy = retry.RetryPolicy(
+        max_attempts=None, base_seconds=5, max_seconds=3600, deadline_seconds=86400
+    )
     rng = random.Random(1)
-    first = policy.after_failure(1, created_at=0, now=10, rng=rng)
-    assert first is not None and 10 <= first <= 15
-    late = policy.after_failure(30, created_at=0, now=86000, rng=rng)
-    assert late is not None and late <= 86400  # never scheduled past the period
-    assert policy.after_failure(31, created_at=0, now=86400, rng=rng) is None
+    failed = retry.Failure(retryable=True)
+    first = policy.decide(failed, 1, rng=rng, elapsed=10)
+    assert isinstance(first, retry.RetryAt) and 10 <= 10 + first.delay <= 15
+    late = policy.decide(failed, 30, rng=rng, elapsed=86000)
+    assert isinstance(late, retry.RetryAt) and 86000 + late.delay <= 86400  # never past it
+    assert policy.decide(failed, 31, rng=rng, elapsed=86400) is retry.GIVE_UP
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,14 @@
 
 One pure function, :meth:`RetryPolicy.decide`, for every way an attempt can
 fail: an upstream error, a call made while the model's breaker was open, a
-worker that lost its lease. It only decides; the worker and the store act
-(procrastinate's ``retry.py`` is the model). Backoff is exponential with full
-jitter (AWS architecture blog, "Exponential Backoff And Jitter"), never
-sooner than the upstream's own ``Retry-After``.
+worker that lost its lease, a request handed back unstarted by a draining
+worker, a webhook delivery the receiver did not take. :meth:`RetryPolicy.backoff`
+is the one backoff: the retries above and the model throttle's pauses
+(worker/limits.py) all wait by it. It only decides; the worker and the store
+act (procrastinate's ``retry.py`` is the model). Backoff is exponential with
+full jitter (AWS architecture blog, "Exponential Backoff And Jitter"), never
+sooner than the upstream's own ``Retry-After``, and never past the policy's
+deadline, if it has one.
 """
 
 from __future__ import annotations
@@ -24,10 +28,15 @@ class Failure:
     # vanished mid-call says nothing about the upstream, so its request goes
     # back at once.
     back_off: bool = True
+    # Whether the attempt was made: a request handed back before it started
+    # keeps its attempt.
+    attempted: bool = True
 
 
 # The attempt's worker stopped heartbeating (crashed, stalled, partitioned).
 LOST_LEASE = Failure(retryable=True, back_off=False)
+# A draining worker hands back a claimed request it never started.
+NOT_STARTED = Failure(retryable=True, back_off=False, attempted=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +73,15 @@ Decision = RetryAt | GiveUp
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 5
+    """``max_attempts``: tries in all (None: no cap, the deadline decides);
+    ``deadline_seconds``: how long after the work began it may still be
+    tried (None: no deadline); backoff from ``base_seconds``, doubling per
+    attempt, at most ``max_seconds``."""
+
+    max_attempts: int | None = 5
     base_seconds: float = 1.0
     max_seconds: float = 60.0
+    deadline_seconds: float | None = None
 
     def decide(
         self,
@@ -74,18 +89,26 @@ class RetryPolicy:
         attempt: int,
         breaker: Breaker = CLOSED,
         rng: random.Random | None = None,
+        *,
+        elapsed: float = 0.0,
     ) -> Decision:
-        """What follows failed attempt number ``attempt`` (1-based)."""
+        """What follows failed attempt number ``attempt`` (1-based), ``elapsed``
+        seconds after the work began."""
         if not failure.retryable:
+            return GIVE_UP
+        if not failure.attempted:
+            return RetryAt(0.0, refund_attempt=True)
+        left = None if self.deadline_seconds is None else self.deadline_seconds - elapsed
+        if left is not None and left <= 0:
             return GIVE_UP
         if breaker.was_open:
             # The request keeps its attempts until the upstream is back.
-            return RetryAt(breaker.pause_left, refund_attempt=True)
-        if attempt >= self.max_attempts:
+            return RetryAt(_within(breaker.pause_left, left), refund_attempt=True)
+        if self.max_attempts is not None and attempt >= self.max_attempts:
             return GIVE_UP
         if not failure.back_off:
             return RetryAt(0.0)
-        return RetryAt(self.backoff(attempt, failure.retry_after, rng))
+        return RetryAt(_within(self.backoff(attempt, failure.retry_after, rng), left))
 
     def backoff(
         self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None
@@ -96,3 +119,9 @@ class RetryPolicy:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return delay
+
+
+def _within(delay: float, left: float | None) -> float:
+    """``delay``, but no later than the deadline ``left`` seconds away: the
+    last try is made before it, even when a Retry-After asked for longer."""
+    return delay if left is None else min(delay, left)

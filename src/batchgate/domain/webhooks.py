@@ -1,5 +1,6 @@
-"""Webhooks, pure: event types, the event body, delivery states, when to try
-again, progress steps, and which URLs and addresses may be called.
+"""Webhooks, pure: event types, the event body, delivery states, progress
+steps, and which URLs and addresses may be called (when to try a delivery
+again is the one retry policy's, domain/retry.py).
 
 A batch that ends writes one event per subscribed endpoint of its owner into
 the outbox (``webhook_deliveries``) in the transaction that ends it; workers
@@ -13,12 +14,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import ipaddress
-import random
 import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
-from batchgate.domain import errors, ids, retry
+from batchgate.domain import errors, ids
 from batchgate.domain.states import BatchStatus
 
 
@@ -227,31 +227,6 @@ def progress_deliveries(
             request_counts={"total": total, "finished": finished},
         )
     return made
-
-
-@dataclasses.dataclass(frozen=True)
-class DeliveryPolicy:
-    """Exponential backoff with full jitter, for ``retry_seconds`` after the
-    event was created; then the delivery is given up (``failed``)."""
-
-    base_seconds: float = 5.0
-    max_seconds: float = 3600.0
-    retry_seconds: float = 86400.0
-
-    def after_failure(
-        self,
-        attempt: int,
-        created_at: float,
-        now: float,
-        rng: random.Random | None = None,
-    ) -> float | None:
-        """When to try again after failed attempt ``attempt``; None: give up."""
-        policy = retry.RetryPolicy(base_seconds=self.base_seconds, max_seconds=self.max_seconds)
-        when = now + policy.backoff(attempt, rng=rng)
-        deadline = created_at + self.retry_seconds
-        if now >= deadline:
-            return None
-        return min(when, deadline)
 
 
 def progress_step(done: int, total: int, every: int) -> int | None:

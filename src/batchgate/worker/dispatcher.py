@@ -254,15 +254,7 @@ class Worker:
             finally:
                 lane.release_call()
         else:
-            # Draining before this request started: hand it back untouched.
-            outcome = batch_model.Outcome(
-                request_id=request.id,
-                attempt=request.attempt,
-                worker_id=self.worker_id,
-                state=RequestState.QUEUED,
-                not_before=time.time(),
-                refund_attempt=True,
-            )
+            outcome = self._handed_back(request)
         seconds = time.monotonic() - started
 
         def written(applied: bool) -> None:
@@ -270,6 +262,20 @@ class Worker:
             trace.attempt_ended(request, outcome, applied, seconds)
 
         await self.writer.write(outcome, request.batch_id, then=written)
+
+    def _handed_back(self, request: ClaimedRequest) -> batch_model.Outcome:
+        """Draining before this request started: back to the queue as the
+        retry policy decides for an attempt never made (at once, attempt kept)."""
+        decision = self.policy.decide(retry.NOT_STARTED, request.attempt)
+        assert isinstance(decision, retry.RetryAt)  # an unstarted request is never given up
+        return batch_model.Outcome(
+            request_id=request.id,
+            attempt=request.attempt,
+            worker_id=self.worker_id,
+            state=RequestState.QUEUED,
+            not_before=time.time() + decision.delay,
+            refund_attempt=decision.refund_attempt,
+        )
 
     async def _attempt(self, lane: Lane, request: ClaimedRequest) -> batch_model.Outcome:
         def ended(state: RequestState, **fields: Any) -> batch_model.Outcome:

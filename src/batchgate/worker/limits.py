@@ -11,8 +11,11 @@ import collections
 import contextlib
 import dataclasses
 import math
+import random
 import time
 from collections.abc import Callable
+
+from batchgate.domain import retry
 
 # Requests are counted over the period plus this margin, so that jitter in
 # delivery cannot squeeze one extra call into any window the upstream sees.
@@ -101,18 +104,27 @@ class ModelThrottle:
     (additive increase), so throughput recovers gradually instead of
     stampeding. A run of failures of any retryable kind opens a breaker: the
     upstream is treated as down, and only one probe call at a time goes out
-    until one succeeds.
+    until one succeeds. Every pause is the one backoff
+    (:meth:`retry.RetryPolicy.backoff`, full jitter, so workers that saw the
+    same outage do not probe it in step): an overload's from ``pauses``'
+    base, the breaker's doubling with each failed probe up to its maximum.
     """
 
     BREAKER_THRESHOLD = 5
-    BREAKER_MAX_PAUSE = 30.0
+    PAUSES = retry.RetryPolicy(base_seconds=1.0, max_seconds=30.0)
 
-    def __init__(self, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        max_concurrency: int,
+        pauses: retry.RetryPolicy = PAUSES,
+        rng: random.Random | None = None,
+    ) -> None:
         self.max_concurrency = max_concurrency
         self.allowed = float(max_concurrency)
         self.paused_until = 0.0
         self.consecutive_failures = 0
-        self._breaker_pause = 1.0
+        self._pauses = pauses
+        self._rng = rng
 
     @property
     def breaker_open(self) -> bool:
@@ -127,7 +139,6 @@ class ModelThrottle:
 
     def on_success(self) -> None:
         self.consecutive_failures = 0
-        self._breaker_pause = 1.0
         self.allowed = min(float(self.max_concurrency), self.allowed + 1.0 / max(self.allowed, 1))
 
     def on_failure(self, *, overloaded: bool, retry_after: float | None, now: float) -> None:
@@ -135,9 +146,9 @@ class ModelThrottle:
         pause = 0.0
         if overloaded:
             self.allowed = max(1.0, self.allowed / 2)
-            pause = retry_after if retry_after is not None else 1.0
+            pause = self._pauses.backoff(1, retry_after, self._rng)
         if self.breaker_open:
-            pause = max(pause, self._breaker_pause)
-            self._breaker_pause = min(self.BREAKER_MAX_PAUSE, self._breaker_pause * 2)
+            probes_failed = self.consecutive_failures - self.BREAKER_THRESHOLD + 1
+            pause = max(pause, self._pauses.backoff(probes_failed, rng=self._rng))
         if pause:
             self.paused_until = max(self.paused_until, now + pause)

@@ -24,7 +24,7 @@ from standardwebhooks.webhooks import Webhook
 
 from batchgate import config, webhook_urls
 from batchgate.dialects import webhooks as webhooks_dialect
-from batchgate.domain import errors, ids
+from batchgate.domain import errors, ids, retry
 from batchgate.domain import webhooks as wh
 from batchgate.store import port
 
@@ -62,10 +62,12 @@ class Deliverer:
         self.store = store
         self.settings = settings
         self.worker_id = worker_id or ids.new_worker_id()
-        self.policy = wh.DeliveryPolicy(
+        # Every failed delivery is tried again, for ``retry_for`` after its event.
+        self.policy = retry.RetryPolicy(
+            max_attempts=None,
             base_seconds=settings.backoff_base_seconds,
             max_seconds=settings.backoff_max_seconds,
-            retry_seconds=settings.retry_seconds,
+            deadline_seconds=settings.retry_seconds,
         )
         self._inflight: set[asyncio.Task[None]] = set()
 
@@ -122,7 +124,10 @@ class Deliverer:
                 status_code=status_code,
             )
         else:
-            retry_at = self.policy.after_failure(delivery.attempt, delivery.created_at, now_s)
+            decision = self.policy.decide(
+                retry.Failure(retryable=True), delivery.attempt, elapsed=now_s - delivery.created_at
+            )
+            retry_at = None if isinstance(decision, retry.GiveUp) else now_s + decision.delay
             result = wh.AttemptResult(
                 delivery.id,
                 self.worker_id,
