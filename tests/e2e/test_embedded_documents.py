@@ -23,9 +23,9 @@ TEXT_DOCUMENT = {
     "source": {
         "type": "text",
         "media_type": "text/plain",
-        "data": "Zorblat is the capital city of the country Quandor.",
+        "data": "The secret password is BLUEBERRY.",
     },
-    "title": "atlas.txt",
+    "title": "notes.txt",
     "citations": {"enabled": True},
 }
 
@@ -37,6 +37,7 @@ def ask(custom_id: str, question: str, *documents: dict[str, object]) -> dict[st
             "model": MODEL,
             "max_tokens": 24,
             "temperature": 0,
+            "system": "You are a helpful assistant.",
             "messages": [
                 {"role": "user", "content": [*documents, {"type": "text", "text": question}]}
             ],
@@ -47,7 +48,7 @@ def ask(custom_id: str, question: str, *documents: dict[str, object]) -> dict[st
 def test_embedded_model_answers_a_text_document_and_errors_a_pdf(tmp_path: Path) -> None:
     settings = harness.make_settings(tmp_path, config.default_models())
     batch = [
-        ask("text-doc", "What is the capital of Quandor?", TEXT_DOCUMENT),
+        ask("text-doc", "What is the secret password?", TEXT_DOCUMENT),
         ask("pdf-doc", "Summarise the report.", PDF_DOCUMENT),
         ask("plain", "What is the capital of France?"),
     ]
@@ -58,9 +59,9 @@ def test_embedded_model_answers_a_text_document_and_errors_a_pdf(tmp_path: Path)
         results = {line.custom_id: line.result for line in run_batch(sdk, batch, timeout=300)}
 
     assert [result.type for result in results.values()] == ["succeeded", "errored", "succeeded"]
-    # The name exists only in the document: the model read it.
+    # The password exists only in the document: the model read it.
     answer = results["text-doc"].message.content[0]  # type: ignore[union-attr]
-    assert answer.type == "text" and "Zorblat" in answer.text
+    assert answer.type == "text" and "BLUEBERRY" in answer.text
     error = results["pdf-doc"].error.error  # type: ignore[union-attr]
     assert error.type == "invalid_request_error"
     assert error.message == (
