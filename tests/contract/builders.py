@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 
 from batchgate.domain import batch as bm
-from batchgate.domain import ids
+from batchgate.domain import failures, ids
+from batchgate.domain.files import FilePurpose, FileRecord
 from batchgate.domain.states import BatchStatus, Dialect, RequestState
 from batchgate.store import port
 
 LEASE = 30.0
+ERROR = failures.RequestError(failures.ErrorType.API, "boom")
+LATER = 1.0  # seconds: past every short lease and window, without sleeping
 
 
 def new_batch(
@@ -84,3 +87,11 @@ def succeed(store: port.JobStore, claimed: bm.ClaimedRequest, worker: str = "w1"
         ],
         time.time(),
     )[0]
+
+
+def result_file_rows(store: port.JobStore, owner: str = "key_a") -> dict[str, FileRecord]:
+    """The owner's result-file rows (output, error), by kind."""
+    records, _ = store.list_files(
+        owner, purpose=FilePurpose.BATCH_OUTPUT, limit=100, after=None, ascending=True
+    )
+    return {record.kind: record for record in records}
