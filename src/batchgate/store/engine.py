@@ -21,10 +21,15 @@ def normalize_url(url: str) -> str:
 
 
 def create_engine(url: str) -> sa.Engine:
+    """The engine for ``url``. Its errors never carry bound parameters
+    (``hide_parameters``): a traceback would otherwise put webhook secrets,
+    prompts and results into the log."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return sa.create_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def _sqlite_engine(url: str) -> sa.Engine:
@@ -39,6 +44,7 @@ def _sqlite_engine(url: str) -> sa.Engine:
         connect_args={"check_same_thread": False, "isolation_level": None, "timeout": 30},
         pool_size=8,
         max_overflow=8,
+        hide_parameters=True,
     )
 
     @sa.event.listens_for(engine, "connect")
