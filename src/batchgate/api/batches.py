@@ -123,6 +123,20 @@ def batch_results(
     return common.results_so_far(services, batch, status, "application/x-ndjson")
 
 
+@router.get("/v1/batches/{batch_id}/errors")
+def batch_errors(batch_id: str, caller: CallerDep, services: ServicesDep) -> StreamingResponse:
+    """Every input error of a batch that failed validation, one JSON line
+    each in ``errors.data[]``'s shape (the batch object keeps the first
+    100 and their ``total``). Checked again from the input file, so it
+    needs that file (404 once it is deleted); empty for other batches."""
+    batch = _own_batch(services, caller.id, batch_id)
+    found = services.file_batches.all_line_errors(batch)
+    return StreamingResponse(
+        common.json_lines(found, lambda error: error.to_json()),
+        media_type="application/x-ndjson",
+    )
+
+
 @router.post("/v1/batches/{batch_id}/cancel")
 def cancel_batch(batch_id: str, caller: CallerDep, services: ServicesDep) -> common.JsonResponse:
     _own_batch(services, caller.id, batch_id)

@@ -74,6 +74,7 @@ _UPLOAD: dict[str, Any] = {
 _STREAMS: dict[tuple[str, str], list[str]] = {
     ("get", "/v1/batches/{batch_id}"): ["application/json", "application/x-ndjson"],
     ("get", "/v1/batches/{batch_id}/results"): ["application/x-ndjson"],
+    ("get", "/v1/batches/{batch_id}/errors"): ["application/x-ndjson"],
     ("get", "/v1/messages/batches/{batch_id}/results"): ["application/x-jsonl"],
     ("get", "/v1/files/{file_id}/content"): ["application/octet-stream", "application/x-ndjson"],
 }

@@ -20,7 +20,11 @@ def batch_object(
     tally = batch.tally
     errors = None
     if batch.errors:
-        errors = {"object": "list", "data": [error.to_json() for error in batch.errors]}
+        data = [error.to_json() for error in batch.errors]
+        # The first errors only past MAX_KEPT_LINE_ERRORS; ``total`` counts
+        # all, and GET /v1/batches/{id}/errors lists them (extensions).
+        total = max(batch.error_count, len(data))
+        errors = {"object": "list", "data": data, "has_more": total > len(data), "total": total}
     return {
         "id": batch.id,
         "object": "batch",

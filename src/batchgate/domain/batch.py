@@ -76,6 +76,8 @@ class Batch:
     results_expire_at: float | None = None
     # The model its requests name; None when they name several.
     model: str | None = None
+    # Every input error found; ``errors`` keeps the first MAX_KEPT_LINE_ERRORS.
+    error_count: int = 0
 
     @property
     def ended_at(self) -> float | None:

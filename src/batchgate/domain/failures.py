@@ -14,6 +14,9 @@ from typing import Any
 # A bad line's message is cut here: errors are stored per bad line, and a
 # file may have many.
 MAX_INPUT_ERROR_MESSAGE = 500
+# The line errors a failed batch keeps in its batch object (with the count
+# of all); ``GET /v1/batches/{id}/errors`` lists every one.
+MAX_KEPT_LINE_ERRORS = 100
 
 
 class ErrorType(enum.StrEnum):

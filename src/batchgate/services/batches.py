@@ -220,6 +220,7 @@ class BatchService:
         dialect: Dialect,
         endpoint: str,
         line_errors: list[failures.InputError],
+        error_count: int | None = None,
         metadata: dict[str, str] | None = None,
         input_file_id: str | None = None,
         output_expires_after: int | None = None,
@@ -230,7 +231,9 @@ class BatchService:
         ``model``: the one model its lines named, if they named one."""
         now = time.time()
         batch = self._record(owner, dialect, endpoint, 0, metadata, input_file_id, now)
-        batch = dataclasses.replace(batch, model=model)
+        batch = dataclasses.replace(
+            batch, model=model, error_count=max(error_count or 0, len(line_errors))
+        )
         if output_expires_after is not None:
             batch = dataclasses.replace(batch, results_ttl=output_expires_after)
         self.store.fail_batch(batch, line_errors, now)

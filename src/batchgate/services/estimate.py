@@ -69,7 +69,7 @@ class EstimateService:
         with bad lines is a 400 listing them (create would make a failed batch)."""
         record = self.file_batches.files.input_file(caller.id, input_file_id)
         by_model: dict[str, estimate.ModelEstimate] = {}
-        line_errors, total, tokens, _model = self.file_batches.validate(
+        line_errors, total, tokens, _model, error_count = self.file_batches.validate(
             record, endpoint, lambda request: self._add(by_model, request)
         )
         if not line_errors and total == 0:
@@ -80,9 +80,9 @@ class EstimateService:
             listed = "; ".join(
                 f"line {e.line}: {e.message}" for e in line_errors[:_MAX_LISTED_ERRORS]
             )
-            more = len(line_errors) - _MAX_LISTED_ERRORS
+            more = error_count - _MAX_LISTED_ERRORS
             raise errors.InvalidRequest(
-                f"the input file has {len(line_errors)} bad lines: {listed}"
+                f"the input file has {error_count} bad lines: {listed}"
                 + (f"; and {more} more" if more > 0 else ""),
                 param="input_file_id",
                 code="invalid_input_file",

@@ -19,6 +19,7 @@ before anything is stored.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -58,10 +59,33 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
 class Checked(NamedTuple):
     """What pass 1 found in a file."""
 
-    errors: list[failures.InputError]
+    errors: list[failures.InputError]  # the first MAX_KEPT_LINE_ERRORS
     total: int  # requests (lines that are not blank)
     tokens: dict[str, int]  # input tokens per configured model, good lines
     model: str | None  # the one model every line names (None: several, or none)
+    error_count: int  # every line error, kept or not
+
+
+@dataclasses.dataclass
+class _Seen:
+    """What pass 1 gathers besides the errors it yields."""
+
+    each: Callable[[canonical.Request], None] | None
+    total: int = 0
+    tokens: dict[str, int] = dataclasses.field(default_factory=dict)
+    models: set[str] = dataclasses.field(default_factory=set)
+
+    def note_model(self, raw: bytes, parsed: openai.ParsedLine | failures.InputError) -> None:
+        if len(self.models) >= 2:  # one model or several: no need to keep more
+            return
+        if isinstance(parsed, failures.InputError):
+            named = openai.model_named(raw)
+        else:
+            named = parsed.request.model
+        # A name too long or odd for the model column is not kept: the
+        # line's own error already says what is wrong with it.
+        if named is not None and input_limits.model_is_storable(named):
+            self.models.add(named)
 
 
 class FileBatchService:
@@ -74,9 +98,10 @@ class FileBatchService:
 
     def create(self, owner: str, body: openai.CreateBody) -> Batch:
         record = self.files.input_file(owner, body.input_file_id)
-        line_errors, total, tokens, model = self.validate(record, body.endpoint)
-        if not line_errors and total == 0:
-            line_errors = [openai.empty_file_error()]
+        checked = self.validate(record, body.endpoint)
+        line_errors, error_count = checked.errors, checked.error_count
+        if not line_errors and checked.total == 0:
+            line_errors, error_count = [openai.empty_file_error()], 1
         common: dict[str, Any] = {
             "owner": owner,
             "dialect": Dialect.OPENAI,
@@ -86,9 +111,14 @@ class FileBatchService:
             "output_expires_after": openai.output_ttl(body),
         }
         if line_errors:
-            return self.batches.create_failed(line_errors=line_errors, model=model, **common)
+            return self.batches.create_failed(
+                line_errors=line_errors, error_count=error_count, model=checked.model, **common
+            )
         return self.batches.create_streamed(
-            total=total, requests=self._requests(record, body.endpoint), tokens=tokens, **common
+            total=checked.total,
+            requests=self._requests(record, body.endpoint),
+            tokens=checked.tokens,
+            **common,
         )
 
     def validate(
@@ -97,50 +127,62 @@ class FileBatchService:
         endpoint: str,
         each: Callable[[canonical.Request], None] | None = None,
     ) -> Checked:
-        """Pass 1: an error for every bad line, the number of requests,
-        their input tokens per model (for the quota check) and the model
-        the lines name, bad ones included (a failed batch shows it); ``each``
-        sees every good request (a dry run's estimate)."""
+        """Pass 1: the first MAX_KEPT_LINE_ERRORS line errors and how many
+        there are, the number of requests, their input tokens per model (for
+        the quota check) and the model the lines name, bad ones included (a
+        failed batch shows it); ``each`` sees every good request (a dry
+        run's estimate). Keeping only the first errors bounds both this
+        pass's memory and the batch object (20k bad lines were 3.3 MB)."""
+        seen = _Seen(each)
+        kept: list[failures.InputError] = []
+        found = 0
+        for error in self._line_errors(record, endpoint, seen):
+            found += 1
+            if len(kept) < failures.MAX_KEPT_LINE_ERRORS:
+                kept.append(error)
+        model = next(iter(seen.models)) if len(seen.models) == 1 else None
+        return Checked(kept, seen.total, seen.tokens, model, found)
+
+    def all_line_errors(self, batch: Batch) -> Iterator[failures.InputError]:
+        """Every line error of a batch that failed validation, checked again
+        from its input file (the batch keeps the first ones only). The file
+        is looked up now, so a deleted one is a 404 before any line is sent."""
+        kept = list(batch.errors or [])
+        if batch.input_file_id is None or batch.error_count <= len(kept):
+            return iter(kept)
+        record = self.files.input_file(batch.owner, batch.input_file_id)
+        return self._line_errors(record, batch.endpoint, _Seen(None))
+
+    def _line_errors(
+        self, record: file_model.FileRecord, endpoint: str, seen: _Seen
+    ) -> Iterator[failures.InputError]:
+        """The file's line errors in line order; ``seen`` collects the rest."""
         limit = self.limits.max_requests_per_batch
         first_line: dict[str, int] = {}
-        line_errors: list[failures.InputError] = []
-        tokens: dict[str, int] = {}
-        models: set[str] = set()
-        count = 0
         for number, raw in iter_lines(self.files.chunks(record)):
-            count += 1
-            if count > limit:
+            seen.total += 1
+            if seen.total > limit:
                 raise errors.InvalidRequest(
                     f"the input file holds more than {limit} requests (line {number} is "
-                    f"request {count}); split it into several batches",
+                    f"request {seen.total}); split it into several batches",
                     param="input_file_id",
                     code="batch_too_large",
                 )
             parsed = openai.parse_line(raw, number, endpoint)
-            if len(models) < 2:  # one model or several: no need to keep more
-                named = (
-                    openai.model_named(raw)
-                    if isinstance(parsed, failures.InputError)
-                    else parsed.request.model
-                )
-                # A name too long or odd for the model column is not kept:
-                # the line's own error already says what is wrong with it.
-                if named is not None and input_limits.model_is_storable(named):
-                    models.add(named)
+            seen.note_model(raw, parsed)
             if isinstance(parsed, failures.InputError):
-                line_errors.append(parsed)
+                yield parsed
                 continue
             limit_error = self._over_limits(number, parsed)
             if limit_error is not None:
-                line_errors.append(limit_error)
+                yield limit_error
                 continue
-            seen = first_line.setdefault(parsed.custom_id, number)
-            if seen != number:
-                line_errors.append(openai.duplicate_error(number, parsed.custom_id, seen))
-            self.batches.add_tokens(tokens, parsed.request)
-            if each is not None:
-                each(parsed.request)
-        return Checked(line_errors, count, tokens, next(iter(models)) if len(models) == 1 else None)
+            first = first_line.setdefault(parsed.custom_id, number)
+            if first != number:
+                yield openai.duplicate_error(number, parsed.custom_id, first)
+            self.batches.add_tokens(seen.tokens, parsed.request)
+            if seen.each is not None:
+                seen.each(parsed.request)
 
     def _over_limits(self, number: int, parsed: openai.ParsedLine) -> failures.InputError | None:
         """The named input limits, as a line error (``param`` is the path

@@ -115,7 +115,7 @@ class Batches(SqlBase):
             values = self._batch_values(batch)
             values.update(
                 status=BatchStatus.FAILED.value,
-                errors=_dump_input_errors(errors),
+                errors=_dump_input_errors(errors, batch.error_count),
                 failed_at=now,
                 in_progress_at=None,
                 results_expire_at=None if batch.results_ttl is None else now + batch.results_ttl,
@@ -134,7 +134,7 @@ class Batches(SqlBase):
             "completion_window": batch.completion_window,
             "metadata": _dumps(batch.metadata),
             "status": batch.status.value,
-            "errors": _dump_input_errors(batch.errors),
+            "errors": _dump_input_errors(batch.errors, batch.error_count),
             "total": batch.total,
             "created_at": batch.created_at,
             "expires_at": batch.expires_at,
@@ -309,6 +309,7 @@ class Batches(SqlBase):
 
     @staticmethod
     def _batch(row: Any, tally: StateTally) -> batch_model.Batch:
+        kept_errors, error_count = _load_input_errors(row["errors"])
         return batch_model.Batch(
             id=row["id"],
             owner=row["owner"],
@@ -318,7 +319,8 @@ class Batches(SqlBase):
             completion_window=row["completion_window"],
             metadata=_loads(row["metadata"]),
             status=BatchStatus(row["status"]),
-            errors=_load_input_errors(row["errors"]),
+            errors=kept_errors,
+            error_count=error_count,
             total=row["total"],
             created_at=row["created_at"],
             expires_at=row["expires_at"],

@@ -48,13 +48,23 @@ def _load_error(text: str | None) -> failures.RequestError | None:
     return None if text is None else failures.RequestError.from_json(orjson.loads(text))
 
 
-def _dump_input_errors(errors: Sequence[failures.InputError] | None) -> str | None:
-    return None if errors is None else _dumps([error.to_json() for error in errors])
+def _dump_input_errors(errors: Sequence[failures.InputError] | None, count: int = 0) -> str | None:
+    """The kept errors as a JSON list; with ``{"data", "total"}`` when some
+    were not kept (rows written before the cap hold a plain list)."""
+    if errors is None:
+        return None
+    data = [error.to_json() for error in errors]
+    return _dumps({"data": data, "total": count} if count > len(data) else data)
 
 
-def _load_input_errors(text: str | None) -> list[failures.InputError] | None:
+def _load_input_errors(text: str | None) -> tuple[list[failures.InputError] | None, int]:
+    """(kept errors, how many there were)."""
     data = _loads(text)
-    return None if data is None else [failures.InputError.from_json(item) for item in data]
+    if data is None:
+        return None, 0
+    items = data["data"] if isinstance(data, dict) else data
+    kept = [failures.InputError.from_json(item) for item in items]
+    return kept, int(data["total"]) if isinstance(data, dict) else len(kept)
 
 
 class SqlBase:
