@@ -30,7 +30,8 @@ from batchgate.domain.states import BatchStatus, Dialect, RequestState
 
 
 class KeyStore(Protocol):
-    """API keys, stored hashed (services/keys.py, services/sessions.py)."""
+    """API keys, stored hashed (services/keys.py, services/sessions.py).
+    Contract: tests/contract/test_keys.py, test_session_store.py."""
 
     def create_key(
         self,
@@ -64,7 +65,7 @@ class KeyStore(Protocol):
 
 class FileStore(Protocol):
     """Uploaded files (content chunked in the database) and the rows of
-    rendered result files (services/files.py)."""
+    rendered result files (services/files.py). Contract: test_files.py."""
 
     def create_file(
         self,
@@ -90,7 +91,8 @@ class FileStore(Protocol):
 
 class BatchStore(Protocol):
     """Batches as the client sees them: create (with quota admission), read,
-    list, cancel, delete, and the read side of their requests."""
+    list, cancel, delete, and the read side of their requests. Contract:
+    test_batches.py, test_quotas.py."""
 
     def create_batch(
         self,
@@ -138,7 +140,8 @@ class BatchStore(Protocol):
 
 class QueueStore(Protocol):
     """Requests as work: claimed under a lease, heartbeated, written back
-    fenced on the lease, requeued when the lease is lost (worker/)."""
+    fenced on the lease, requeued when the lease is lost (worker/).
+    Contract: test_queue.py, test_request_transitions.py."""
 
     def claim(
         self, model: str, n: int, worker_id: str, now: float, lease_seconds: float
@@ -156,7 +159,8 @@ class QueueStore(Protocol):
 class BatchSweeps(Protocol):
     """The writes that end batches (domain/states.py's table). Each writes
     the batch's webhook events in the same transaction (see WebhookOutbox);
-    so does BatchStore.fail_batch."""
+    so does BatchStore.fail_batch. Contract: test_sweeps.py,
+    test_transitions.py."""
 
     def expire_batches(self, now: float) -> list[str]: ...
     def finalize_batches(self, now: float, batch_ids: Iterable[str] | None = None) -> list[str]: ...
@@ -164,7 +168,7 @@ class BatchSweeps(Protocol):
 
 class WebhookEndpoints(Protocol):
     """A key's webhook endpoints and the log of their deliveries
-    (services/webhooks.py)."""
+    (services/webhooks.py). Contract: test_webhook_store.py."""
 
     def create_webhook_endpoint(
         self, endpoint: wh.Endpoint, secret: str, max_per_owner: int | None = None
@@ -184,7 +188,8 @@ class WebhookEndpoints(Protocol):
 
 class WebhookOutbox(Protocol):
     """The outbox the deliverer works from (worker/webhooks.py): deliveries
-    leased for one attempt each, written back fenced on the lease."""
+    leased for one attempt each, written back fenced on the lease. Contract:
+    test_webhook_store.py, test_webhook_attempts.py."""
 
     def claim_webhook_deliveries(
         self, worker_id: str, n: int, now: float, lease_seconds: float
@@ -195,7 +200,8 @@ class WebhookOutbox(Protocol):
 
 class StatsReader(Protocol):
     """Figures over the whole store, read-only: the metrics scrape, the
-    dashboard, /ready, dry-run estimates."""
+    dashboard, /ready, dry-run estimates. Contract: test_stats.py,
+    test_throughput.py."""
 
     def model_stats(
         self, now: float, *, window_seconds: float = 300.0, owner: str | None = None
@@ -206,7 +212,8 @@ class StatsReader(Protocol):
 
 
 class WorkerRegistry(Protocol):
-    """Worker heartbeats (each worker writes its own row) and their folding."""
+    """Worker heartbeats (each worker writes its own row) and their folding.
+    Contract: test_workers.py."""
 
     def record_worker(self, heartbeat: workers.WorkerHeartbeat) -> None: ...
     def list_workers(self, *, seen_since: float | None = None) -> list[workers.WorkerHeartbeat]: ...
@@ -214,7 +221,8 @@ class WorkerRegistry(Protocol):
 
 
 class RetentionStore(Protocol):
-    """Purging expired results and files a bounded step at a time."""
+    """Purging expired results and files a bounded step at a time.
+    Contract: test_retention.py."""
 
     def purge_step(self, now: float, max_rows: int) -> int: ...
     def reclaim_space(self) -> None: ...
