@@ -278,15 +278,6 @@ class Worker:
         )
 
     async def _attempt(self, lane: Lane, request: ClaimedRequest) -> batch_model.Outcome:
-        def ended(state: RequestState, **fields: Any) -> batch_model.Outcome:
-            return batch_model.Outcome(
-                request_id=request.id,
-                attempt=request.attempt,
-                worker_id=self.worker_id,
-                state=state,
-                **fields,
-            )
-
         probing = lane.throttle.breaker_open
         grant = None
         try:
@@ -302,51 +293,17 @@ class Worker:
         except base.BackendError as exc:
             if grant is not None:
                 lane.limiter.settle(grant, 0)
-            if exc.retryable:
-                lane.throttle.on_failure(
-                    overloaded=exc.overloaded, retry_after=exc.retry_after, now=time.monotonic()
-                )
-            breaker = retry.Breaker(
-                was_open=probing,
-                pause_left=max(lane.throttle.paused_until - time.monotonic(), 0.0),
-            )
-            decision = self.policy.decide(
-                retry.Failure(exc.retryable, exc.retry_after), request.attempt, breaker
-            )
-            if isinstance(decision, retry.GiveUp):
-                return ended(RequestState.ERRORED, error=exc.request_error())
-            return ended(
-                RequestState.QUEUED,
-                error=exc.request_error(),
-                not_before=time.time() + decision.delay,
-                refund_attempt=decision.refund_attempt,
-            )
+            return self._failed(lane, request, exc, probing)
         except Exception as exc:  # a bug in a backend must not kill the worker
-            log.exception(
-                "backend %s crashed on %s/%s",
-                lane.model.name,
-                request.batch_id,
-                request.custom_id,
-                extra={
-                    "event": "backend_crashed",
-                    "batch_id": request.batch_id,
-                    "custom_id": request.custom_id,
-                    "request_id": request.id,
-                    "model": lane.model.name,
-                    "attempt": request.attempt,
-                },
-            )
-            return ended(
-                RequestState.ERRORED,
-                error=failures.RequestError(failures.ErrorType.API, f"internal error: {exc!r}"),
-            )
+            return self._crashed(lane, request, exc)
         lane.throttle.on_success()
         # Clients see the model name they asked for, not the upstream's alias.
         response = response.model_copy(update={"model": canonical_request.model})
         input_tokens, output_tokens, cached_tokens, reasoning_tokens = _token_counts(response)
         if grant is not None:
             lane.limiter.settle(grant, input_tokens + output_tokens)
-        return ended(
+        return self._outcome(
+            request,
             RequestState.SUCCEEDED,
             result=response.model_dump(exclude_none=True),
             input_tokens=input_tokens,
@@ -354,6 +311,66 @@ class Worker:
             cached_tokens=cached_tokens,
             reasoning_tokens=reasoning_tokens,
             cost=lane.model.batch_cost(input_tokens, output_tokens),
+        )
+
+    def _outcome(
+        self, request: ClaimedRequest, state: RequestState, **fields: Any
+    ) -> batch_model.Outcome:
+        return batch_model.Outcome(
+            request_id=request.id,
+            attempt=request.attempt,
+            worker_id=self.worker_id,
+            state=state,
+            **fields,
+        )
+
+    def _failed(
+        self, lane: Lane, request: ClaimedRequest, exc: base.BackendError, probing: bool
+    ) -> batch_model.Outcome:
+        """A backend's failure: paces the lane, then the retry policy decides
+        between another attempt (queued, after a delay) and giving up.
+        ``probing``: this attempt was the one call let through an open breaker."""
+        if exc.retryable:
+            lane.throttle.on_failure(
+                overloaded=exc.overloaded, retry_after=exc.retry_after, now=time.monotonic()
+            )
+        breaker = retry.Breaker(
+            was_open=probing,
+            pause_left=max(lane.throttle.paused_until - time.monotonic(), 0.0),
+        )
+        decision = self.policy.decide(
+            retry.Failure(exc.retryable, exc.retry_after), request.attempt, breaker
+        )
+        if isinstance(decision, retry.GiveUp):
+            return self._outcome(request, RequestState.ERRORED, error=exc.request_error())
+        return self._outcome(
+            request,
+            RequestState.QUEUED,
+            error=exc.request_error(),
+            not_before=time.time() + decision.delay,
+            refund_attempt=decision.refund_attempt,
+        )
+
+    def _crashed(self, lane: Lane, request: ClaimedRequest, exc: Exception) -> batch_model.Outcome:
+        """A bug in a backend: logged, and that request errors (not retried)."""
+        log.exception(
+            "backend %s crashed on %s/%s",
+            lane.model.name,
+            request.batch_id,
+            request.custom_id,
+            extra={
+                "event": "backend_crashed",
+                "batch_id": request.batch_id,
+                "custom_id": request.custom_id,
+                "request_id": request.id,
+                "model": lane.model.name,
+                "attempt": request.attempt,
+            },
+        )
+        return self._outcome(
+            request,
+            RequestState.ERRORED,
+            error=failures.RequestError(failures.ErrorType.API, f"internal error: {exc!r}"),
         )
 
     # -- leases and sweeps ----------------------------------------------------
