@@ -390,23 +390,32 @@ def _image_from(value: object, param: str) -> chat.ImageBlock:
     return chat.ImageBlock(source=source)
 
 
-def _pdf_from(value: object, param: str) -> chat.DocumentBlock:
-    """A ``file`` part (a PDF as a base64 data: URL) as a document block, so
-    it reaches an upstream that reads PDFs as a PDF."""
+def _pdf_from(value: object, param: str, *, by_url: bool = False) -> chat.DocumentBlock:
+    """A file part (a Chat Completions ``file``'s object, a Responses
+    ``input_file``'s fields) as a document block, so the PDF reaches an
+    upstream that reads PDFs as a PDF: ``file_data`` a base64 PDF data: URL,
+    or (``by_url``: Responses) a ``file_url``."""
     obj = _dict(value, param)
-    _only_keys(obj, {"file_data", "filename", "file_id"}, param)
+    _only_keys(
+        obj, {"file_data", "filename", "file_id"} | ({"file_url"} if by_url else set()), param
+    )
     if "file_id" in obj:
         raise TranslationError(
-            "file parts by file_id are not supported; send the PDF inline as file_data",
+            "files by file_id are not supported; send the PDF inline as file_data",
             f"{param}.file_id",
         )
+    filename = _str(obj["filename"], f"{param}.filename") if "filename" in obj else None
+    if "file_url" in obj:
+        url = _str(obj["file_url"], f"{param}.file_url")
+        if not url.startswith(("http://", "https://")):
+            raise TranslationError("file_url must be an http(s) URL", f"{param}.file_url")
+        return chat.DocumentBlock(source=chat.DocumentSource(type="url", url=url), title=filename)
     data_url = _str(_required(obj, "file_data", param), f"{param}.file_data")
     match = _DATA_URL.match(data_url)
     if not match or match.group("media") != "application/pdf":
         raise TranslationError(
             "file_data must be a PDF as a data:application/pdf;base64, URL", f"{param}.file_data"
         )
-    filename = _str(obj["filename"], f"{param}.filename") if "filename" in obj else None
     source = chat.DocumentSource(
         type="base64", media_type="application/pdf", data=match.group("data")
     )

@@ -10,6 +10,7 @@ from batchgate import chat
 from batchgate.chat_completions import access
 from batchgate.chat_completions.inbound import (
     _image_from,
+    _pdf_from,
     _tool_use,
     _Turns,
     check_dropped,
@@ -178,11 +179,14 @@ def _message(
     role = access._str(access._required(item, "role", param), f"{param}.role")
     content = access._required(item, "content", param)
     if role in ("system", "developer"):
-        system.extend(
-            block
-            for block in _parts(content, f"{param}.content", "input")
-            if isinstance(block, chat.TextBlock)
-        )
+        parts = _parts(content, f"{param}.content", "input")
+        if any(isinstance(block, chat.DocumentBlock) for block in parts):
+            # Messages takes documents in user turns only; dropping one
+            # would answer without it.
+            raise access.TranslationError(
+                "input_file parts belong in user messages", f"{param}.content"
+            )
+        system.extend(block for block in parts if isinstance(block, chat.TextBlock))
     elif role == "user":
         blocks = _parts(content, f"{param}.content", "input")
         if not blocks:
@@ -199,8 +203,8 @@ def _message(
 
 
 def _parts(value: object, param: str, side: str) -> list[chat.ContentBlock]:
-    """Content parts: ``input_text``/``input_image`` in user and system
-    messages; ``output_text``/``refusal`` in earlier assistant messages."""
+    """Content parts: ``input_text``/``input_image``/``input_file`` (a PDF)
+    in user and system messages; ``output_text``/``refusal`` in earlier assistant messages."""
     if isinstance(value, str):
         return [chat.TextBlock(text=value)] if value else []
     blocks: list[chat.ContentBlock] = []
@@ -226,6 +230,9 @@ def _parts(value: object, param: str, side: str) -> list[chat.ContentBlock]:
                 raise access.unsupported("images by file_id are not supported; send image_url", p)
             url = access._required(part, "image_url", p)
             blocks.append(_image_from({"url": url}, p))
+        elif kind == "input_file" and side == "input":
+            fields = {key: value for key, value in part.items() if key != "type"}
+            blocks.append(_pdf_from(fields, p, by_url=True))
         else:
             raise access.unsupported(
                 f"content parts of type {kind!r} are not supported here", f"{p}.type"

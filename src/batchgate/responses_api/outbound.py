@@ -98,8 +98,8 @@ def _message_items(message: chat.Message, param: str) -> list[dict[str, Any]]:
             parts.append(
                 {"type": "input_image", "image_url": _image_to_wire(block)["image_url"]["url"]}
             )
-        elif isinstance(block, chat.DocumentBlock) and not block.source.is_pdf:
-            parts.append({"type": "input_text", "text": block.prompt_text()})
+        elif isinstance(block, chat.DocumentBlock) and message.role == "user":
+            parts.append(_document_to_wire(block))
         elif isinstance(block, chat.ToolUseBlock):
             flush()
             call = _tool_call_to_wire(block)
@@ -126,6 +126,20 @@ def _message_items(message: chat.Message, param: str) -> list[dict[str, Any]]:
             raise TranslationError(f"{block.type} blocks cannot be sent", f"{param}.content[{j}]")
     flush()
     return items
+
+
+def _document_to_wire(block: chat.DocumentBlock) -> dict[str, Any]:
+    """A text document as input text; a PDF as an ``input_file`` (only
+    upstreams that read PDFs get one: the capability check)."""
+    source = block.source
+    if not source.is_pdf:
+        return {"type": "input_text", "text": block.prompt_text()}
+    part: dict[str, Any] = {"type": "input_file", "filename": block.title or "document.pdf"}
+    if source.type == "url":
+        part["file_url"] = source.url
+    else:
+        part["file_data"] = f"data:application/pdf;base64,{source.data or ''}"
+    return part
 
 
 def _tool_output(block: chat.ToolResultBlock) -> str:
