@@ -107,6 +107,11 @@ def test_a_nul_in_a_stored_json_string_is_400_naming_it_and_nothing_is_stored(
             {"requests": [{"custom_id": "a", "params": params()}], "metadata": {"k": "\x00"}},
             "metadata.k",
         ),
+        (
+            "/v1/batches",
+            {"requests": [{"custom_id": "a\x00", "params": params()}]},
+            "requests[0].custom_id",
+        ),
         ("/v1/webhook_endpoints", {"url": "https://example.com/\x00"}, "url"),
         (
             "/v1/webhook_endpoints",
