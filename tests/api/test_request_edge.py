@@ -9,10 +9,12 @@ timing or memory."""
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import fastapi.routing
 import httpx
 import pytest
 
@@ -195,6 +197,59 @@ async def test_a_client_that_disconnects_mid_body_is_one_log_line(
     assert len(lines) == 1, [r.getMessage() for r in caplog.records]
     assert lines[0].exc_info is None
     assert "POST /v1/batches" in lines[0].getMessage()
+
+
+def test_no_route_takes_a_typed_body(counting: CountingApp) -> None:
+    """FastAPI reads a typed body (a pydantic model, Form or File parameter)
+    before any dependency runs, the key check included: every body must be
+    a dependency on the key instead (api/common.py, api/ui/forms.py)."""
+    routes = list(_api_routes(counting.app.routes))
+    assert len(routes) > 30, "the walk missed the routers"
+    typed = [f"{sorted(r.methods)} {r.path}" for r in routes if r.body_field is not None]
+    assert typed == []
+
+
+def _api_routes(routes: Any) -> Iterator[fastapi.routing.APIRoute]:
+    """Every APIRoute, through included routers (FastAPI keeps each under
+    its ``original_router``) and mounts."""
+    for route in routes:
+        if isinstance(route, fastapi.routing.APIRoute):
+            yield route
+            continue
+        inner = getattr(route, "original_router", route)
+        yield from _api_routes(getattr(inner, "routes", []))
+
+
+def test_a_disconnect_mid_body_under_uvicorn_is_one_line_without_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    errors: list[logging.LogRecord] = []
+    uvicorn_log = logging.getLogger("uvicorn.error")  # uvicorn's own, not propagated
+    collector = logging.Handler(logging.ERROR)
+    collector.emit = errors.append  # type: ignore[method-assign]
+    uvicorn_log.addHandler(collector)
+    caplog.set_level(logging.INFO, logger="batchgate.api")
+    try:
+        settings = harness.make_settings(tmp_path, {})
+        with harness.serve_socket(settings, with_worker=False) as server:
+            host, port = server.url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port))) as sock:
+                sock.sendall(
+                    b"POST /v1/batches HTTP/1.1\r\nHost: t\r\n"
+                    + f"Authorization: Bearer {harness.API_KEY}\r\n".encode()
+                    + b"Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
+                    + b'{"requests": ['
+                    + b" " * 100_000
+                )
+            harness.wait_until(
+                lambda: [r for r in caplog.records if "disconnected" in r.getMessage()],
+                what="the disconnect's log line",
+            )
+    finally:
+        uvicorn_log.removeHandler(collector)
+    lines = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert errors == []
 
 
 # -- /v1/files: the form around the file --------------------------------------
