@@ -276,6 +276,10 @@ class ChatRequest(BaseModel):
     # echoed in the reply object; no backend reads it. Like ``origin``, not
     # a Messages parameter.
     user: str | None = None
+    # True where ``max_tokens`` is the OpenAI endpoint's default, not the
+    # client's choice: a model with a smaller context caps it instead of
+    # refusing the request (backends/capability.py). Not a Messages parameter.
+    max_tokens_defaulted: bool | None = None
 
     def system_text(self) -> str | None:
         """The system prompt as one string (text blocks joined), or None."""

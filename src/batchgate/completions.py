@@ -102,6 +102,8 @@ def request_from_completions(body: object, *, path: str = "body") -> chat.ChatRe
     }
     if obj.get("max_tokens") is not None:
         params["max_tokens"] = _int(obj["max_tokens"], f"{path}.max_tokens")
+    else:
+        params["max_tokens_defaulted"] = True
     for key in ("temperature", "top_p"):
         if obj.get(key) is not None:
             params[key] = _number(obj[key], f"{path}.{key}")

@@ -101,7 +101,7 @@ def create_server_app(
     """The API, with a worker in the same event loop unless told otherwise.
     Shutting the app down drains the worker (SIGTERM under uvicorn).
     ``backends`` replace the configured ones of the same model name."""
-    services = api_app.build_services(settings, store)
+    services = api_app.build_services(settings, store, backends)
     app = api_app.create_app(services)
     if not with_worker:
         return app

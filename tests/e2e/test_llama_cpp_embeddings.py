@@ -22,11 +22,10 @@ import llama_cpp
 import pytest
 
 from batchgate import chat, config, embeddings
-from batchgate.backends import base
+from batchgate.backends import base, capability
 from batchgate.backends import llama_cpp as engine_backend
 from batchgate.backends.llama_cpp import model as loaded_model
 from batchgate.domain.states import RequestKind
-from batchgate.worker import capability
 
 pytestmark = pytest.mark.slow
 

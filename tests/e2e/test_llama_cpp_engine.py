@@ -12,9 +12,8 @@ import llama_cpp.llama_chat_format
 import pytest
 
 from batchgate import chat, completions, config
-from batchgate.backends import base
+from batchgate.backends import base, capability
 from batchgate.backends import llama_cpp as engine_backend
-from batchgate.worker import capability
 
 pytestmark = pytest.mark.slow
 

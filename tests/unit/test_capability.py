@@ -1,5 +1,5 @@
-"""The worker's one capability check: every rule, and the real backends'
-declarations feeding it."""
+"""The one capability check (submit and dispatch): every rule, and the
+backends' declarations feeding it."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 
 from batchgate import chat, chat_completions, config, embeddings, responses_api
-from batchgate.backends import base, registry
+from batchgate.backends import base, capability, registry
 from batchgate.domain.states import RequestKind
 from batchgate.services import batches
-from batchgate.worker import capability
 
 NOTHING = base.Capabilities(tools=False, images=False, thinking=False, stop_sequences=False)
 EVERYTHING = base.Capabilities(tools=True, images=True, thinking=True, stop_sequences=True)
@@ -259,4 +258,63 @@ def test_context_windows_come_from_the_declared_capabilities() -> None:
         "unbounded": openai_model(),
         "other": config.ModelConfig(name="other", backend="third_party"),
     }
-    assert batches.context_windows(models) == {"embedded": 512, "remote": 1000}
+    declared = batches.declared_capabilities(models)
+    windows = {name: c.max_context for name, c in declared.items() if c.max_context is not None}
+    assert windows == {"embedded": 512, "remote": 1000}
+    assert "other" not in declared  # declares nothing: only its worker can check
+
+
+SMALL = base.Capabilities(max_context=512)
+
+
+def test_max_tokens_above_the_context_window_is_the_clients_value_out_of_range() -> None:
+    refused = capability.refusal(SMALL, ask(max_tokens=513))
+    assert refused is not None and refused.field == "max_tokens"
+    assert "context window of 512 tokens" in refused.reason
+    assert capability.refusal(SMALL, ask(max_tokens=512)) is None
+    assert capability.refusal(base.Capabilities(), ask(max_tokens=10**6)) is None
+    # The same rule at dispatch: the row errors, naming the model.
+    with pytest.raises(base.UnsupportedRequest, match="model 'm' has a context window of 512"):
+        capability.check("m", SMALL, ask(max_tokens=513))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        lambda: chat_completions.request_from_chat_completions(
+            {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        ),
+        lambda: responses_api.request_from_responses({"model": "m", "input": "hi"}),
+    ],
+)
+def test_a_defaulted_max_tokens_is_capped_by_the_backend_not_refused(line: Any) -> None:
+    request = line()
+    assert request.max_tokens > 512 and request.max_tokens_defaulted
+    assert capability.refusal(SMALL, request) is None
+
+
+def test_a_chosen_max_tokens_is_checked_even_when_it_equals_a_default() -> None:
+    request = chat_completions.request_from_chat_completions(
+        {"model": "m", "max_tokens": 4096, "messages": [{"role": "user", "content": "hi"}]}
+    )
+    assert not request.max_tokens_defaulted
+    assert capability.refusal(SMALL, request) is not None
+
+
+class _NoEmbed:
+    """A backend that says it serves embeddings but has no embed method."""
+
+    capabilities = base.Capabilities(serves=frozenset({RequestKind.CHAT, RequestKind.EMBEDDINGS}))
+
+    async def complete(self, request: chat.ChatRequest) -> chat.ChatResponse:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_a_backend_without_an_embed_method_is_refused_embeddings_by_the_one_check() -> None:
+    declared = capability.declared(_NoEmbed())
+    assert declared.serves == frozenset({RequestKind.CHAT})
+    with pytest.raises(base.UnsupportedRequest, match="does not serve embeddings requests"):
+        capability.check("m", declared, embeddings.EmbeddingRequest(model="m", input=["x"]))

@@ -10,9 +10,7 @@ from batchgate import chat
 from batchgate.dialects import input_limits
 from batchgate.domain import errors
 
-LIMITS = input_limits.InputLimits(
-    max_messages=3, max_string_chars=100, max_json_depth=4, context_windows={"small": 512}
-)
+LIMITS = input_limits.InputLimits(max_messages=3, max_string_chars=100, max_json_depth=4)
 
 
 def _request(**fields: Any) -> chat.ChatRequest:
@@ -22,9 +20,9 @@ def _request(**fields: Any) -> chat.ChatRequest:
     return chat.ChatRequest.model_validate(fields)
 
 
-def _param(request: chat.ChatRequest, **kwargs: Any) -> str | None:
+def _param(request: chat.ChatRequest) -> str | None:
     try:
-        input_limits.check_request(request, LIMITS, "requests[7].params", **kwargs)
+        input_limits.check_request(request, LIMITS, "requests[7].params")
     except errors.InvalidRequest as exc:
         return exc.param
     return None
@@ -61,13 +59,6 @@ def test_nesting_deeper_than_the_limit_in_free_form_json() -> None:
         "requests[7].params.tools[0]"
     )
     assert _param(_request(tools=[{"name": "t", "input_schema": {"a": {"b": 1}}}])) is None
-
-
-def test_max_tokens_above_a_known_context_window() -> None:
-    assert _param(_request(model="small", max_tokens=513)) == "requests[7].params.max_tokens"
-    assert _param(_request(model="small", max_tokens=512)) is None
-    assert _param(_request(model="small", max_tokens=513), check_max_tokens=False) is None
-    assert _param(_request(model="unknown-context", max_tokens=10**6)) is None
 
 
 def test_a_model_name_longer_than_the_store_keeps() -> None:

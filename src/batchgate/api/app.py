@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import fastapi
 
 from batchgate import config
@@ -22,8 +24,9 @@ from batchgate.api import (
     webhooks,
 )
 from batchgate.api.common import JsonResponse
+from batchgate.backends import base
 from batchgate.dialects import openai
-from batchgate.services.batches import BatchService, BatchSettings
+from batchgate.services.batches import BatchService, BatchSettings, declared_capabilities
 from batchgate.services.estimate import EstimateService
 from batchgate.services.file_batches import FileBatchService
 from batchgate.services.files import FileService
@@ -34,8 +37,19 @@ from batchgate.services.webhooks import WebhookService
 from batchgate.store import port
 
 
-def build_services(settings: config.Settings, store: port.JobStore) -> deps.Services:
-    batch_service = BatchService(store, BatchSettings.of(settings))
+def build_services(
+    settings: config.Settings,
+    store: port.JobStore,
+    backends: Mapping[str, base.Backend] | None = None,
+) -> deps.Services:
+    """The services over ``store``; ``backends`` this process built (a worker
+    in the same process) say what their models serve, for the capability
+    check at submit; other models' backends declare it from their settings."""
+    batch_service = BatchService(
+        store,
+        BatchSettings.of(settings),
+        capabilities=declared_capabilities(settings.models, backends),
+    )
     file_service = FileService(
         store,
         retention=settings.retention,

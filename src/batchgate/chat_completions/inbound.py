@@ -102,6 +102,10 @@ def request_from_chat_completions(body: object, *, path: str = "body") -> chat.C
     return validated(params, path)
 
 
+# Where each OpenAI-shaped body may set its output limit.
+_MAX_TOKENS_KEYS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+
+
 def common_params(
     obj: Mapping[str, Any],
     path: str,
@@ -118,6 +122,8 @@ def common_params(
         "max_tokens": max_tokens,
         "messages": messages,
     }
+    if all(obj.get(key) is None for key in _MAX_TOKENS_KEYS):
+        params["max_tokens_defaulted"] = True
     if system:
         params["system"] = system[0].text if len(system) == 1 else system
     for key in ("temperature", "top_p"):

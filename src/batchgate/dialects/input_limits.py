@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import pydantic
@@ -48,8 +48,6 @@ class InputLimits:
     max_messages: int = 100_000  # per request, as Anthropic allows
     max_string_chars: int = 2 * 1024 * 1024  # any one string
     max_json_depth: int = 32  # nesting inside free-form JSON values
-    # Model name -> its context window in tokens, where known.
-    context_windows: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 
 def refuse_nul(value: str) -> str:
@@ -88,16 +86,10 @@ def check_custom_id(custom_id: str, path: str, *, anthropic: bool) -> None:
         )
 
 
-def check_request(
-    request: canonical.Request,
-    limits: InputLimits,
-    path: str,
-    *,
-    check_max_tokens: bool = True,
-) -> None:
+def check_request(request: canonical.Request, limits: InputLimits, path: str) -> None:
     """Raise InvalidRequest naming ``path``.<field> for the first limit the
-    request passes. ``check_max_tokens``: False where max_tokens was
-    defaulted rather than chosen by the client."""
+    request passes (limits that depend on the model, such as its context
+    window, are the capability check's: backends/capability.py)."""
     if len(request.model) > MAX_MODEL_CHARS:
         _refuse(f"{path}.model", f"must be at most {MAX_MODEL_CHARS} characters", STRING_TOO_LONG)
     if _CONTROL.search(request.model):
@@ -110,13 +102,6 @@ def check_request(
             f"{path}.messages",
             f"at most {limits.max_messages:,} messages per request, got {len(request.messages):,}",
             ARRAY_TOO_LONG,
-        )
-    window = limits.context_windows.get(request.model)
-    if check_max_tokens and window is not None and request.max_tokens > window:
-        _refuse(
-            f"{path}.max_tokens",
-            f"{request.max_tokens} is more than the context window of {request.model!r} "
-            f"({window} tokens)",
         )
     for where, number in _typed_ints(request):
         if not -MAX_INT <= number <= MAX_INT:

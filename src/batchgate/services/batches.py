@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from typing import Protocol
 
 from batchgate import canonical, config
-from batchgate.backends import registry
+from batchgate.backends import base, capability, registry
 from batchgate.backends import tokens as token_count
 from batchgate.dialects import input_limits, native
 from batchgate.domain import batch as batch_model
@@ -54,17 +54,22 @@ class ParsedRequest:
     request: canonical.Request
 
 
-def context_windows(models: Mapping[str, config.ModelConfig]) -> dict[str, int]:
-    """Each model's context window in tokens, as its backend's capabilities
-    declare it (``max_context``: the embedded engine's ``n_ctx`` per request,
-    a remote model's configured ``max_context``); models without one are
-    absent."""
-    windows: dict[str, int] = {}
+def declared_capabilities(
+    models: Mapping[str, config.ModelConfig], backends: Mapping[str, base.Backend] | None = None
+) -> dict[str, base.Capabilities]:
+    """What each model's backend can serve, for the capability check at
+    submit: a backend this process built (``backends``) says it itself;
+    otherwise its settings declare it (registry.capabilities, plugins
+    included). A model whose plugin declares nothing is absent: only the
+    worker, which builds it, can check its requests."""
+    built = backends or {}
+    declared: dict[str, base.Capabilities] = {}
     for name, entry in models.items():
-        declared = registry.capabilities(entry)
-        if declared is not None and declared.max_context is not None:
-            windows[name] = declared.max_context
-    return windows
+        if name in built:
+            declared[name] = capability.declared(built[name])
+        elif (capabilities := registry.capabilities(entry)) is not None:
+            declared[name] = capabilities
+    return declared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +101,7 @@ class BatchService:
         store: BatchServiceStore,
         settings: BatchSettings,
         tokens: token_count.TokenCounter | None = None,
+        capabilities: Mapping[str, base.Capabilities] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -104,7 +110,10 @@ class BatchService:
             max_messages=settings.limits.max_messages,
             max_string_chars=settings.limits.max_string_chars,
             max_json_depth=settings.limits.max_json_depth,
-            context_windows=context_windows(settings.models),
+        )
+        # Model -> what its backend serves (see declared_capabilities).
+        self.capabilities = (
+            declared_capabilities(settings.models) if capabilities is None else capabilities
         )
 
     def check_inputs(self, requests: Sequence[ParsedRequest], *, anthropic: bool) -> None:
@@ -113,7 +122,28 @@ class BatchService:
             input_limits.check_custom_id(
                 item.custom_id, f"requests[{index}].custom_id", anthropic=anthropic
             )
-            input_limits.check_request(item.request, self.input_limits, f"requests[{index}].params")
+            path = f"requests[{index}].params"
+            input_limits.check_request(item.request, self.input_limits, path)
+            self.check_ranges(item.request, path)
+
+    def refusal(self, request: canonical.Request) -> capability.Refusal | None:
+        """Why the model's backend cannot serve ``request`` (the one
+        capability check, as the worker runs it again at dispatch)."""
+        declared = self.capabilities.get(request.model)
+        return None if declared is None else capability.refusal(declared, request)
+
+    def check_ranges(self, request: canonical.Request, path: str) -> None:
+        """A value the client chose outside its model's range (``max_tokens``
+        above the context window) is an InvalidRequest naming ``path``.<field>;
+        what the model lacks errors the request when stored (``_admit``)."""
+        refused = self.refusal(request)
+        if refused is not None and refused.field is not None:
+            param = f"{path}.{refused.field}"
+            raise errors.InvalidRequest(
+                f"{param}: model {request.model!r} {refused.reason}",
+                param=param,
+                code=input_limits.INVALID_VALUE,
+            )
 
     def admission(self, demand: quotas.Demand) -> quotas.Admission:
         """``demand`` against the configured quotas (a key's own override them)."""
@@ -137,7 +167,8 @@ class BatchService:
         return demand
 
     def add_tokens(self, demand: dict[str, int], request: canonical.Request) -> None:
-        if request.model in self.settings.models:
+        # A request its model cannot serve is stored errored: it holds none.
+        if request.model in self.settings.models and self.refusal(request) is None:
             demand[request.model] = demand.get(request.model, 0) + self.tokens.count(request)
 
     # -- create ---------------------------------------------------------------
@@ -290,18 +321,17 @@ class BatchService:
 
     def _new_request(self, item: ParsedRequest) -> batch_model.NewRequest:
         return self._admit(
-            item.custom_id,
-            item.request.model,
-            canonical.dump(item.request),
-            lambda: self.tokens.count(item.request),
+            item.custom_id, item.request.model, canonical.dump(item.request), lambda: item.request
         )
 
     def _admit(
-        self, custom_id: str, model: str, params: str, tokens: Callable[[], int]
+        self, custom_id: str, model: str, params: str, request: Callable[[], canonical.Request]
     ) -> batch_model.NewRequest:
-        """A request to store; one for a model this server does not serve is
-        born errored (the request's failure, not the batch's). ``tokens``
-        counts its input tokens (only queued requests hold any)."""
+        """A request to store; one for a model this server does not serve, or
+        that its model cannot serve (the capability check), is born errored
+        (the request's failure, not the batch's) with the message the worker
+        would write. ``request``: the canonical request, read only for a
+        served model; only queued requests hold input tokens."""
         if model not in self.settings.models:
             configured = ", ".join(sorted(self.settings.models)) or "(none)"
             return batch_model.NewRequest(
@@ -315,8 +345,19 @@ class BatchService:
                     f"configured models: {configured}",
                 ),
             )
+        loaded = request()
+        refused = self.refusal(loaded)
+        if refused is not None:
+            return batch_model.NewRequest(
+                custom_id=custom_id,
+                model=model,
+                params=params,
+                state=RequestState.ERRORED,
+                error=refused.error(model).request_error(),
+            )
+        tokens = self.tokens.count(loaded)
         return batch_model.NewRequest(
-            custom_id=custom_id, model=model, params=params, enqueued_tokens=tokens()
+            custom_id=custom_id, model=model, params=params, enqueued_tokens=tokens
         )
 
     def create_inline(
@@ -389,7 +430,7 @@ class BatchService:
         for row in self._failed_rows(parent, error_types):
             total += 1
             if row.model in self.settings.models:
-                demand[row.model] = demand.get(row.model, 0) + self._stored_tokens(row.params)
+                self.add_tokens(demand, canonical.load(row.params))
         if total == 0:
             wanted = "errored or expired" if error_types is None else ", ".join(error_types)
             raise errors.Conflict(
@@ -413,7 +454,7 @@ class BatchService:
                 row.custom_id,
                 row.model,
                 row.params,
-                functools.partial(self._stored_tokens, row.params),
+                functools.partial(canonical.load, row.params),
             )
             for row in self._failed_rows(parent, error_types)
         )
@@ -421,10 +462,6 @@ class BatchService:
         self.store.create_batch(batch, self._counted(rows, total), admission)
         self.store.finalize_batches(now, [batch.id])
         return _logged(self.get(parent.owner, batch.id), "created")
-
-    def _stored_tokens(self, params: str) -> int:
-        """Input tokens of a stored request's canonical params."""
-        return self.tokens.count(canonical.load(params))
 
     def _failed_rows(
         self, parent: batch_model.Batch, error_types: Collection[str] | None

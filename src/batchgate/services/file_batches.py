@@ -23,8 +23,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
-from batchgate import canonical, chat, config
-from batchgate.chat_completions.access import DEFAULT_MAX_TOKENS
+from batchgate import canonical, config
 from batchgate.dialects import input_limits, openai
 from batchgate.domain import errors, failures
 from batchgate.domain import files as file_model
@@ -189,15 +188,8 @@ class FileBatchService:
         within the line: ``custom_id``, ``body.messages[3].content``...)."""
         try:
             input_limits.check_custom_id(parsed.custom_id, "custom_id", anthropic=False)
-            input_limits.check_request(
-                parsed.request,
-                self.batches.input_limits,
-                "body",
-                # A line without max_tokens gets the default, which the
-                # backend caps at its context; only a chosen value is refused.
-                check_max_tokens=isinstance(parsed.request, chat.ChatRequest)
-                and parsed.request.max_tokens != DEFAULT_MAX_TOKENS,
-            )
+            input_limits.check_request(parsed.request, self.batches.input_limits, "body")
+            self.batches.check_ranges(parsed.request, "body")
         except errors.InvalidRequest as exc:
             # OpenAI's line codes: the limit's own, else invalid_value.
             code = exc.code if exc.code != errors.InvalidRequest.code else None

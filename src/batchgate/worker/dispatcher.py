@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from batchgate import canonical, chat, config, embeddings
-from batchgate.backends import base, tokens
+from batchgate.backends import base, capability, tokens
 from batchgate.domain import batch as batch_model
 from batchgate.domain import failures, ids, retry
 from batchgate.domain.batch import ClaimedRequest
@@ -29,7 +29,7 @@ from batchgate.domain.states import RequestState
 from batchgate.domain.workers import WorkerHeartbeat
 from batchgate.metrics import worker as worker_metrics
 from batchgate.store import port
-from batchgate.worker import capability, limits, trace
+from batchgate.worker import limits, trace
 from batchgate.worker.retention import RetentionSweep
 from batchgate.worker.writer import OutcomeWriter
 
@@ -48,6 +48,10 @@ class Lane:
     def __init__(self, model: config.ModelConfig, backend: base.Backend) -> None:
         self.model = model
         self.backend = backend
+        # What the one capability check holds its requests to; embeddings
+        # only if the backend has the method for them.
+        self.capabilities = capability.declared(backend)
+        self.embedder = backend if isinstance(backend, base.EmbeddingBackend) else None
         # request id -> (task, monotonic time it was claimed)
         self.inflight: dict[int, tuple[asyncio.Task[None], float]] = {}
         self.calls = 0
@@ -90,14 +94,15 @@ def _scaled(per_minute: int | None, scale: float) -> int | None:
     return None if per_minute is None else max(1, int(per_minute * scale))
 
 
-async def _dispatch(backend: base.Backend, request: canonical.Request) -> canonical.Response:
-    """Hand a checked request to the backend method for its kind."""
+async def _dispatch(lane: Lane, request: canonical.Request) -> canonical.Response:
+    """Hand a request that passed the capability check to the backend
+    method for its kind."""
     if isinstance(request, embeddings.EmbeddingRequest):
-        if not isinstance(backend, base.EmbeddingBackend):
-            # It claimed to serve embeddings (capability check) but cannot.
-            raise base.UnsupportedRequest("this model's backend has no embeddings method")
-        return await backend.embed(request)
-    return await backend.complete(request)
+        # The check refused it unless the lane's capabilities serve
+        # embeddings, which they do only with an embedder.
+        assert lane.embedder is not None
+        return await lane.embedder.embed(request)
+    return await lane.backend.complete(request)
 
 
 def _token_counts(response: canonical.Response) -> tuple[int, int, int, int]:
@@ -282,12 +287,12 @@ class Worker:
         grant = None
         try:
             canonical_request = canonical.load(request.params)
-            capability.check(lane.model.name, lane.backend.capabilities, canonical_request)
+            capability.check(lane.model.name, lane.capabilities, canonical_request)
             if lane.limiter.enabled:
                 grant = await lane.limiter.acquire(tokens.upper_bound(canonical_request))
             started = time.monotonic()
             try:
-                response = await _dispatch(lane.backend, canonical_request)
+                response = await _dispatch(lane, canonical_request)
             finally:
                 self.metrics.observe_call(lane.model.name, time.monotonic() - started)
         except base.BackendError as exc:

@@ -28,7 +28,7 @@ def prompt_text(request: chat.ChatRequest, render: Callable[[list[dict[str, str]
 
 def chat_messages(request: chat.ChatRequest) -> list[dict[str, str]]:
     """The request as ``[{"role", "content"}]`` for the chat template: the
-    text of each turn. The worker's capability check (worker/capability.py)
+    text of each turn. The worker's capability check (backends/capability.py)
     has already refused tools, images and PDFs, which this engine declares it
     lacks; a text document is its tagged text; thinking blocks from earlier
     turns are dropped (the engine ignores ``thinking``).
