@@ -96,7 +96,13 @@ class InProcessApp:
         if self._listener is None:
             self._listener = uvicorn.Server(
                 uvicorn.Config(
-                    self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"
+                    self.app,
+                    host="127.0.0.1",
+                    port=0,
+                    log_level="warning",
+                    lifespan="off",
+                    # The app trusts proxy headers itself (api/proxy.py), as under serve.
+                    proxy_headers=False,
                 )
             )
             self._listening = self.portal.start_task_soon(self._listener.serve)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import openai
 import pytest
 
 from batchgate import config
@@ -202,7 +201,7 @@ def test_an_openai_file_part_is_a_pdf_document_on_every_upstream(
             messages=[{"role": "user", "content": content}],
         )
 
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key) as sdk:
+    with server.openai() as sdk:
         models = [ANTHROPIC_MODEL, PDF_MODEL, OPENAI_MODEL]
         batch = openai_batches.run(sdk, "/v1/chat/completions", [line(m) for m in models])
         succeeded = openai_batches.result_lines(sdk, batch.output_file_id)

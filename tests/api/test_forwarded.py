@@ -87,7 +87,8 @@ def test_forwarded_headers_from_an_untrusted_peer_are_ignored(
     ):
         batch_id = ended_batch(sdk)
         results_url = sdk.messages.batches.retrieve(batch_id).results_url
-    assert results_url == f"{server.url}/v1/messages/batches/{batch_id}/results"
+        internal = server.url
+    assert results_url == f"{internal}/v1/messages/batches/{batch_id}/results"
 
 
 @pytest.mark.parametrize(
@@ -118,11 +119,11 @@ def test_which_forwarded_values_make_the_public_address(
     proxied: tuple[harness.RunningServer, ReverseProxy], headers: dict[str, str], public: str | None
 ) -> None:
     server, _proxy = proxied
-    with anthropic.Anthropic(base_url=server.url, api_key=server.api_key, max_retries=0) as sdk:
+    with server.anthropic(max_retries=0) as sdk:
         batch_id = ended_batch(sdk)
     with server.client(**headers) as client:
         shown = client.get(f"/v1/messages/batches/{batch_id}").json()["results_url"]
-    assert shown == f"{public or server.url}/v1/messages/batches/{batch_id}/results"
+    assert shown == f"{public or server.base_url}/v1/messages/batches/{batch_id}/results"
 
 
 def test_dashboard_links_use_the_public_address(

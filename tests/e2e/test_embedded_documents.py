@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anthropic
 import pytest
 
 from batchgate import config
@@ -54,7 +53,7 @@ def test_embedded_model_answers_a_text_document_and_errors_a_pdf(tmp_path: Path)
     ]
     with (
         harness.serve(settings) as server,
-        anthropic.Anthropic(base_url=server.url, api_key=server.api_key, max_retries=0) as sdk,
+        server.anthropic(max_retries=0) as sdk,
     ):
         results = {line.custom_id: line.result for line in run_batch(sdk, batch, timeout=300)}
 
