@@ -62,3 +62,17 @@ def test_an_input_file_that_cannot_be_a_pdf_document_is_refused_on_its_line(
     with pytest.raises(TranslationError) as refused:
         responses_api.request_from_responses(line(part, role=role))
     assert refused.value.param.endswith(param)
+
+
+def test_an_input_file_in_a_function_call_output_is_refused_not_dropped() -> None:
+    output = {
+        "type": "function_call_output",
+        "call_id": "c1",
+        "output": [{"type": "input_file", "file_data": PDF_DATA}],
+    }
+    call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+    with pytest.raises(TranslationError, match="function_call_output") as refused:
+        responses_api.request_from_responses(
+            {"model": "m", "input": [{"role": "user", "content": "q"}, call, output]}
+        )
+    assert refused.value.param.endswith("input[2].output")

@@ -247,6 +247,12 @@ def _tool_output(item: Mapping[str, Any], param: str) -> chat.ToolResultBlock:
         return chat.ToolResultBlock(tool_use_id=call_id, content=output)
     parts: list[chat.TextBlock | chat.ImageBlock] = []
     for block in _parts(output, f"{param}.output", "input"):
+        if isinstance(block, chat.DocumentBlock):
+            # Tool results carry text and images only; dropping the file
+            # would answer without it.
+            raise access.TranslationError(
+                "input_file parts are not supported in a function_call_output", f"{param}.output"
+            )
         if isinstance(block, chat.TextBlock | chat.ImageBlock):
             parts.append(block)
     return chat.ToolResultBlock(tool_use_id=call_id, content=parts)
