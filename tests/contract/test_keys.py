@@ -8,7 +8,10 @@ import secrets
 import threading
 import time
 
-from batchgate.domain import keys
+import pytest
+
+from batchgate.domain import errors, keys
+from batchgate.services.keys import KeyService
 from batchgate.store import port
 
 
@@ -92,3 +95,16 @@ def test_key_scope_expiry_and_quotas_round_trip(store: port.JobStore) -> None:
     plain = store.create_key("t", "b" * 64, "bg-plain00", 2.0)
     assert store.get_key(plain.id) == plain and not plain.admin
     assert plain.quotas == keys.KeyQuotas()
+
+
+def test_a_key_name_past_its_column_or_with_a_nul_is_refused_before_the_store(
+    store: port.JobStore,
+) -> None:
+    """The CLI's ``keys create --name`` reaches the service unchecked: on
+    PostgreSQL such a name was a DataError, on SQLite a stored key."""
+    for name in ("n" * (keys.MAX_NAME_CHARS + 1), "a\x00b", ""):
+        with pytest.raises(errors.InvalidRequest):
+            KeyService(store).create(name)
+    assert store.list_keys() == []
+    record, _secret = KeyService(store).create("n" * keys.MAX_NAME_CHARS)
+    assert record.name == "n" * keys.MAX_NAME_CHARS
