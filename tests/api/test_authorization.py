@@ -50,6 +50,7 @@ class Route:
 ROUTES = [
     Route("GET", "/v1/batches/{batch_id}", "batch", 200),
     Route("GET", "/v1/batches/{batch_id}/results", "batch", 200),
+    Route("GET", "/v1/batches/{batch_id}/errors", "batch", 200),
     Route("POST", "/v1/batches/{batch_id}/retry", "batch", 409),  # nothing failed
     Route("POST", "/v1/batches/{batch_id}/cancel", "batch", 200),  # ended: unchanged
     Route("GET", "/v1/messages/batches/{batch_id}", "msgbatch", 200),
