@@ -154,3 +154,14 @@ def test_trusted_proxies_are_set_like_uvicorns_forwarded_allow_ips(
     path = tmp_path / "batchgate.toml"
     path.write_text(toml)
     assert config.load(path, environ=environ).forwarded_allow_ips == expected
+
+
+def test_serve_takes_the_trusted_proxies_on_its_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from batchgate import cli
+    from batchgate.cli import options
+
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/8")
+    args = cli.build_parser().parse_args(["serve", "--forwarded-allow-ips", "192.0.2.1,::1"])
+    assert options.settings(args).forwarded_allow_ips == "192.0.2.1,::1"
