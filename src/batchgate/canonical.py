@@ -25,11 +25,20 @@ def kind_of(request: Request) -> RequestKind:
     return RequestKind.CHAT
 
 
+# Rows stored before requests said what they mean named the OpenAI endpoint
+# a line came in on instead (``origin``); this is what each one meant.
+_LEGACY_ORIGIN = {"completions": "raw_prompt", "responses": "settings_echoed"}
+
+
 def load(params: str | bytes | dict[str, Any]) -> Request:
     """The canonical request stored as ``params``."""
     obj = params if isinstance(params, dict) else orjson.loads(params)
     if obj.get("kind") == RequestKind.EMBEDDINGS.value:
         return embeddings.EmbeddingRequest.model_validate(obj)
+    if "origin" in obj:
+        meaning = _LEGACY_ORIGIN[obj["origin"]]
+        obj = {key: value for key, value in obj.items() if key != "origin"}
+        obj[meaning] = True
     return chat.ChatRequest.model_validate(obj)
 
 

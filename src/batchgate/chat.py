@@ -238,9 +238,6 @@ class Thinking(BaseModel):
         return self
 
 
-Origin = Literal["completions", "responses"]
-
-
 class ChatRequest(BaseModel):
     """One chat request, in Messages-API terms.
 
@@ -267,14 +264,20 @@ class ChatRequest(BaseModel):
     # Accepted for compatibility; a batch is never streamed and has its own tier.
     service_tier: str | None = None
     stream: Literal[False] | None = None
-    # The OpenAI endpoint a request was written for when it was not chat
-    # (``/v1/completions``, ``/v1/responses`` lines). Its meaning is in the
-    # fields above; an upstream that has that endpoint is called on it
-    # natively, and the dialect renders the reply in that endpoint's shape.
-    origin: Origin | None = None
+    # What a request means beyond the fields above, for backends that can
+    # honour it more closely (never which endpoint a line came in on; the
+    # batch's endpoint decides the reply's shape). Not Messages parameters.
+    #
+    # The one user message is text to continue as it is, with no chat
+    # template around it (an OpenAI text-completion prompt).
+    raw_prompt: bool | None = None
+    # The reply echoes the request's settings (an OpenAI Response object
+    # shows its reasoning, text format and tools), so they must be applied
+    # as given: a reasoning effort the model cannot apply is refused, not
+    # dropped, and an upstream that takes those settings natively gets them.
+    settings_echoed: bool | None = None
     # OpenAI's end-user identifier (a ``/v1/responses`` line's ``user``),
-    # echoed in the reply object; no backend reads it. Like ``origin``, not
-    # a Messages parameter.
+    # echoed in the reply object; no backend reads it.
     user: str | None = None
     # True where ``max_tokens`` is the OpenAI endpoint's default, not the
     # client's choice: a model with a smaller context caps it instead of

@@ -3,7 +3,7 @@
 
 * :func:`request_from_completions` reads an input line's ``body`` into a
   :class:`chat.ChatRequest` whose one user message is the prompt
-  (``origin: "completions"``);
+  (``raw_prompt``);
 * :func:`response_to_completion` renders a canonical reply as a
   ``text_completion``;
 * :func:`request_to_completions` / :func:`response_from_completion` talk to
@@ -12,7 +12,7 @@
 A completions prompt is text to continue, a chat message is text to answer:
 the meaning is the same only as far as "write what follows this prompt"
 goes. The embedded engine continues the prompt as raw text (it reads
-``origin``; see ``backends/llama_cpp/text.py``); upstreams without
+``raw_prompt``; see ``backends/llama_cpp/text.py``); upstreams without
 ``/completions`` get it through chat, as the user's turn under the model's
 chat template. What a chat request cannot carry is refused on the line, not
 dropped: several prompts or ``n``/``best_of`` above 1 (several choices per
@@ -98,7 +98,7 @@ def request_from_completions(body: object, *, path: str = "body") -> chat.ChatRe
         "model": _str(_required(obj, "model", path), f"{path}.model"),
         "max_tokens": DEFAULT_MAX_TOKENS,
         "messages": [{"role": "user", "content": prompt}],
-        "origin": "completions",
+        "raw_prompt": True,
     }
     if obj.get("max_tokens") is not None:
         params["max_tokens"] = _int(obj["max_tokens"], f"{path}.max_tokens")

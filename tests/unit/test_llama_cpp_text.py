@@ -131,3 +131,18 @@ def test_pdf_documents_are_refused_by_the_engine_capabilities() -> None:
     request = _request(messages=[{"role": "user", "content": [pdf, {"type": "text", "text": "q"}]}])
     with pytest.raises(base.UnsupportedRequest, match="cannot read PDF documents"):
         capability.check("m", _engine_capabilities(), request)
+
+
+def test_a_raw_prompt_is_continued_as_it_is_and_a_chat_turn_is_templated() -> None:
+    def template(messages: list[dict[str, str]]) -> str:
+        return "".join(f"<{m['role']}>{m['content']}" for m in messages)
+
+    raw = chat.ChatRequest(
+        model="m",
+        max_tokens=8,
+        messages=[chat.Message(role="user", content="Once upon")],
+        raw_prompt=True,
+    )
+    assert text.prompt_text(raw, template) == "Once upon"
+    turn = raw.model_copy(update={"raw_prompt": None})
+    assert text.prompt_text(turn, template) == "<user>Once upon"

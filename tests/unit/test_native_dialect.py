@@ -85,6 +85,9 @@ def test_duplicate_custom_id_names_it_and_its_index() -> None:
         ({"stream": True}, "requests[0].params.stream"),
         # Internal to OpenAI-dialect lines, not Messages parameters.
         ({"origin": "completions"}, "requests[0].params.origin"),
+        ({"raw_prompt": True}, "requests[0].params.raw_prompt"),
+        ({"settings_echoed": True}, "requests[0].params.settings_echoed"),
+        ({"max_tokens_defaulted": True}, "requests[0].params.max_tokens_defaulted"),
         ({"user": "u1"}, "requests[0].params.user"),
     ],
 )

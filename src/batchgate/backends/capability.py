@@ -22,9 +22,10 @@ expect):
   ``errored`` at once (never retried).
 
 Thinking is refused only where the client's own API would refuse it: a
-``/v1/responses`` line's ``reasoning.effort`` (other than ``none``) on a
-model with no reasoning control, because the Response would echo an effort
-that was never applied. A Messages ``thinking`` or a Chat Completions
+reasoning effort (other than ``none``) in a request whose reply echoes its
+settings (``settings_echoed``: a ``/v1/responses`` line) on a model with no
+reasoning control, because the Response would echo an effort that was never
+applied. A Messages ``thinking`` or a Chat Completions
 ``reasoning_effort`` is an optional param the backend drops (DESIGN.md
 section 4, "Backends": unsupported optional params are dropped and
 documented per backend); so are ``metadata`` and thinking blocks of earlier
@@ -121,7 +122,7 @@ def _stop_sequences(capabilities: base.Capabilities, request: canonical.Request)
 def _thinking(capabilities: base.Capabilities, request: canonical.Request) -> str | None:
     if capabilities.thinking or not isinstance(request, chat.ChatRequest):
         return None
-    if request.origin != "responses":
+    if not request.settings_echoed:
         return None
     if request.thinking is None or request.thinking.type == "disabled":
         return None

@@ -26,7 +26,8 @@ request asking for thinking from a model without
 ends it ``errored``).
 
 ``native_endpoints`` names the other OpenAI endpoints the upstream serves
-itself. ``/v1/completions`` and ``/v1/responses`` batch lines go to the
+itself. A raw prompt (a ``/v1/completions`` line's) and a request whose
+reply echoes its settings (a ``/v1/responses`` line's) go to the
 upstream's ``/completions`` / ``/responses`` when listed (a request the
 endpoint cannot carry, such as one with stop sequences for ``/responses``,
 still goes through chat), and through ``/chat/completions`` otherwise.
@@ -54,6 +55,19 @@ from batchgate.backends import base, http_client
 from batchgate.domain.states import RequestKind
 
 NativeEndpoint = Literal["embeddings", "completions", "responses"]
+NativeChatEndpoint = Literal["completions", "responses"]
+
+
+def _native_endpoint(request: chat.ChatRequest) -> NativeChatEndpoint | None:
+    """The upstream endpoint that honours what ``request`` means more closely
+    than chat completions, if it serves it: a raw prompt is continued as it
+    is only by ``/completions``; settings the reply echoes are applied as
+    given by ``/responses``."""
+    if request.raw_prompt:
+        return "completions"
+    if request.settings_echoed:
+        return "responses"
+    return None
 
 
 class Options(BaseModel):
@@ -91,8 +105,9 @@ class OpenAICompatibleBackend:
         self.capabilities = _capabilities(options)
 
     async def complete(self, request: chat.ChatRequest) -> chat.ChatResponse:
-        if request.origin is not None and request.origin in self._native:
-            native = await self._complete_natively(request, request.origin)
+        endpoint = _native_endpoint(request)
+        if endpoint is not None and endpoint in self._native:
+            native = await self._complete_natively(request, endpoint)
             if native is not None:
                 return native
         try:
@@ -112,7 +127,7 @@ class OpenAICompatibleBackend:
         )
 
     async def _complete_natively(
-        self, request: chat.ChatRequest, endpoint: chat.Origin
+        self, request: chat.ChatRequest, endpoint: NativeChatEndpoint
     ) -> chat.ChatResponse | None:
         """The request on the upstream's own ``/completions`` or
         ``/responses``; None if that endpoint cannot carry it."""

@@ -56,7 +56,7 @@ def check_inline_requests(requests: Sequence[InlineRequest]) -> None:
     types: unique custom_ids, and Messages' own parameter ranges."""
     check_unique_custom_ids([item.custom_id for item in requests])
     for index, item in enumerate(requests):
-        for internal in ("origin", "user", "max_tokens_defaulted"):
+        for internal in ("raw_prompt", "settings_echoed", "user", "max_tokens_defaulted"):
             if getattr(item.params, internal) is not None:
                 # Internal to OpenAI-dialect lines; not a Messages parameter.
                 param = f"requests[{index}].params.{internal}"

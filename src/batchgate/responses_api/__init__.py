@@ -2,7 +2,7 @@
 (``/v1/responses``), pure, both ways:
 
 * :func:`request_from_responses` reads an input line's ``body`` into a
-  :class:`chat.ChatRequest` (``origin: "responses"``), strictly;
+  :class:`chat.ChatRequest` (``settings_echoed``), strictly;
 * :func:`response_to_responses` renders a canonical reply as a ``response``
   object for the output file, echoing the request's settings;
 * :func:`request_to_responses` / :func:`response_from_responses` talk to an

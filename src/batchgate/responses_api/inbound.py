@@ -104,7 +104,7 @@ def request_from_responses(body: object, *, path: str = "body") -> chat.ChatRequ
                 "max_output_tokens must be at least 1", f"{path}.max_output_tokens"
             )
     params = common_params(obj, path, max_tokens=max_tokens, system=system, messages=messages)
-    params["origin"] = "responses"
+    params["settings_echoed"] = True
     if obj.get("text") is not None:
         response_format = _text_config(obj["text"], f"{path}.text")
         if response_format is not None:

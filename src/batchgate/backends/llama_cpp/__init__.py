@@ -19,7 +19,7 @@ model and context.
 
 Per request: the prompt is rendered with the chat template stored in the GGUF
 (system + user/assistant turns), except for a ``/v1/completions`` line
-(``origin: "completions"``), whose prompt is continued as raw text.
+(``raw_prompt``), whose prompt is continued as raw text.
 ``temperature`` 0 is greedy; unset means 1.0 (the Messages API default);
 ``top_p``, ``top_k`` and ``seed`` feed llama.cpp's sampler chain.
 ``stop_sequences`` are matched on the text and cut off.

@@ -14,11 +14,11 @@ from batchgate.chat_completions import TranslationError
 
 
 def prompt_text(request: chat.ChatRequest, render: Callable[[list[dict[str, str]]], str]) -> str:
-    """The text the model continues. A ``/v1/completions`` line's prompt is
-    raw text to continue, as a completions user expects, so it goes to the
-    model as it is; every other request is ``render``-ed by the chat template
-    from :func:`chat_messages`."""
-    if request.origin == "completions":
+    """The text the model continues. A raw prompt (a text completion's) is
+    text to continue, as a completions user expects, so it goes to the model
+    as it is; every other request is ``render``-ed by the chat template from
+    :func:`chat_messages`."""
+    if request.raw_prompt:
         try:
             return completions.prompt_of(request)
         except TranslationError as exc:
