@@ -24,12 +24,16 @@ def params(**extra: object) -> dict[str, object]:
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[harness.RunningServer]:
-    """A server whose one model is served by a plugin that declares, through
-    its entry point, no tool use and a 100-token context."""
+def server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_url: str
+) -> Iterator[harness.RunningServer]:
+    """A server (on SQLite, then PostgreSQL) whose one model is served by a
+    plugin that declares, through its entry point, no tool use and a
+    100-token context."""
     plugins.install(tmp_path, monkeypatch, "bg_declaring", plugins.DECLARING, "bg_declaring")
     models = {MODEL: config.ModelConfig(name=MODEL, backend="bg_declaring")}
-    with harness.serve(harness.make_settings(tmp_path, models)) as running:
+    settings = harness.make_settings(tmp_path, models, database_url=store_url)
+    with harness.serve(settings) as running:
         yield running
 
 
@@ -88,3 +92,36 @@ def test_max_tokens_beyond_a_plugin_models_context_is_a_400_naming_the_line(
         assert error["param"] == "requests[1].params.max_tokens"
         assert "context window of 100 tokens" in error["message"]
         assert client.get("/v1/batches").json()["data"] == []
+
+
+def test_an_openai_file_line_the_model_cannot_serve_goes_to_the_error_file(
+    server: harness.RunningServer,
+) -> None:
+    def line(custom_id: str, **body: object) -> bytes:
+        messages = [{"role": "user", "content": "hi"}]
+        return json.dumps(
+            {
+                "custom_id": custom_id,
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": MODEL, "messages": messages, **body},
+            }
+        ).encode()
+
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    # The plain line leaves max_tokens to the default (4096), above the
+    # 100-token window: the backend caps it, nothing refuses it.
+    content = line("tools", tools=[tool]) + b"\n" + line("plain") + b"\n"
+    with server.openai() as client:
+        uploaded = client.files.create(file=("in.jsonl", content), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        ended = server.wait_ended(batch.id)
+        assert ended["request_counts"] == {"total": 2, "completed": 1, "failed": 1}
+        assert ended["error_file_id"] is not None
+        errors_text = client.files.content(ended["error_file_id"]).text
+    (failed,) = [json.loads(x) for x in errors_text.splitlines()]
+    assert failed["custom_id"] == "tools"
+    assert failed["response"]["status_code"] == 400
+    assert "does not support tool use" in failed["response"]["body"]["error"]["message"]
