@@ -33,7 +33,7 @@ class NewRequest:
     state: RequestState = RequestState.QUEUED
     error: RequestError | None = None
     # Input tokens counted at submit; held against the key's quota while the
-    # request is queued or running (services/token_count.py).
+    # request is queued or running (backends/tokens.py).
     enqueued_tokens: int = 0
 
 
