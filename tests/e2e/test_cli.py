@@ -68,7 +68,7 @@ def test_keys_create_prints_the_key_last_and_list_and_revoke_work(
     tmp_path: Path, config: Path
 ) -> None:
     common = ["--config", str(config), "--data-dir", str(tmp_path)]
-    created = batchgate("keys", "create", "--name", "alice", *common)
+    created = batchgate("keys", "create", "--name", "alice", "--init", *common)
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
     assert key.startswith("bg-") and len(key) > 30
@@ -82,7 +82,7 @@ def test_keys_create_prints_the_key_last_and_list_and_revoke_work(
 def test_keys_create_admin_with_an_expiry(tmp_path: Path, config: Path) -> None:
     common = ["--config", str(config), "--data-dir", str(tmp_path)]
     created = batchgate(
-        "keys", "create", "--name", "ops", "--admin", "--expires-in", "30d", *common
+        "keys", "create", "--name", "ops", "--admin", "--expires-in", "30d", "--init", *common
     )
     assert created.returncode == 0, created.stderr
     assert "created admin key" in created.stdout
@@ -103,6 +103,7 @@ def test_keys_create_with_quotas(tmp_path: Path, config: Path) -> None:
         "other=7",
         "--max-active-batches",
         "3",
+        "--init",
         *common,
     )
     assert created.returncode == 0, created.stderr
@@ -149,6 +150,7 @@ def test_run_processes_a_file_without_a_server(tmp_path: Path, config: Path) -> 
     ran = batchgate(
         "run",
         str(source),
+        "--init",
         "--config",
         str(config),
         "--data-dir",

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from batchgate import config
-from batchgate.cli import options
+from batchgate.cli import database, options
 from batchgate.domain import keys as key_model
 
 if TYPE_CHECKING:
@@ -18,10 +18,9 @@ if TYPE_CHECKING:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from batchgate import runtime
     from batchgate.services.keys import KeyService
 
-    keys = KeyService(runtime.open_store(options.settings(args)))
+    keys = KeyService(database.open_existing(args, options.settings(args)))
     if args.keys_command == "create":
         return _create(keys, args)
     if args.keys_command == "list":
@@ -114,6 +113,7 @@ def add_command(sub: options.Subparsers) -> None:
     revoke.add_argument("key")
     for command in (create, listing, revoke):
         options.server_options(command)
+    database.init_option(create)
     keys.set_defaults(func=cmd_keys)
 
 

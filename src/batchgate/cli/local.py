@@ -7,11 +7,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
 from batchgate import config
-from batchgate.cli import keys, options
+from batchgate.cli import database, keys, options
 
 if TYPE_CHECKING:
     from batchgate.metrics.store import ScrapeSource
@@ -27,30 +28,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from batchgate.services.keys import KeyService
 
     settings = options.settings(args)
+    # Bound before anything is stored: a busy port must not cost the one
+    # showing of the first key (the next start would print none).
+    listener = bind(settings.host, settings.port)
     store = runtime.open_store(settings)
-    _ensure_a_key(KeyService(store), args.api_key or config.env("BATCHGATE_API_KEY"))
+    location = database.locate(args, settings)
+    _ensure_a_key(KeyService(store), args.api_key or config.env("BATCHGATE_API_KEY"), location)
     app = runtime.create_server_app(settings, store, with_worker=not args.no_worker)
     metrics_listener(settings, store)
     models = ", ".join(settings.models)
-    print(
-        f"batchgate serving http://{settings.host}:{settings.port} (models: {models})", flush=True
+    port = listener.getsockname()[1]
+    print(f"batchgate serving http://{_url_host(settings.host)}:{port} (models: {models})")
+    print(f"  data: {location.described}", flush=True)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level=args.log_level,
+            # Our handler (logs.configure) formats uvicorn's records too.
+            log_config=None,
+            timeout_graceful_shutdown=int(settings.worker.drain_seconds) + 5,
+            # The app trusts proxy headers itself (api/proxy.py), host included;
+            # uvicorn's handling would hide the peer address it checks.
+            proxy_headers=False,
+        )
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        # Our handler (logs.configure) formats uvicorn's records too.
-        log_config=None,
-        timeout_graceful_shutdown=int(settings.worker.drain_seconds) + 5,
-        # The app trusts proxy headers itself (api/proxy.py), host included;
-        # uvicorn's handling would hide the peer address it checks.
-        proxy_headers=False,
-    )
+    server.run(sockets=[listener])
     return 0
 
 
-def _ensure_a_key(keys: KeyService, bootstrap: str | None) -> None:
+def bind(host: str, port: int) -> socket.socket:
+    """The API's socket, bound (uvicorn listens on it once the app is
+    ready); a port in use is a one-line error saying how to choose another."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(
+            f"error: cannot listen on {_url_host(host)}:{port}: {exc.strerror or exc}. "
+            "Choose another port with --port N or BATCHGATE_PORT=N "
+            "(e.g. BATCHGATE_PORT=8001 make serve); nothing was stored."
+        ) from None
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _ensure_a_key(keys: KeyService, bootstrap: str | None, location: database.Location) -> None:
     """Accept ``bootstrap`` as a key; with none given and no key stored, make
     one and show it once. The API never runs unauthenticated."""
     if bootstrap:
@@ -59,6 +87,13 @@ def _ensure_a_key(keys: KeyService, bootstrap: str | None) -> None:
         _record, secret = keys.create("default", admin=True)
         print("No API key existed, so one was created. It is shown only this once:", flush=True)
         print(f"  export BATCHGATE_API_KEY={secret}", flush=True)
+    else:
+        print(
+            "API keys exist already (a key is shown only when it is made). To make "
+            "another admin key: batchgate keys create --admin --name NAME, run with the "
+            f"same data as this server ({location.described})",
+            flush=True,
+        )
 
 
 def metrics_listener(settings: config.Settings, store: ScrapeSource) -> None:
@@ -98,7 +133,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from batchgate import runtime
 
     settings = options.settings(args)
-    store = runtime.open_store(settings)
+    store = database.open_existing(args, settings)
     asyncio.run(runtime.run_worker(settings, store))
     return 0
 
@@ -114,8 +149,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from batchgate.services.batches import BatchService, BatchSettings, ParsedRequest
 
     settings = options.settings(args)
-    store = runtime.open_store(settings)
+    # A bad file is reported before any database is looked for or opened.
     parsed = native.parse_create(options.inline_body(args.file))
+    store = database.open_existing(args, settings)
     items = [ParsedRequest(item.custom_id, item.params) for item in parsed.requests]
     service = BatchService(store, BatchSettings.of(settings))
     batch, _input_file = service.create_inline("local", items, endpoint=native.ENDPOINT)
@@ -141,6 +177,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     settings = options.settings(args)
+    if not (args.config or config.env("BATCHGATE_CONFIG")):
+        # The server may have been started with a config this shell lacks.
+        print(
+            "no config file (--config or BATCHGATE_CONFIG): the built-in default models",
+            file=sys.stderr,
+        )
     for name, entry in settings.models.items():
         print(f"{name}\t{entry.backend}")
     return 0
@@ -168,6 +210,7 @@ def add_commands(sub: options.Subparsers) -> None:
 
     worker = sub.add_parser("worker", help="run a worker alone on the same database")
     options.server_options(worker)
+    database.init_option(worker)
     options.log_options(worker)
     worker.set_defaults(func=cmd_worker)
 
@@ -175,6 +218,7 @@ def add_commands(sub: options.Subparsers) -> None:
 
     run = sub.add_parser("run", help="run a JSONL file of {custom_id, params} here, no server")
     options.server_options(run)
+    database.init_option(run)
     run.add_argument("file")
     run.add_argument("-o", "--output", help="write results here (default stdout)")
     options.log_options(run)

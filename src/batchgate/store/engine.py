@@ -102,3 +102,20 @@ def migrate(engine: sa.Engine) -> None:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("SELECT pg_advisory_unlock(7158742)")
                 conn.commit()
+
+
+def database_exists(url: str) -> bool:
+    """Whether ``url`` holds a batchgate schema, found without creating
+    anything: a SQLite file that is not there is not opened (connecting
+    would create it and its directory)."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if not database or database == ":memory:" or not Path(database).is_file():
+            return False
+    probe = sa.create_engine(url, poolclass=sa.pool.NullPool, hide_parameters=True)
+    try:
+        with probe.connect() as conn:
+            return current_revision(conn) is not None
+    finally:
+        probe.dispose()
