@@ -122,3 +122,21 @@ def test_fair_claim_serves_small_batch_beside_big_one(store: port.JobStore) -> N
     small = make_batch(store, 3, owner="key_b")
     got = store.claim("m", 6, "w1", time.time(), LEASE)
     assert sum(1 for c in got if c.batch_id == small.id) == 3
+
+
+def test_a_claimed_request_counts_as_generating_once_its_worker_marks_it(
+    store: port.JobStore,
+) -> None:
+    batch_id = make_batch(store, 4).id
+    first, second, third = store.claim("m", 3, "w1", time.time(), lease_seconds=0.05)
+    store.mark_generating("w1", [first.id, second.id], time.time())
+    store.mark_generating("w2", [third.id], time.time())  # not its lease: ignored
+    tally = store.tally(batch_id)
+    assert (tally.count(RequestState.RUNNING), tally.generating, tally.claimed) == (3, 2, 1)
+
+    # A new claim of a requeued request is claimed again, not generating.
+    later = time.time() + LATER
+    assert store.requeue_lost_leases(later, retry.RetryPolicy(max_attempts=5)) == 3
+    store.claim("m", 4, "w2", later, LEASE)
+    tally = store.tally(batch_id)
+    assert (tally.count(RequestState.RUNNING), tally.generating, tally.claimed) == (4, 0, 4)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests import harness
 from tests.fakes.upstream import FakeUpstream
@@ -27,6 +27,11 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 MODEL = "fake-chat"
+# One call at a time, on the same upstream: a request that hangs there holds
+# the only call slot, so the next one the worker claims waits, claimed but
+# not generating, for as long as the test needs to look at it.
+HELD_MODEL = "held-chat"
+HANG = {"kind": "hang", "hang_seconds": 60}
 
 
 @pytest.fixture
@@ -40,19 +45,29 @@ def chromium() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[harness.RunningServer]:
+def upstream() -> Iterator[FakeUpstream]:
     # Each upstream call takes 150 ms and the model takes two at a time, so a
     # 40-request batch runs for about three seconds: long enough to watch.
-    with FakeUpstream(latency_ms=150) as upstream:
-        models = {
-            MODEL: harness.openai_model(
-                MODEL, upstream.openai_base_url, max_concurrency=2, price={"input": 2, "output": 6}
-            )
-        }
-        settings = harness.make_settings(tmp_path, models)
-        settings.ui.refresh_seconds = 0.3
-        with harness.serve_socket(settings) as running:
-            yield running
+    with FakeUpstream(latency_ms=150) as running:
+        yield running
+
+
+@pytest.fixture
+def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
+    models = {
+        MODEL: harness.openai_model(
+            MODEL, upstream.openai_base_url, max_concurrency=2, price={"input": 2, "output": 6}
+        ),
+        HELD_MODEL: harness.openai_model(HELD_MODEL, upstream.openai_base_url, max_concurrency=1),
+    }
+    settings = harness.make_settings(tmp_path, models)
+    settings.ui.refresh_seconds = 0.3
+    with harness.serve_socket(settings) as running:
+        yield running
+
+
+def row_of(page: Page, batch_id: str, selector: str) -> Locator:
+    return page.locator(f'tr[data-batch-id="{batch_id}"] {selector}')
 
 
 def done_count(page: Page, batch_id: str) -> int:
@@ -97,7 +112,10 @@ def test_log_in_watch_a_batch_progress_open_it_and_cancel_it(
     page.screenshot(path=str(tmp_path / "batch.png"), full_page=True)
 
     page.goto(f"{server.url}/ui/batches")
-    expect(page.locator(f'tr[data-batch-id="{mine}"] .status')).to_have_text("cancelled")
+    expect(row_of(page, mine, ".status")).to_have_text("cancelled")
+    # Its canceled requests are not errors: no red count, a muted note.
+    expect(row_of(page, mine, ".errored-count .err-text")).to_have_count(0)
+    expect(row_of(page, mine, ".not-run")).to_contain_text("canceled")
     assert theirs not in page.content()
     assert page.goto(f"{server.url}/ui/batches/{theirs}").status == 404  # type: ignore[union-attr]
 
@@ -109,4 +127,53 @@ def test_log_in_watch_a_batch_progress_open_it_and_cancel_it(
     # its next refresh instead of showing the login form inside its table.
     page.context.clear_cookies()
     expect(page).to_have_url(f"{server.url}/ui/login", timeout=10_000)
+    print(f"screenshots in {tmp_path}")
+
+
+def log_in(page: Page, url: str, api_key: str) -> None:
+    page.goto(f"{url}/ui/login")
+    page.fill("#api_key", api_key)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{url}/ui/batches")
+
+
+def test_each_batch_shows_the_state_it_is_in(
+    chromium: Browser, server: harness.RunningServer, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    upstream.script_for("boom", "400")  # not retryable: the request errors at once
+    upstream.script_for("hold", HANG)
+    errored = server.submit(MODEL, ["boom"])
+    done = server.submit(MODEL, ["fine"])
+    page = chromium.new_page(viewport={"width": 1280, "height": 800})
+    log_in(page, server.url, server.api_key)
+
+    # The held model's only call slot is taken by "hold", which hangs; the
+    # worker then claims the next batch's first request, which must wait.
+    holding = server.submit(HELD_MODEL, ["hold"])
+    expect(row_of(page, holding, ".phase")).to_have_text("generating", timeout=10_000)
+    waiting = server.submit(HELD_MODEL, ["wait 0", "wait 1", "wait 2"])
+    expect(row_of(page, waiting, ".phase")).to_have_text("claimed", timeout=10_000)
+    expect(row_of(page, waiting, ".status")).to_have_text("in progress")
+    queued = server.submit(HELD_MODEL, ["later"])  # the lane's claim buffer is full
+    expect(row_of(page, queued, ".phase")).to_have_text("queued")
+
+    expect(row_of(page, errored, ".status")).to_have_text("completed · 1 errored (all)")
+    expect(row_of(page, errored, ".status")).to_have_class("status status-completed-errors")
+    expect(row_of(page, errored, ".errored-count .err-text")).to_have_text("1")
+    expect(row_of(page, done, ".status")).to_have_text("completed")
+
+    with server.client() as client:
+        client.post(f"/v1/batches/{holding}/cancel").raise_for_status()
+    expect(row_of(page, holding, ".status")).to_have_text("cancelled", timeout=15_000)
+    expect(row_of(page, holding, ".status")).to_have_class("status status-cancelled")
+    expect(row_of(page, holding, ".errored-count .err-text")).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "states.png"), full_page=True)
+
+    page.goto(f"{server.url}/ui/batches/{waiting}")
+    expect(page.locator("#batch-summary .phase")).to_have_text("generating", timeout=10_000)
+    page.goto(f"{server.url}/ui/batches/{errored}")
+    expect(page.locator("#batch-summary .status")).to_have_text("completed · 1 errored (all)")
+    with server.client() as client:  # the held model's last batches, so the worker drains fast
+        for batch_id in (waiting, queued):
+            client.post(f"/v1/batches/{batch_id}/cancel").raise_for_status()
     print(f"screenshots in {tmp_path}")

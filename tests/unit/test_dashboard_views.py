@@ -37,6 +37,40 @@ def test_no_eta_before_anything_finished_nor_after_the_batch_ended() -> None:
     assert seen.rate == 1.0  # measured up to the end, not up to now
 
 
+def test_a_batch_that_ended_with_errors_says_how_many_in_a_warning_tone() -> None:
+    def shown(by_state: dict[RequestState, int], status: BatchStatus) -> progress.Label:
+        ended = batch(by_state, status=status, completed_at=1005.0)
+        return progress.label(ended, progress.of(ended, now=1010.0))
+
+    assert shown({S.SUCCEEDED: 5}, BatchStatus.COMPLETED) == progress.Label(
+        "completed", "completed"
+    )
+    assert shown({S.ERRORED: 1}, BatchStatus.COMPLETED) == progress.Label(
+        "completed · 1 errored (all)", "completed-errors"
+    )
+    assert shown({S.SUCCEEDED: 3, S.ERRORED: 1200}, BatchStatus.COMPLETED).text == (
+        "completed · 1,200 errored"
+    )
+    # Cancelled is cancelled, whatever its canceled requests count.
+    assert shown({S.SUCCEEDED: 2, S.CANCELED: 30}, BatchStatus.CANCELLED) == progress.Label(
+        "cancelled", "cancelled"
+    )
+
+
+def test_an_open_batch_is_queued_claimed_or_generating() -> None:
+    def phase(by_state: dict[RequestState, int], generating: int = 0) -> str | None:
+        made = builders.new_batch(sum(by_state.values()), created_at=1000.0)
+        tally = StateTally(by_state=by_state, generating=generating)
+        open_batch = dataclasses.replace(made, tally=tally)
+        return progress.phase(open_batch, progress.of(open_batch, now=1001.0))
+
+    assert phase({S.QUEUED: 30}) == "queued"
+    assert phase({S.QUEUED: 20, S.RUNNING: 10}) == "claimed"  # leased, none started
+    assert phase({S.QUEUED: 20, S.RUNNING: 10}, generating=2) == "generating"
+    ended = batch({S.SUCCEEDED: 1}, status=BatchStatus.COMPLETED, completed_at=1005.0)
+    assert progress.phase(ended, progress.of(ended, now=1010.0)) is None
+
+
 def row(index: int, state: RequestState, message: str | None = None) -> ResultRow:
     error = RequestError(ErrorType.API, message) if message else None
     return ResultRow(index, f"r{index}", state, None, error, None)

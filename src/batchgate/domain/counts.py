@@ -19,9 +19,17 @@ class StateTally:
     cost: float = 0.0
     cached_tokens: int = 0  # of input_tokens
     reasoning_tokens: int = 0  # of output_tokens
+    # Of the running requests, those whose backend call has started; the
+    # rest are claimed by a worker and waiting for a free call slot.
+    generating: int = 0
 
     def count(self, state: RequestState) -> int:
         return self.by_state.get(state, 0)
+
+    @property
+    def claimed(self) -> int:
+        """Running requests not generating yet (leased, waiting for a slot)."""
+        return max(0, self.count(RequestState.RUNNING) - self.generating)
 
     @property
     def total(self) -> int:

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from batchgate.domain.batch import Batch, ResultRow
-from batchgate.domain.states import RequestState
+from batchgate.domain.states import BatchStatus, RequestState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,13 +17,17 @@ class Progress:
     errored: int
     canceled: int
     expired: int
-    running: int
+    running: int  # claimed + generating
     queued: int
     # Requests per second since the batch started, None before any finished.
     rate: float | None
     # Seconds until the open requests are done at that rate; None when the
     # batch has ended or nothing has finished yet to measure a rate by.
     eta_seconds: float | None
+    # Of ``running``: leased by a worker, waiting for a call slot (claimed),
+    # and with the backend call under way (generating).
+    claimed: int = 0
+    generating: int = 0
 
     @property
     def done(self) -> int:
@@ -37,6 +41,38 @@ class Progress:
     def percent_done(self) -> float:
         # An ended batch with no requests (failed validation) is not "0 % done".
         return self.percent(self.done) if self.total else 100.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Label:
+    """What a batch's badge says, and its tone: the API status, except that
+    an ended batch with errored requests says how many, in a warning tone
+    rather than a success one."""
+
+    text: str
+    tone: str
+
+
+def label(batch: Batch, seen: Progress) -> Label:
+    status = batch.status
+    text = status.value.replace("_", " ")
+    if status is BatchStatus.COMPLETED and seen.errored:
+        every = " (all)" if seen.errored == seen.total else ""
+        return Label(f"{text} · {seen.errored:,} errored{every}", "completed-errors")
+    return Label(text, status.value)
+
+
+def phase(batch: Batch, seen: Progress) -> str | None:
+    """Where an unfinished batch's open requests are: ``generating`` once a
+    backend is working on one, ``claimed`` while a worker holds some but has
+    not started them, ``queued`` while none is claimed; None once ended."""
+    if batch.status is not BatchStatus.IN_PROGRESS:
+        return None
+    if seen.generating:
+        return "generating"
+    if seen.claimed:
+        return "claimed"
+    return "queued" if seen.queued else None
 
 
 def of(batch: Batch, now: float) -> Progress:
@@ -58,6 +94,8 @@ def of(batch: Batch, now: float) -> Progress:
         queued=tally.count(RequestState.QUEUED),
         rate=rate,
         eta_seconds=eta,
+        claimed=tally.claimed,
+        generating=min(tally.generating, tally.count(RequestState.RUNNING)),
     )
 
 

@@ -125,6 +125,7 @@ def _count_tally(conn: sa.Connection, batch_id: str) -> StateTally:
             sa.func.coalesce(sa.func.sum(R.c.cost), 0.0),
             sa.func.coalesce(sa.func.sum(R.c.cached_tokens), 0),
             sa.func.coalesce(sa.func.sum(R.c.reasoning_tokens), 0),
+            sa.func.count(R.c.generating_at),
         )
         .where(R.c.batch_id == batch_id)
         .group_by(R.c.state)
@@ -136,6 +137,7 @@ def _count_tally(conn: sa.Connection, batch_id: str) -> StateTally:
         cost=sum(float(row[4]) for row in rows),
         cached_tokens=sum(int(row[5]) for row in rows),
         reasoning_tokens=sum(int(row[6]) for row in rows),
+        generating=sum(int(row[7]) for row in rows if row[0] == RequestState.RUNNING.value),
     )
 
 

@@ -82,6 +82,26 @@ class Queue(SqlBase):
             ).all()
         return {row.id for row in rows}
 
+    def mark_generating(self, worker_id: str, request_ids: Iterable[int], now: float) -> None:
+        """The backend calls of these requests started: they are generating,
+        no longer just claimed. Rows this worker no longer holds are left."""
+        wanted = sorted(set(request_ids))
+        if not wanted:
+            return
+        locked = (  # in id order, as extend_leases and record_outcomes lock
+            sa.select(R.c.id)
+            .where(
+                R.c.id.in_(wanted),
+                R.c.lease_owner == worker_id,
+                R.c.state == RequestState.RUNNING.value,
+            )
+            .order_by(R.c.id)
+            .with_for_update()
+            .scalar_subquery()
+        )
+        with self._write() as conn:
+            conn.execute(R.update().where(R.c.id.in_(locked)).values(generating_at=now))
+
     def held_request_ids(self, worker_id: str) -> set[int]:
         with self._read() as conn:
             rows = conn.execute(
@@ -320,6 +340,7 @@ def _lease_share(
             lease_expires_at=lease.expires_at,
             attempts=R.c.attempts + 1,
             started_at=lease.now,
+            generating_at=None,
         )
         .returning(R.c.id, R.c.batch_id, R.c.custom_id, R.c.model, R.c.params, R.c.attempts)
     ).all()

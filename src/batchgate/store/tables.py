@@ -116,6 +116,9 @@ requests = sa.Table(
     sa.Column("reasoning_tokens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("cost", sa.Float, nullable=False, server_default="0"),
     sa.Column("started_at", sa.Float),
+    # Set when the backend call starts (0012): claimed but not yet generating
+    # until then.
+    sa.Column("generating_at", sa.Float),
     sa.Column("finished_at", sa.Float),
     sa.Column("enqueued_tokens", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("batch_id", "custom_id", name="uq_requests_batch_custom_id"),

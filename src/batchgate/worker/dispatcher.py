@@ -29,7 +29,7 @@ from batchgate.domain.states import RequestState
 from batchgate.domain.workers import WorkerHeartbeat
 from batchgate.metrics import worker as worker_metrics
 from batchgate.store import port
-from batchgate.worker import limits, trace
+from batchgate.worker import generating, limits, trace
 from batchgate.worker.retention import RetentionSweep
 from batchgate.worker.writer import OutcomeWriter
 
@@ -154,6 +154,7 @@ class Worker:
         )
         self.lanes = {name: Lane(models[name], backend) for name, backend in backends.items()}
         self.writer = OutcomeWriter(store)
+        self.generating = generating.GeneratingMarks(store, self.worker_id)
         self.metrics = worker_metrics.recorder(enabled=metrics)
         self.started_at = time.time()
         self.retention = RetentionSweep(store, retention)
@@ -179,6 +180,7 @@ class Worker:
         writer = asyncio.create_task(self.writer.run(), name="outcome-writer")
         helpers = [
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self.generating.run(), name="generating-marks"),
             asyncio.create_task(self._sweep_loop(), name="sweep"),
             asyncio.create_task(self._report_loop(), name="report"),
             asyncio.create_task(self.retention.run(), name="retention"),
@@ -254,6 +256,7 @@ class Worker:
         acquired = await lane.acquire_call(self._draining)
         started = time.monotonic()
         if acquired:
+            self.generating.add(request.id)
             try:
                 outcome = await self._attempt(lane, request)
             finally:

@@ -28,6 +28,7 @@ router = fastapi.APIRouter(prefix="/ui", include_in_schema=False)
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters.update(format.FILTERS)
+templates.env.globals.update(batch_label=progress.label, batch_phase=progress.phase)
 
 PAGE_SIZE = 25
 # Throughput and error rate on the models page are over this recent window.

@@ -55,6 +55,7 @@ class MemoryQueue(MemoryTables):
                     request.lease_expires_at = now + lease_seconds
                     request.attempts += 1
                     request.started_at = now
+                    request.generating_at = None
                     claimed.append(
                         batch_model.ClaimedRequest(
                             id=request.id,
@@ -81,6 +82,13 @@ class MemoryQueue(MemoryTables):
                     request.lease_expires_at = now + lease_seconds
                     held.add(request_id)
         return held
+
+    def mark_generating(self, worker_id: str, request_ids: Iterable[int], now: float) -> None:
+        with self._lock:
+            for request_id in set(request_ids):
+                request = self._requests.get(request_id)
+                if request is not None and self._holds(request, worker_id):
+                    request.generating_at = now
 
     def held_request_ids(self, worker_id: str) -> set[int]:
         with self._lock:

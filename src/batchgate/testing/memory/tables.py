@@ -45,6 +45,7 @@ class RequestRow:
     finished_at: float | None = None
     enqueued_tokens: int = 0
     started_at: float | None = None
+    generating_at: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -191,16 +192,19 @@ class MemoryTables:
         by_state: dict[RequestState, int] = {}
         input_tokens = output_tokens = cached_tokens = reasoning_tokens = 0
         cost = 0.0
+        generating = 0
         for request_id in row.request_ids:
             request = self._requests[request_id]
             by_state[request.state] = by_state.get(request.state, 0) + 1
+            if request.state is RequestState.RUNNING and request.generating_at is not None:
+                generating += 1
             input_tokens += request.input_tokens
             output_tokens += request.output_tokens
             cached_tokens += request.cached_tokens
             reasoning_tokens += request.reasoning_tokens
             cost += request.cost
         return StateTally(
-            by_state, input_tokens, output_tokens, cost, cached_tokens, reasoning_tokens
+            by_state, input_tokens, output_tokens, cost, cached_tokens, reasoning_tokens, generating
         )
 
     def _with_tally(self, row: BatchRow) -> batch_model.Batch:
