@@ -125,3 +125,25 @@ def test_an_openai_file_line_the_model_cannot_serve_goes_to_the_error_file(
     assert failed["custom_id"] == "tools"
     assert failed["response"]["status_code"] == 400
     assert "does not support tool use" in failed["response"]["body"]["error"]["message"]
+
+
+def test_a_dry_run_counts_no_tokens_for_a_request_its_model_cannot_serve(
+    server: harness.RunningServer,
+) -> None:
+    with server.client() as client:
+
+        def estimate(*requests: dict[str, object]) -> dict[str, object]:
+            body = {
+                "requests": [{"custom_id": str(i), "params": p} for i, p in enumerate(requests)]
+            }
+            answer: dict[str, object] = client.post(
+                "/v1/batches", params={"dry_run": "true"}, json=body
+            ).json()
+            return answer
+
+        plain = estimate(params())
+        both = estimate(params(), params(tools=[TOOL]))
+    assert both["request_count"] == 2
+    # What create would hold against the quota: the plain request's tokens alone.
+    assert both["input_tokens"] == plain["input_tokens"]
+    assert both["max_output_tokens"] == plain["max_output_tokens"]

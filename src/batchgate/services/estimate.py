@@ -107,6 +107,11 @@ class EstimateService:
             request.model,
             estimate.ModelEstimate(request.model, configured=request.model in self.models),
         )
+        if self.batches.refusal(request) is not None:
+            # Its model cannot serve it: create stores it errored, holding no
+            # tokens and costing nothing (as for a model nobody serves).
+            entry.add(0, 0, exact=True)
+            return
         tokens, exact = self.batches.tokens.measure(request)
         max_output = request.max_tokens if isinstance(request, chat.ChatRequest) else 0
         entry.add(tokens, max_output, exact)
