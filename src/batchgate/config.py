@@ -320,6 +320,7 @@ class EnvVar:
     meaning: str
     flag: str | None = None
     default: str | None = None
+    # A ``Settings`` field, or ``section.key`` for a key of a TOML section.
     setting: str | None = None
 
 
@@ -353,6 +354,13 @@ ENVIRONMENT = (
         "BATCHGATE_COMPLETION_WINDOW",
         "`[batches] completion_window`",
         setting="completion_window",
+    ),
+    # Loopback or LAN receivers (a webhook test on this machine) without a
+    # config file: `make serve` passes no TOML unless BATCHGATE_CONFIG names one.
+    EnvVar(
+        "BATCHGATE_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES",
+        "`[webhooks] allow_private_addresses` (`true` or `false`)",
+        setting="webhooks.allow_private_addresses",
     ),
     EnvVar(
         "BATCHGATE_API_KEY",
@@ -416,8 +424,13 @@ def load(
         flat["completion_window"] = raw["batches"]["completion_window"]
     for var in ENVIRONMENT:
         value = env(var.name, environment)
-        if var.setting is not None and value:
-            flat[var.setting] = value
+        if var.setting is None or not value:
+            continue
+        section, _, key = var.setting.rpartition(".")
+        if section:  # pydantic reads "true"/"false"/"1"/"0" and refuses the rest
+            raw[section] = {**raw.get(section, {}), key: value}
+        else:
+            flat[key] = value
     for key, value in (overrides or {}).items():
         if value is not None:
             flat[key] = value

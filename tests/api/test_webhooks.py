@@ -278,3 +278,30 @@ def test_progress_events_only_for_endpoints_that_opt_in(
             "batch.progress",
         ]
     assert json.loads(progress.body)["object"] == "event"
+
+
+def test_a_progress_event_reads_as_the_readme_says(
+    server: harness.RunningServer, upstream: FakeUpstream, receiver: WebhookReceiver
+) -> None:
+    """batch.progress is not an OpenAI event: the SDK's unwrap types it as an
+    unrelated class, so the README reads it by verifying the signature and
+    parsing the JSON (the SDK's verify_signature, or standardwebhooks)."""
+    upstream.script_for("slow-0", HANG)
+    with server.client() as http:
+        loud = register(http, receiver.url, progress_every_percent=50)
+        batch_id = native_batch(http, "ok-0", "slow-0")
+        receiver.wait_for(lambda r: len(r.accepted_ids()) == 1)
+        (item,) = receiver.events().values()
+        http.post(f"/v1/batches/{batch_id}/cancel")
+    with openai.OpenAI(api_key="unused", webhook_secret=loud["secret"]) as client:
+        misread = client.webhooks.unwrap(item.body, item.headers)
+        # As the README shows it:
+        client.webhooks.verify_signature(item.body, item.headers)
+        event = json.loads(item.body)
+    assert misread.type == "batch.progress" and not type(misread).__name__.startswith("Batch")
+    assert Webhook(loud["secret"]).verify(item.body, item.headers) == event
+    assert (event["type"], event["data"]["id"], event["data"]["percent"]) == (
+        "batch.progress",
+        batch_id,
+        50,
+    )

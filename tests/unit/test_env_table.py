@@ -66,3 +66,15 @@ def test_settings_read_their_variables_from_the_table() -> None:
     environ = {"BATCHGATE_PORT": "9001", "BATCHGATE_COMPLETION_WINDOW": "30s"}
     settings = config.load(environ=environ)
     assert (settings.port, settings.completion_window_seconds) == (9001, 30)
+
+
+def test_a_variable_sets_a_key_of_a_toml_section_over_the_file(tmp_path: Path) -> None:
+    toml = tmp_path / "batchgate.toml"
+    toml.write_text("[webhooks]\nallow_private_addresses = false\ntimeout_seconds = 3\n")
+    variable = "BATCHGATE_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES"
+    settings = config.load(toml, environ={variable: "true"})
+    assert settings.webhooks.allow_private_addresses is True
+    assert settings.webhooks.timeout_seconds == 3  # the file's other keys stay
+    assert config.load(environ={}).webhooks.allow_private_addresses is False
+    with pytest.raises(ValueError, match="allow_private_addresses"):
+        config.load(environ={variable: "maybe"})

@@ -267,7 +267,8 @@ def check_url(url: str, *, allow_private: bool, allowed_hosts: tuple[str, ...]) 
     if literal is not None and not address_allowed(literal, allow_private=allow_private):
         raise errors.InvalidRequest(
             f"url points at a private, loopback or reserved address ({host}); this server "
-            "allows that only with [webhooks] allow_private_addresses = true",
+            "allows that only with [webhooks] allow_private_addresses = true "
+            "(or BATCHGATE_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES=true)",
             param="url",
         )
     return url
