@@ -12,6 +12,7 @@ import pytest
 
 from batchgate import testing
 from batchgate.store import port
+from tests.fakes.upstream import FakeUpstream
 
 if TYPE_CHECKING:
     from batchgate.store import sql
@@ -20,6 +21,22 @@ if TYPE_CHECKING:
 # that use them: the unit tests never do, and importing them costs seconds.
 
 PG_ADMIN_URL = os.environ.get("BATCHGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+_E2E = Path(__file__).parent / "e2e"
+_POSTGRES_FIXTURES = {"pg_url", "store_url_postgres"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what ``make test-fast`` leaves out, so no test has to remember:
+    everything under tests/e2e is ``e2e``; a test on PostgreSQL (a "postgres"
+    parameter, or a PostgreSQL fixture) is ``postgres``."""
+    for item in items:
+        if _E2E in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and "postgres" in callspec.params.values()
+        if on_postgres or _POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +103,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[port.JobSt
         job_store = sql.SqlJobStore.open(_url(request.param, request, tmp_path))
     yield job_store
     job_store.close()
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    """A scripted fake upstream (OpenAI- and Anthropic-compatible) on loopback."""
+    with FakeUpstream() as fake:
+        yield fake
