@@ -72,10 +72,14 @@ class RunningServer:
         self.settings = settings
         self.base_url = base_url
         self._app = app
+        # Kept once opened: a test may still compare URLs after the server stopped.
+        self._socket_url: str | None = None
 
     @property
     def url(self) -> str:
-        return self.base_url if self._app is None else self._app.socket_url()
+        if self._app is not None and self._socket_url is None:
+            self._socket_url = self._app.socket_url()
+        return self._socket_url or self.base_url
 
     def http_client(self, http: ModuleType = httpx, **options: Any) -> Any:
         """A bare client that reaches the server (for an SDK's ``http_client``),

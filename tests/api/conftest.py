@@ -12,13 +12,6 @@ from tests.fakes.upstream import FakeUpstream
 
 
 @pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    """A scripted fake upstream (OpenAI- and Anthropic-compatible) on loopback."""
-    with FakeUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture
 def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
     """A server whose one model, ``harness.FAKE_MODEL``, is the fake upstream
     at a list price of $2 / $6 per million tokens (a suite may define its own)."""

@@ -10,7 +10,6 @@ translates both ways).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,14 +68,11 @@ def request(custom_id: str, text: str, model: str = ANTHROPIC_MODEL, **params: A
 
 
 def wait_ended(client: anthropic.Anthropic, batch_id: str, timeout: float = 30.0) -> MessageBatch:
-    deadline = time.monotonic() + timeout
-    while True:
+    def ended() -> MessageBatch | None:
         batch = client.messages.batches.retrieve(batch_id)
-        if batch.processing_status == "ended":
-            return batch
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{batch_id} still {batch.processing_status}")
-        time.sleep(0.05)
+        return batch if batch.processing_status == "ended" else None
+
+    return harness.wait_until(ended, timeout, f"batch {batch_id} to end")
 
 
 def run_batch(client: anthropic.Anthropic, requests: list[Any], timeout: float = 30.0) -> list[Any]:

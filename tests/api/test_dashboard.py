@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 
 import httpx
@@ -240,12 +239,12 @@ def test_failures_of_a_running_batch_show_up_while_it_runs(
     batch_id = submit(server, ["bad", "slow"])
     with browser(server) as client:
         log_in(client, server.api_key)
-        deadline = time.monotonic() + 30
-        while (
-            "no such thing" not in (fragment := client.get(f"/ui/batches/{batch_id}/errors")).text
-        ):
-            assert time.monotonic() < deadline, "the failure never showed"
-            time.sleep(0.05)
+
+        def failure_shown() -> httpx.Response | None:
+            page = client.get(f"/ui/batches/{batch_id}/errors")
+            return page if "no such thing" in page.text else None
+
+        fragment = harness.wait_until(failure_shown, 30, "the failure to show")
     assert 'hx-get="/ui/batches/' in fragment.text  # still refreshing: the batch runs on
 
 
@@ -273,10 +272,11 @@ def test_a_running_batch_offers_the_results_finished_so_far(
     batch_id = submit(server, ["one", "slow", "two"])
     with browser(server) as client:
         log_in(client, server.api_key)
-        deadline = time.monotonic() + 30
-        while "Download results so far (2)" not in client.get(f"/ui/batches/{batch_id}").text:
-            assert time.monotonic() < deadline, "two of the three requests never finished"
-            time.sleep(0.05)
+        harness.wait_until(
+            lambda: "Download results so far (2)" in client.get(f"/ui/batches/{batch_id}").text,
+            30,
+            "two of the three requests to finish",
+        )
         response = client.get(f"/ui/batches/{batch_id}/results.jsonl")
     assert response.headers["x-batchgate-results-complete"] == "false"
     assert f"{batch_id}_results_so_far.jsonl" in response.headers["content-disposition"]

@@ -232,17 +232,16 @@ def test_cancel_mid_batch_keeps_finished_results_and_counts_add_up(
                 "requests": [{"custom_id": f"c{i}", "params": params(f"q{i}")} for i in range(n)]
             },
         ).json()
-        deadline = 200
-        while deadline:
-            counts = client.get(
-                f"/v1/batches/{batch['id']}", headers={"accept": "application/json"}
-            ).json()["request_counts"]
-            if counts["completed"] >= 8:
-                break
-            deadline -= 1
-            import time
-
-            time.sleep(0.05)
+        harness.wait_until(
+            lambda: (
+                client.get(
+                    f"/v1/batches/{batch['id']}", headers={"accept": "application/json"}
+                ).json()["request_counts"]["completed"]
+                >= 8
+            ),
+            10,
+            "eight completed requests",
+        )
         cancelled = client.post(f"/v1/batches/{batch['id']}/cancel").json()
         assert cancelled["status"] == "cancelling"
         ended = server.wait_ended(batch["id"])

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,13 +69,11 @@ def create(client: openai.OpenAI, file_id: str, **extra: Any) -> Any:
 
 
 def wait(client: openai.OpenAI, batch_id: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
+    def ended() -> Any:
         batch = client.batches.retrieve(batch_id)
-        if batch.status in {"completed", "failed", "cancelled", "expired"}:
-            return batch
-        assert time.monotonic() < deadline, f"batch still {batch.status}"
-        time.sleep(0.05)
+        return batch if batch.status in {"completed", "failed", "cancelled", "expired"} else None
+
+    return harness.wait_until(ended, timeout, f"batch {batch_id} to end")
 
 
 def lines_of(client: openai.OpenAI, file_id: str) -> list[dict[str, Any]]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,14 +52,12 @@ def scrape(server: harness.RunningServer) -> dict[tuple[str, tuple[tuple[str, st
 
 
 def wait_ready(server: harness.RunningServer) -> dict[str, object]:
-    deadline = time.monotonic() + 10
+    """/ready's body once it answers 200, or its last body after 10 s."""
+    with server.client() as client, contextlib.suppress(TimeoutError):
+        harness.wait_until(lambda: client.get("/ready").status_code == 200, 10, "/ready")
     with server.client() as client:
-        while True:
-            response = client.get("/ready")
-            if response.status_code == 200 or time.monotonic() > deadline:
-                body: dict[str, object] = response.json()
-                return body
-            time.sleep(0.05)
+        body: dict[str, object] = client.get("/ready").json()
+    return body
 
 
 def test_health_answers_without_a_key(server: harness.RunningServer) -> None:
@@ -176,13 +174,13 @@ def test_metrics_count_a_finished_batch_with_a_retry(
         ).json()
     batch = server.wait_ended(created["id"])
     model = (("model", MODEL),)
-    deadline = time.monotonic() + 10
-    while True:  # the worker reports its counters every heartbeat
-        found = scrape(server)
-        if found.get(("batchgate_attempts_total", (*model, ("outcome", "succeeded")))) == 3:
-            break
-        assert time.monotonic() < deadline, found
-        time.sleep(0.1)
+    succeeded = ("batchgate_attempts_total", (*model, ("outcome", "succeeded")))
+    found = harness.wait_until(  # the worker reports its counters every heartbeat
+        lambda: (scraped := scrape(server)).get(succeeded) == 3 and scraped,
+        10,
+        "three succeeded attempts on /metrics",
+        every=0.1,
+    )
     assert found.get(("batchgate_attempts_total", (*model, ("outcome", "errored"))), 0) == 0
     assert found[("batchgate_in_flight_requests", model)] == 0
     assert found[("batchgate_queue_depth", (*model, ("state", "ready")))] == 0

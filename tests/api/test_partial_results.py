@@ -4,7 +4,6 @@ with exactly the requests that have finished, and says it is incomplete."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,11 +53,11 @@ def finished_in_store(server: harness.RunningServer, batch_id: str) -> dict[str,
 
 
 def wait_finished(server: harness.RunningServer, batch_id: str, count: int) -> dict[str, str]:
-    deadline = time.monotonic() + 30
-    while len(finished := finished_in_store(server, batch_id)) < count:
-        assert time.monotonic() < deadline, f"only {finished} finished"
-        time.sleep(0.05)
-    return finished
+    def enough() -> dict[str, str] | None:
+        finished = finished_in_store(server, batch_id)
+        return finished if len(finished) >= count else None
+
+    return harness.wait_until(enough, 30, f"{count} finished requests")
 
 
 def lines(response: httpx.Response) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ dialect's envelope, while the batch object keeps its counts."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,10 +68,11 @@ def sdk(server: harness.RunningServer) -> openai.OpenAI:
 
 def wait_purged(server: harness.RunningServer, batch_id: str, timeout: float = 30) -> None:
     """Until the retention sweep has removed the batch's request rows."""
-    deadline = time.monotonic() + timeout
-    while list(server.store.iter_results(batch_id)):
-        assert time.monotonic() < deadline, "the sweep did not purge the batch"
-        time.sleep(0.1)
+    harness.wait_until(
+        lambda: not list(server.store.iter_results(batch_id)),
+        timeout,
+        "the sweep to purge the batch",
+    )
 
 
 def test_upload_expires_after_sets_the_files_expires_at(server: harness.RunningServer) -> None:
@@ -180,10 +180,11 @@ def test_an_expired_anthropic_batch_is_archived_and_its_results_are_a_404(
 ) -> None:
     with short_lived.anthropic(short_lived.api_key, max_retries=0) as client:
         created = client.messages.batches.create(requests=[inline("a")])  # type: ignore[list-item]
-        deadline = time.monotonic() + 30
-        while client.messages.batches.retrieve(created.id).processing_status != "ended":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        harness.wait_until(
+            lambda: client.messages.batches.retrieve(created.id).processing_status == "ended",
+            30,
+            "the batch to end",
+        )
         wait_purged(short_lived, created.id)
         archived = client.messages.batches.retrieve(created.id)
         with pytest.raises(anthropic.NotFoundError) as caught:

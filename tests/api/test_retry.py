@@ -4,7 +4,6 @@ against the scripted fake upstream."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,10 +159,11 @@ def test_openai_file_batch_retry_keeps_dialect_and_renders_result_files(
 
 
 def wait_anthropic(sdk: anthropic.Anthropic, batch_id: str) -> None:
-    deadline = time.monotonic() + 60
-    while sdk.messages.batches.retrieve(batch_id).processing_status != "ended":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    harness.wait_until(
+        lambda: sdk.messages.batches.retrieve(batch_id).processing_status == "ended",
+        60,
+        f"batch {batch_id} to end",
+    )
 
 
 def test_anthropic_batch_retry_lives_on_the_anthropic_path(

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 
 from batchgate.domain import states
+from tests import harness
 
 API_KEY = "bg-e2e-key-0123456789abcdef"
 ENDED = {status.value for status in states.ENDED_BATCH_STATUSES}
@@ -133,16 +133,23 @@ def worker(
             process.kill()
 
 
+def answers(url: str) -> bool:
+    """Whether something at ``url`` answers /health with a 200."""
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    return False
+
+
 def wait_healthy(url: str, process: Process, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         if process.popen.poll() is not None:
             raise RuntimeError(f"server exited early:\n{process.output()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"server not healthy:\n{process.output()}")
+        return answers(url)
+
+    try:
+        harness.wait_until(healthy, timeout, f"{url} to be healthy", every=0.1)
+    except TimeoutError as exc:
+        raise TimeoutError(f"server not healthy:\n{process.output()}") from exc
 
 
 def client(port: int) -> httpx.Client:
@@ -163,11 +170,8 @@ def batch(http: httpx.Client, batch_id: str) -> dict[str, Any]:
 def wait_for(
     http: httpx.Client, batch_id: str, predicate: Any, timeout: float = 120
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def matching() -> dict[str, Any] | None:
         current = batch(http, batch_id)
-        if predicate(current):
-            return current
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"batch {batch_id}: {current['status']} {current['request_counts']}")
-        time.sleep(0.1)
+        return current if predicate(current) else None
+
+    return harness.wait_until(matching, timeout, f"batch {batch_id}", every=0.1)

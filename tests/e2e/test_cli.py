@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests import harness
 from tests.e2e import processes
 from tests.fakes.upstream import RemoteUpstream, start_process
 
@@ -253,10 +253,12 @@ def test_retry_wait_writes_the_results_of_an_openai_batch(
             )
             assert created.status_code == 200, created.text
             parent = created.json()["id"]
-            deadline = time.monotonic() + 60
-            while client.get(f"/v1/batches/{parent}").json()["status"] != "completed":
-                assert time.monotonic() < deadline, "the parent batch did not complete"
-                time.sleep(0.1)
+            harness.wait_until(
+                lambda: client.get(f"/v1/batches/{parent}").json()["status"] == "completed",
+                60,
+                "the parent batch to complete",
+                every=0.1,
+            )
         retried = batchgate(
             "retry", parent, "--wait", "--poll", "0.1", "-o", str(tmp_path / "r.jsonl"), env=env
         )

@@ -3,16 +3,17 @@ and the API is never open without one."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from tests import harness
 from tests.e2e import processes
 
 
@@ -51,14 +52,14 @@ def serve_without_key(
 
 
 def wait_up(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError("server did not start")
+    harness.wait_until(lambda: answers_at_all(port), 60, "the server to start", every=0.1)
+
+
+def answers_at_all(port: int) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+        return True
+    return False
 
 
 def test_first_start_prints_a_working_key_once_and_never_runs_open(tmp_path: Path) -> None:

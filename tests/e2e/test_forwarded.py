@@ -5,7 +5,6 @@ ignored."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,10 +42,11 @@ def ended_batch(sdk: anthropic.Anthropic) -> str:
             }
         ]
     )
-    deadline = time.monotonic() + 30
-    while sdk.messages.batches.retrieve(created.id).processing_status != "ended":
-        assert time.monotonic() < deadline, "batch did not end"
-        time.sleep(0.05)
+    harness.wait_until(
+        lambda: sdk.messages.batches.retrieve(created.id).processing_status == "ended",
+        30,
+        "the batch to end",
+    )
     return created.id
 
 
@@ -55,7 +55,7 @@ def proxied(
     tmp_path: Path, upstream: FakeUpstream
 ) -> Iterator[tuple[harness.RunningServer, ReverseProxy]]:
     with (
-        harness.serve(settings(tmp_path, upstream)) as server,
+        harness.serve_socket(settings(tmp_path, upstream)) as server,
         reverse_proxy(server.url) as proxy,
     ):
         yield server, proxy
@@ -81,7 +81,7 @@ def test_forwarded_headers_from_an_untrusted_peer_are_ignored(
 ) -> None:
     untrusted = settings(tmp_path, upstream, forwarded_allow_ips="192.0.2.7")
     with (
-        harness.serve(untrusted) as server,
+        harness.serve_socket(untrusted) as server,
         reverse_proxy(server.url) as proxy,
         anthropic.Anthropic(base_url=proxy.url, api_key=server.api_key, max_retries=0) as sdk,
     ):

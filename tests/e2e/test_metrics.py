@@ -4,7 +4,7 @@ and then; what the scrape says must add up to the batch's own counts."""
 
 from __future__ import annotations
 
-import time
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import parser
 
 from batchgate.store import sql
+from tests import harness
 from tests.e2e import processes
 from tests.fakes.upstream import start_process
 
@@ -43,13 +44,12 @@ def total(found: Samples, name: str, **labels: str) -> float:
 
 def wait_for_workers(http: httpx.Client, n: int, timeout: float = 60) -> None:
     """Until /ready counts ``n`` live workers (a process takes a while to start)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ready = http.get("/ready").json()
-        if ready["checks"].get("workers", {}).get("alive") == n:
-            return
-        assert time.monotonic() < deadline, ready
-        time.sleep(0.1)
+    harness.wait_until(
+        lambda: http.get("/ready").json()["checks"].get("workers", {}).get("alive") == n,
+        timeout,
+        f"{n} live workers on /ready",
+        every=0.1,
+    )
 
 
 def body(n: int) -> dict[str, Any]:
@@ -123,13 +123,17 @@ def test_metrics_of_two_workers_on_postgres_add_up_to_the_batch(
 
             ended = processes.wait_for(http, batch_id, lambda b: b["status"] in processes.ENDED)
             counts = ended["request_counts"]
-            deadline = time.monotonic() + 10
-            while True:  # worker counters arrive with the next heartbeat
-                after = scrape(http)
-                reported = total(after, "batchgate_attempts_total", outcome="succeeded")
-                if reported == counts["completed"] or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
+
+            def reported() -> float:
+                return total(scrape(http), "batchgate_attempts_total", outcome="succeeded")
+
+            # Worker counters arrive with the next heartbeat; the asserts
+            # below say what was missing if they never do.
+            with contextlib.suppress(TimeoutError):
+                harness.wait_until(
+                    lambda: reported() == counts["completed"], 10, "the counters", every=0.1
+                )
+            after = scrape(http)
             calls = upstream.calls()
 
         assert ended["status"] == "completed" and counts["total"] == N

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import harness
 from tests.e2e import processes
 from tests.fakes.upstream import RemoteUpstream, start_process
 
@@ -119,10 +120,14 @@ def test_status_without_an_id_shows_the_callers_batches_with_progress(
         done = http.post("/v1/batches", json=native_body(4)).json()["id"]
         processes.wait_for(http, done, lambda b: b["status"] == "completed")
         messages = http.post("/v1/messages/batches", json=native_body(3)).json()["id"]
-        deadline = time.monotonic() + 60
-        while http.get(f"/v1/messages/batches/{messages}").json()["processing_status"] != "ended":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        harness.wait_until(
+            lambda: (
+                http.get(f"/v1/messages/batches/{messages}").json()["processing_status"] == "ended"
+            ),
+            60,
+            "the Anthropic batch to end",
+            every=0.1,
+        )
         upstream.configure(latency_ms=60_000)  # the next batch cannot finish
         running = http.post("/v1/batches", json=native_body(2)).json()["id"]
         other_key = batchgate(
@@ -156,12 +161,12 @@ def test_metrics_port_serves_without_a_key_on_its_own_address(
     port = processes.free_port()
     cfg = config(tmp_path, upstream, metrics={"port": 0, "host": "127.0.0.1"})
     with processes.serve(cfg, tmp_path, port) as server:
-        match = None
-        deadline = time.monotonic() + 30
-        while match is None and time.monotonic() < deadline:
-            match = re.search(r"metrics on (http://\S+/metrics)", server.output())
-            time.sleep(0.1)
-        assert match, server.output()
+        match = harness.wait_until(
+            lambda: re.search(r"metrics on (http://\S+/metrics)", server.output()),
+            30,
+            "the metrics listener's log line",
+            every=0.1,
+        )
         keyless = httpx.get(match.group(1), timeout=10)
         on_api_port = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
     assert keyless.status_code == 200 and "batchgate_workers_alive" in keyless.text

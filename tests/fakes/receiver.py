@@ -16,11 +16,12 @@ import collections
 import dataclasses
 import http.server
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+
+from tests import harness
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +127,4 @@ class WebhookReceiver:
         return {item.webhook_id for item in self.received() if item.status == 200}
 
     def wait_for(self, predicate: Callable[[WebhookReceiver], bool], timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"receiver got {len(self.received())} deliveries")
-            time.sleep(0.02)
+        harness.wait_until(lambda: predicate(self), timeout, "the deliveries expected", every=0.02)
