@@ -177,13 +177,19 @@ def make_settings(
     database_url: str | None = None,
     **worker: Any,
 ) -> config.Settings:
+    # A short drain: a call a test left hanging on the fake upstream would
+    # otherwise hold the server's shutdown for the whole hang.
+    timing = {
+        "poll_seconds": 0.05,
+        "sweep_seconds": 0.2,
+        "backoff_base_seconds": 0.05,
+        "drain_seconds": 0.5,
+    }
     return config.Settings(
         data_dir=tmp_path,
         database_url=database_url,
         models=models,
-        worker=config.WorkerSettings(
-            **{"poll_seconds": 0.05, "sweep_seconds": 0.2, "backoff_base_seconds": 0.05, **worker}
-        ),
+        worker=config.WorkerSettings(**{**timing, **worker}),
     )
 
 
