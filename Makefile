@@ -1,10 +1,12 @@
 # Two front doors: `make serve` (set up, then run the server on the embedded
 # model) and `make test` (set up, then run the whole test suite).
+# `make test-fast` is the inner loop: unit, contract on SQLite and in memory,
+# and the API in process; no PostgreSQL, processes, browser or real model.
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install serve test lint bench
+.PHONY: install serve test test-fast lint bench
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,6 +31,10 @@ serve: install
 
 test: install
 	$(VENV)/bin/pytest
+
+# Only the directories it runs are collected: e2e's imports cost seconds.
+test-fast: install
+	$(VENV)/bin/pytest tests/unit tests/contract tests/api -m "not postgres and not slow"
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
