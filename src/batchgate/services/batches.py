@@ -69,6 +69,13 @@ def declared_capabilities(
             declared[name] = capability.declared(built[name])
         elif (capabilities := registry.capabilities(entry)) is not None:
             declared[name] = capabilities
+        else:
+            log.warning(
+                "backend %r of model %r declares no capabilities: its requests are checked "
+                "only when a worker runs them (give its entry point a capabilities() hook)",
+                entry.backend,
+                name,
+            )
     return declared
 
 
