@@ -20,11 +20,15 @@ class ThroughputSource(enum.StrEnum):
 @dataclasses.dataclass(frozen=True)
 class RecentWork:
     """A model's requests that succeeded in a recent window: how many, their
-    tokens (input + output), and the span from the first start to the last end."""
+    tokens (input + output), the time the model was busy with them (each
+    batch's span from first start to last end, summed), their output tokens,
+    and the seconds each spent in its backend call, summed."""
 
     requests: int = 0
     tokens: int = 0
     busy_seconds: float = 0.0
+    output_tokens: int = 0
+    request_seconds: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +36,12 @@ class Throughput:
     tokens_per_second: float
     source: ThroughputSource
     sample_requests: int = 0
+    # Measured only: requests finished per busy second, how many were in
+    # their backend call at once on average while it was measured, and the
+    # output tokens a request wrote on average.
+    requests_per_second: float = 0.0
+    concurrency: float = 0.0
+    output_tokens_per_request: float = 0.0
 
 
 # Fewer finished requests than this say too little about a model's speed.
@@ -40,11 +50,36 @@ MIN_SAMPLE_REQUESTS = 20
 
 def throughput(recent: RecentWork, default_tokens_per_second: float) -> Throughput:
     """The measured rate when the sample is big enough, else the configured one."""
-    if recent.requests >= MIN_SAMPLE_REQUESTS and recent.busy_seconds > 0 and recent.tokens > 0:
+    busy = recent.busy_seconds
+    if recent.requests >= MIN_SAMPLE_REQUESTS and busy > 0 and recent.tokens > 0:
         return Throughput(
-            recent.tokens / recent.busy_seconds, ThroughputSource.MEASURED, recent.requests
+            recent.tokens / busy,
+            ThroughputSource.MEASURED,
+            recent.requests,
+            requests_per_second=recent.requests / busy,
+            concurrency=max(recent.request_seconds / busy, 1.0),
+            output_tokens_per_request=recent.output_tokens / recent.requests,
         )
     return Throughput(default_tokens_per_second, ThroughputSource.CONFIGURED)
+
+
+def measured_seconds(rate: Throughput, requests: int, max_output_tokens: int, slots: int) -> float:
+    """How long ``requests`` take on an engine with ``slots`` sequences at
+    the rate measured. The engine decodes its running sequences together, so
+    its request rate grows with how many run at once: a request's own speed
+    is taken as it was measured, and the rate scaled from the concurrency it
+    was measured at to the one this batch runs at (its size, up to the
+    slots). Requests whose max_tokens is below the measured output per
+    request finish that much sooner."""
+    if requests <= 0 or rate.requests_per_second <= 0:
+        return 0.0
+    measured_at = min(rate.concurrency, slots)
+    runs_at = min(requests, slots)
+    seconds = requests * measured_at / (rate.requests_per_second * runs_at)
+    capped = max_output_tokens / requests  # the most each request may write
+    if 0 < capped < rate.output_tokens_per_request:
+        seconds *= capped / rate.output_tokens_per_request
+    return seconds
 
 
 @dataclasses.dataclass
@@ -70,19 +105,32 @@ class ModelEstimate:
         self.max_output_tokens += max_output_tokens
         self.exact = self.exact and exact
 
-    def set_eta(self, rate: Throughput, queued_ahead: int, tokens_per_queued: float) -> None:
-        """ETA range at ``rate``: at best the batch's input alone (no output,
-        nothing ahead of it); at worst everything queued ahead plus every
-        request writing its max_tokens. Fair claiming serves a new batch
-        beside the queue, so the truth lies in between."""
+    def set_eta(
+        self, rate: Throughput, queued_ahead: int, tokens_per_queued: float, slots: int
+    ) -> None:
+        """The ETA at ``rate``. Measured (see ``measured_seconds``): at best
+        the batch alone; at worst after the ``queued_ahead`` requests too
+        (fair claiming serves a new batch beside the queue, so it rarely
+        waits for all of them). Configured, with nothing measured yet: from
+        the batch's input alone to the queue plus every request writing its
+        max_tokens, at the configured tokens per second."""
         if rate.tokens_per_second <= 0:
             return
-        ahead = queued_ahead * tokens_per_queued
         self.throughput = rate
         self.queued_ahead = queued_ahead
+        if rate.source is ThroughputSource.MEASURED and rate.requests_per_second > 0:
+            alone = measured_seconds(rate, self.requests, self.max_output_tokens, slots)
+            average_output = self.max_output_tokens / max(self.requests, 1)
+            ahead = measured_seconds(
+                rate, queued_ahead, round(average_output * queued_ahead), slots
+            )
+            self.eta_min_seconds = alone
+            self.eta_max_seconds = alone + ahead
+            return
+        ahead_tokens = queued_ahead * tokens_per_queued
         self.eta_min_seconds = self.input_tokens / rate.tokens_per_second
         self.eta_max_seconds = (
-            ahead + self.input_tokens + self.max_output_tokens
+            ahead_tokens + self.input_tokens + self.max_output_tokens
         ) / rate.tokens_per_second
 
 
@@ -130,6 +178,7 @@ def _render_model(m: ModelEstimate) -> dict[str, Any]:
             "tokens_per_second": round(m.throughput.tokens_per_second, 1),
             "throughput_source": m.throughput.source.value,
             "sample_requests": m.throughput.sample_requests,
+            "measured_concurrency": round(m.throughput.concurrency, 1) or None,
             "queued_ahead": m.queued_ahead,
         }
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from batchgate.domain import estimate, stats, workers
 from batchgate.domain.states import BatchStatus, RequestState
-from batchgate.testing.memory.tables import MEMORY_REVISION, MemoryTables
+from batchgate.testing.memory.tables import MEMORY_REVISION, MemoryTables, RequestRow
 
 
 class MemoryStats(MemoryTables):
@@ -64,10 +64,23 @@ class MemoryStats(MemoryTables):
             ]
             if not done:
                 return estimate.RecentWork()
-            first = min(request.started_at or request.finished_at or 0.0 for request in done)
-            last = max(request.finished_at or 0.0 for request in done)
-            tokens = sum(request.input_tokens + request.output_tokens for request in done)
-            return estimate.RecentWork(len(done), tokens, max(last - first, 0.0))
+            spans: dict[str, tuple[float, float]] = {}
+            for request in done:
+                began = _began(request)
+                first, last = spans.get(request.batch_id, (began, began))
+                spans[request.batch_id] = (
+                    min(first, began),
+                    max(last, request.finished_at or began),
+                )
+            return estimate.RecentWork(
+                requests=len(done),
+                tokens=sum(request.input_tokens + request.output_tokens for request in done),
+                busy_seconds=sum(max(last - first, 0.0) for first, last in spans.values()),
+                output_tokens=sum(request.output_tokens for request in done),
+                request_seconds=sum(
+                    max((request.finished_at or 0.0) - _began(request), 0.0) for request in done
+                ),
+            )
 
     def schema_revision(self) -> tuple[str | None, str]:
         """There is no schema to migrate: always current."""
@@ -105,3 +118,8 @@ class MemoryWorkers(MemoryTables):
                     del self._workers[worker.id]
                 self._workers[folded.id] = folded
         return len(done)
+
+
+def _began(request: RequestRow) -> float:
+    """When its backend call started (its claim, before 0012's mark)."""
+    return request.generating_at or request.started_at or request.finished_at or 0.0
