@@ -157,22 +157,23 @@ def test_each_batch_shows_the_state_it_is_in(
     queued = server.submit(HELD_MODEL, ["later"])  # the lane's claim buffer is full
     expect(row_of(page, queued, ".phase")).to_have_text("queued")
 
-    expect(row_of(page, errored, ".status")).to_have_text("completed · 1 errored (all)")
+    expect(row_of(page, errored, ".status")).to_have_text("completed · 1 errored")
     expect(row_of(page, errored, ".status")).to_have_class("status status-completed-errors")
     expect(row_of(page, errored, ".errored-count .err-text")).to_have_text("1")
     expect(row_of(page, done, ".status")).to_have_text("completed")
+    page.screenshot(path=str(tmp_path / "states.png"), full_page=True)
 
     with server.client() as client:
         client.post(f"/v1/batches/{holding}/cancel").raise_for_status()
     expect(row_of(page, holding, ".status")).to_have_text("cancelled", timeout=15_000)
     expect(row_of(page, holding, ".status")).to_have_class("status status-cancelled")
     expect(row_of(page, holding, ".errored-count .err-text")).to_have_count(0)
-    page.screenshot(path=str(tmp_path / "states.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "cancelled.png"), full_page=True)
 
     page.goto(f"{server.url}/ui/batches/{waiting}")
     expect(page.locator("#batch-summary .phase")).to_have_text("generating", timeout=10_000)
     page.goto(f"{server.url}/ui/batches/{errored}")
-    expect(page.locator("#batch-summary .status")).to_have_text("completed · 1 errored (all)")
+    expect(page.locator("#batch-summary .status")).to_have_text("completed · 1 errored")
     with server.client() as client:  # the held model's last batches, so the worker drains fast
         for batch_id in (waiting, queued):
             client.post(f"/v1/batches/{batch_id}/cancel").raise_for_status()

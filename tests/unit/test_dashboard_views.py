@@ -46,7 +46,7 @@ def test_a_batch_that_ended_with_errors_says_how_many_in_a_warning_tone() -> Non
         "completed", "completed"
     )
     assert shown({S.ERRORED: 1}, BatchStatus.COMPLETED) == progress.Label(
-        "completed · 1 errored (all)", "completed-errors"
+        "completed · 1 errored", "completed-errors"
     )
     assert shown({S.SUCCEEDED: 3, S.ERRORED: 1200}, BatchStatus.COMPLETED).text == (
         "completed · 1,200 errored"

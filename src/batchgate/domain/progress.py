@@ -57,8 +57,7 @@ def label(batch: Batch, seen: Progress) -> Label:
     status = batch.status
     text = status.value.replace("_", " ")
     if status is BatchStatus.COMPLETED and seen.errored:
-        every = " (all)" if seen.errored == seen.total else ""
-        return Label(f"{text} · {seen.errored:,} errored{every}", "completed-errors")
+        return Label(f"{text} · {seen.errored:,} errored", "completed-errors")
     return Label(text, status.value)
 
 
