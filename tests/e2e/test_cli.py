@@ -168,7 +168,8 @@ def test_run_reports_bad_input_with_its_path(tmp_path: Path, config: Path) -> No
     source.write_text(json.dumps({"custom_id": "a", "params": {"model": MODEL}}) + "\n")
     ran = batchgate("run", str(source), "--config", str(config), "--data-dir", str(tmp_path))
     assert ran.returncode == 2
-    assert "requests[0].params.max_tokens" in ran.stderr
+    # The file's line, not the request body's index (requests[0]).
+    assert "line 1: params.max_tokens: Field required" in ran.stderr
 
 
 def test_models_lists_the_configured_names(tmp_path: Path, config: Path) -> None:
@@ -267,3 +268,112 @@ def test_retry_wait_writes_the_results_of_an_openai_batch(
     # OpenAI's output-file line shape, for the one row that failed the first time.
     assert [(x["custom_id"], x["response"]["status_code"]) for x in written] == [("c2", 200)]
     assert written[0]["error"] is None
+
+
+def openai_file(path: Path, n: int) -> Path:
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "custom_id": f"c{i}",
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": {
+                        "model": MODEL,
+                        "max_tokens": 8,
+                        "messages": [{"role": "user", "content": f"line {i}"}],
+                    },
+                }
+            )
+            + "\n"
+            for i in range(n)
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["status", "batch_x"],
+        ["submit", "FILE"],
+        ["results", "batch_x"],
+        ["cancel", "batch_x"],
+        ["retry", "batch_x"],
+    ],
+)
+def test_a_server_that_cannot_be_reached_is_one_line_naming_the_url(
+    tmp_path: Path, command: list[str]
+) -> None:
+    url = f"http://127.0.0.1:{processes.free_port()}"
+    source = str(requests_file(tmp_path / "in.jsonl", 2))
+    args = [source if part == "FILE" else part for part in command]
+    ran = batchgate(*args, env={"BATCHGATE_URL": url, "BATCHGATE_API_KEY": "bg-x"})
+    assert ran.returncode != 0
+    assert ran.stdout == "" and "Traceback" not in ran.stderr
+    (line,) = ran.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot reach the batchgate server at {url} ")
+    assert "--url" in line and "BATCHGATE_URL" in line
+
+
+def test_submit_names_every_bad_line_by_its_number_and_sends_nothing(tmp_path: Path) -> None:
+    good = requests_file(tmp_path / "good.jsonl", 1).read_text().strip()
+    no_tokens = json.dumps({"custom_id": "b", "params": {"model": MODEL, "messages": []}})
+    source = tmp_path / "bad.jsonl"
+    source.write_text("\n".join([good, "", no_tokens, "{oops", good, good]) + "\n")
+    # No server at this address: the file is refused before any call.
+    url = f"http://127.0.0.1:{processes.free_port()}"
+    ran = batchgate("submit", str(source), env={"BATCHGATE_URL": url, "BATCHGATE_API_KEY": "k"})
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr
+    assert "has 4 bad lines; nothing was sent" in ran.stderr
+    assert "line 3: params.max_tokens: Field required" in ran.stderr
+    assert "line 4: not valid JSON" in ran.stderr
+    assert "line 5: custom_id 'c0' was already used on line 1" in ran.stderr
+    assert "line 6: custom_id 'c0' was already used on line 1" in ran.stderr
+    assert "requests[" not in ran.stderr and "cannot reach" not in ran.stderr
+
+
+def test_submit_sends_an_openai_file_through_files_and_batches(
+    tmp_path: Path, upstream: RemoteUpstream
+) -> None:
+    """`submit` on OpenAI's line format: uploaded (purpose=batch), a batch on
+    the lines' url, `--wait` writes OpenAI output-file lines; a dry run
+    leaves no file behind. A limit only the server knows still names the line."""
+    cfg = processes.write_config(
+        tmp_path / "batchgate.toml",
+        {MODEL: {"backend": "openai_compatible", "base_url": upstream.openai_base_url}},
+        worker={"poll_seconds": 0.05},
+        tables={"limits": {"max_string_chars": 200}},
+    )
+    port = processes.free_port()
+    env = {"BATCHGATE_URL": f"http://127.0.0.1:{port}", "BATCHGATE_API_KEY": processes.API_KEY}
+    source = openai_file(tmp_path / "openai-chat-requests.jsonl", 3)
+    long_line = requests_file(tmp_path / "long.jsonl", 3).read_text().splitlines()
+    long_line[2] = long_line[2].replace("line 2", "x" * 300)
+    (tmp_path / "long.jsonl").write_text("\n".join(long_line) + "\n")
+    with processes.serve(cfg, tmp_path, port), processes.client(port) as http:
+        dry = batchgate("submit", str(source), "--dry-run", env=env)
+        assert dry.returncode == 0, dry.stderr
+        assert json.loads(dry.stdout)["request_count"] == 3
+        assert http.get("/v1/files").json()["data"] == []  # the dry run's upload is gone
+        out = tmp_path / "out.jsonl"
+        submitted = batchgate(
+            "submit", str(source), "--wait", "--poll", "0.1", "-o", str(out), env=env
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        batch_id = submitted.stdout.strip().splitlines()[0]
+        batch = processes.batch(http, batch_id)
+        assert batch["endpoint"] == "/v1/chat/completions" and batch["status"] == "completed"
+        files = http.get("/v1/files").json()["data"]
+        (uploaded,) = [f for f in files if f["purpose"] == "batch"]
+        assert uploaded["id"] == batch["input_file_id"]
+        lines = [json.loads(x) for x in out.read_text().splitlines()]
+        assert [(x["custom_id"], x["response"]["status_code"]) for x in lines] == [
+            ("c0", 200),
+            ("c1", 200),
+            ("c2", 200),
+        ]
+        too_long = batchgate("submit", str(tmp_path / "long.jsonl"), env=env)
+    assert too_long.returncode != 0 and "line 3: " in too_long.stderr, too_long.stderr
+    assert "requests[" not in too_long.stderr

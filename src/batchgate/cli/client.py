@@ -5,33 +5,68 @@ with a key (``--api-key``/``BATCHGATE_API_KEY``)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
 from batchgate import config
-from batchgate.cli import options
+from batchgate.cli import batch_file, options
 from batchgate.domain import partial_results
 from batchgate.domain.states import BatchStatus
 
 
+def _server_url(args: argparse.Namespace) -> str:
+    return str(args.url or config.env_or_default("BATCHGATE_URL"))
+
+
 def _client(args: argparse.Namespace) -> httpx.Client:
-    url = args.url or config.env_or_default("BATCHGATE_URL")
     key = args.api_key or config.env("BATCHGATE_API_KEY")
     if not key:
         raise SystemExit("an API key is needed: pass --api-key or set BATCHGATE_API_KEY")
-    return httpx.Client(base_url=url, headers={"authorization": f"Bearer {key}"}, timeout=300)
+    return httpx.Client(
+        base_url=_server_url(args), headers={"authorization": f"Bearer {key}"}, timeout=300
+    )
 
 
-def _check(response: httpx.Response) -> httpx.Response:
+def _reaching(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A client command whose server cannot be reached ends in one line
+    naming the URL and how to change it, not an httpx traceback."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            if isinstance(exc, httpx.TimeoutException):
+                reason = "it did not answer in time"
+            else:
+                reason = str(exc) or type(exc).__name__
+            raise SystemExit(
+                f"error: cannot reach the batchgate server at {_server_url(args)} ({reason}). "
+                "Start it with `batchgate serve`, or point at it with --url or BATCHGATE_URL."
+            ) from None
+
+    return run
+
+
+def _check(response: httpx.Response, lines: list[int] | None = None) -> httpx.Response:
+    """The response, if it is not an error; ``lines``: the line number of
+    each request of a submitted file, which a message about ``requests[i]``
+    is given instead."""
     if response.is_error:
+        response.read()
         try:
             message = response.json()["error"]["message"]
         except Exception:
             message = response.text
+        if lines is not None:
+            message = batch_file.name_lines(message, lines)
         raise SystemExit(f"error {response.status_code}: {message}")
     return response
 
@@ -72,19 +107,67 @@ def _print_json(body: Any) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    body = options.inline_body(args.file)
-    headers = {"content-type": "application/json"}
+    source = batch_file.read(args.file)
     with _client(args) as client:
+        if source.format is batch_file.Format.OPENAI:
+            return _submit_openai(client, source, args)
+        headers = {"content-type": "application/json"}
+        body = source.native_body()
         if args.dry_run:
             params = {"dry_run": "true"}
             estimate = client.post("/v1/batches", params=params, content=body, headers=headers)
-            _print_json(_check(estimate).json())
-            return 0
-        created = _check(client.post("/v1/batches", content=body, headers=headers)).json()
-        print(created["id"], flush=True)
-        if args.wait:
-            _wait_and_write(client, created, args)
+            return _print_estimate(_check(estimate, source.lines).json())
+        created = client.post("/v1/batches", content=body, headers=headers)
+        return _created(client, _check(created, source.lines).json(), args)
+
+
+def _submit_openai(
+    client: httpx.Client, source: batch_file.BatchFile, args: argparse.Namespace
+) -> int:
+    """An OpenAI-format file as the OpenAI SDK sends it: uploaded with
+    purpose=batch, then a batch on the endpoint its lines name."""
+    upload = {"file": (Path(source.path).name, source.data, "application/jsonl")}
+    uploaded = _check(client.post("/v1/files", data={"purpose": "batch"}, files=upload)).json()
+    create = {
+        "input_file_id": uploaded["id"],
+        "endpoint": source.endpoint,
+        "completion_window": "24h",
+    }
+    if args.dry_run:
+        try:
+            estimate = client.post("/v1/batches", params={"dry_run": "true"}, json=create)
+            return _print_estimate(_check(estimate).json())
+        finally:  # a dry run stores nothing: the upload goes again
+            client.delete(f"/v1/files/{uploaded['id']}")
+    created = _check(client.post("/v1/batches", json=create)).json()
+    if created["status"] == "failed":
+        # Lines only the server could judge (its limits): OpenAI's
+        # behaviour is a failed batch that lists them.
+        found = (created.get("errors") or {}).get("data") or []
+        listed = "\n".join(f"  line {e.get('line')}: {e.get('message')}" for e in found)
+        raise SystemExit(
+            f"error: batch {created['id']} failed; the server refused lines:\n{listed}"
+        )
+    return _created(client, created, args)
+
+
+def _created(client: httpx.Client, created: dict[str, Any], args: argparse.Namespace) -> int:
+    print(created["id"], flush=True)
+    if args.wait:
+        _wait_and_write(client, created, args)
     return 0
+
+
+def _print_estimate(estimate: dict[str, Any]) -> int:
+    """The estimate; a batch create would not take (or would not run) also
+    gets a line saying why, and a non-zero exit."""
+    _print_json(estimate)
+    admission = estimate.get("admission") or {}
+    if admission.get("admitted", True):
+        return 0
+    reason = (admission.get("error") or {}).get("message", "not admitted")
+    print(f"not admitted: {reason}", file=sys.stderr)
+    return 1
 
 
 def _wait_and_write(
@@ -181,7 +264,11 @@ def _wait_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub: options.Subparsers) -> None:
-    submit = sub.add_parser("submit", help="submit a JSONL file of {custom_id, params} lines")
+    submit = sub.add_parser(
+        "submit",
+        help="submit a JSONL file: native {custom_id, params} lines, or OpenAI's "
+        "{custom_id, method, url, body} lines (sent through the Files + Batch route)",
+    )
     _client_options(submit)
     submit.add_argument("file")
     _wait_options(submit)
@@ -190,7 +277,7 @@ def add_commands(sub: options.Subparsers) -> None:
         action="store_true",
         help="validate and estimate (requests, input tokens, cost range, ETA); store nothing",
     )
-    submit.set_defaults(func=cmd_submit)
+    submit.set_defaults(func=_reaching(cmd_submit))
     _add_retry(sub)
     _add_status(sub)
     for name, func, text in (
@@ -202,7 +289,7 @@ def add_commands(sub: options.Subparsers) -> None:
         command.add_argument("batch_id")
         if name == "results":
             command.add_argument("-o", "--output", help="write to this file (default stdout)")
-        command.set_defaults(func=func)
+        command.set_defaults(func=_reaching(func))
 
 
 def _add_retry(sub: options.Subparsers) -> None:
@@ -219,7 +306,7 @@ def _add_retry(sub: options.Subparsers) -> None:
         "requests the completion window ran out on)",
     )
     _wait_options(retry)
-    retry.set_defaults(func=cmd_retry)
+    retry.set_defaults(func=_reaching(cmd_retry))
 
 
 def _add_status(sub: options.Subparsers) -> None:
@@ -229,4 +316,4 @@ def _add_status(sub: options.Subparsers) -> None:
     _client_options(status)
     status.add_argument("batch_id", nargs="?")
     status.add_argument("--limit", type=int, default=20, help="batches in the table")
-    status.set_defaults(func=cmd_status)
+    status.set_defaults(func=_reaching(cmd_status))

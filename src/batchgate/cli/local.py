@@ -12,7 +12,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from batchgate import config
-from batchgate.cli import database, keys, options
+from batchgate.cli import batch_file, database, keys, options
+from batchgate.domain import errors
 
 if TYPE_CHECKING:
     from batchgate.metrics.store import ScrapeSource
@@ -150,11 +151,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = options.settings(args)
     # A bad file is reported before any database is looked for or opened.
-    parsed = native.parse_create(options.inline_body(args.file))
+    source = batch_file.read(args.file)
+    if source.format is not batch_file.Format.NATIVE:
+        raise errors.InvalidRequest(
+            f"{args.file}: `run` takes native {{custom_id, params}} lines; send an "
+            "OpenAI-format file to a server with `batchgate submit`"
+        )
+    parsed = native.parse_create(source.native_body())
     store = database.open_existing(args, settings)
     items = [ParsedRequest(item.custom_id, item.params) for item in parsed.requests]
     service = BatchService(store, BatchSettings.of(settings))
-    batch, _input_file = service.create_inline("local", items, endpoint=native.ENDPOINT)
+    try:
+        batch, _input_file = service.create_inline("local", items, endpoint=native.ENDPOINT)
+    except errors.InvalidRequest as exc:  # the configured limits: name the line
+        raise errors.InvalidRequest(batch_file.name_lines(exc.message, source.lines)) from None
     print(batch.id, file=sys.stderr, flush=True)
     with tqdm(total=batch.total, unit="req", file=sys.stderr) as bar:
 

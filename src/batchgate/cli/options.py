@@ -1,14 +1,11 @@
 """What several commands share: their common options (defaults from the
-``BATCHGATE_*`` variables, read through ``config.env``), the settings they
-build, and reading a JSONL file of ``{custom_id, params}`` lines."""
+``BATCHGATE_*`` variables, read through ``config.env``), and the settings they
+build."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, Protocol
-
-import orjson
 
 from batchgate import config, logs
 
@@ -57,16 +54,3 @@ def log_options(parser: argparse.ArgumentParser) -> None:
         help="log upstream error messages, not only their type and status; some servers "
         "quote the input in them (BATCHGATE_LOG_ERROR_MESSAGES=1)",
     )
-
-
-def inline_body(path: str) -> bytes:
-    """A JSONL file of ``{custom_id, params}`` lines as a native create body."""
-    requests = []
-    for number, line in enumerate(Path(path).read_bytes().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            requests.append(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            raise SystemExit(f"{path}:{number}: not valid JSON: {exc}") from None
-    return orjson.dumps({"requests": requests})
