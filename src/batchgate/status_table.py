@@ -9,6 +9,7 @@ import datetime
 from typing import Any
 
 from rich import progress_bar, table, text
+from rich.console import RenderableType
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,25 +88,75 @@ _STATUS_STYLE = {
 }
 
 
-def render(rows: list[Row]) -> table.Table:
+_COST_HEADER = "cost (USD)"
+_CREATED_FORMAT = "%Y-%m-%d %H:%M:%S"
+_MIN_BAR, _MAX_BAR = 8, 20
+
+
+def _widths(rows: list[Row]) -> dict[str, int]:
+    """Each column's widest cell or header (the progress bar aside)."""
+    return {
+        "batch": max(len("batch"), *(len(r.id) for r in rows)),
+        "status": max(len("status"), *(len(r.status) for r in rows)),
+        "done": max(len("done"), *(len(f"{r.done}/{r.total}") for r in rows)),
+        "failed": max(len("failed"), *(len(str(r.failed)) for r in rows)),
+        "cost": max(len(_COST_HEADER), *(len(_cost(r)) for r in rows)),
+        "created": len("2024-01-01 00:00:00"),
+    }
+
+
+def _cost(row: Row) -> str:
+    return "" if row.cost is None else f"{row.cost:.4f}"
+
+
+def _layout(rows: list[Row], width: int) -> tuple[int, set[str]]:
+    """The progress bar's width (0: none) and the optional columns that fit
+    in ``width`` beside the key ones (batch, status, done, failed), which
+    are never squeezed. Each column costs its cells plus 3 (padding and a
+    rule); the table's left edge 1 more. Less important columns go first:
+    created, then cost, then the bar."""
+    widths = _widths(rows)
+    room = width - 1 - sum(widths[c] + 3 for c in ("batch", "status", "done", "failed"))
+    bar = min(_MAX_BAR, room - 3)
+    if bar < _MIN_BAR:
+        return 0, set()
+    room -= bar + 3
+    shown: set[str] = set()
+    for column in ("cost", "created"):
+        if widths[column] + 3 <= room:
+            shown.add(column)
+            room -= widths[column] + 3
+    return bar, shown
+
+
+def render(rows: list[Row], width: int = 200) -> table.Table:
+    """The table for a terminal ``width`` columns wide; the key columns stay
+    whole at 80 (the id is what the other commands take)."""
+    bar, shown = _layout(rows, width) if rows else (_MAX_BAR, {"cost", "created"})
     grid = table.Table(title="Your batches (newest first)", title_justify="left")
     grid.add_column("batch", no_wrap=True)
     grid.add_column("status", no_wrap=True)
-    grid.add_column("progress", width=22)
+    if bar:
+        grid.add_column("progress", width=bar, no_wrap=True)
     grid.add_column("done", justify="right", no_wrap=True)
-    grid.add_column("failed", justify="right")
-    grid.add_column("created (UTC)", no_wrap=True)
-    grid.add_column("cost (USD)", justify="right")
+    grid.add_column("failed", justify="right", no_wrap=True)
+    if "created" in shown:
+        grid.add_column("created (UTC)", no_wrap=True)
+    if "cost" in shown:
+        grid.add_column(_COST_HEADER, justify="right", no_wrap=True)
     for row in rows:
-        grid.add_row(
+        cells: list[RenderableType] = [
             row.id,
             text.Text(row.status, style=_STATUS_STYLE.get(row.status, "")),
-            progress_bar.ProgressBar(total=max(row.total, 1), completed=row.done, width=20),
-            f"{row.done}/{row.total}",
-            str(row.failed) if row.failed else "",
-            datetime.datetime.fromtimestamp(row.created_at, tz=datetime.UTC).strftime(
-                "%Y-%m-%d %H:%M:%S"
-            ),
-            "" if row.cost is None else f"{row.cost:.4f}",
-        )
+        ]
+        if bar:
+            done, total = row.done, max(row.total, 1)
+            cells.append(progress_bar.ProgressBar(total=total, completed=done, width=bar))
+        cells += [f"{row.done}/{row.total}", str(row.failed) if row.failed else ""]
+        if "created" in shown:
+            moment = datetime.datetime.fromtimestamp(row.created_at, tz=datetime.UTC)
+            cells.append(moment.strftime(_CREATED_FORMAT))
+        if "cost" in shown:
+            cells.append(_cost(row))
+        grid.add_row(*cells)
     return grid

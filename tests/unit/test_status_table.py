@@ -70,3 +70,22 @@ def test_an_anthropic_batch_takes_its_cost_from_its_batch_object() -> None:
     assert (rows["msgbatch_1"].status, rows["msgbatch_1"].cost) == ("ended", 0.125)
     assert (rows["batch_1"].status, rows["batch_1"].cost) == ("completed", 0.5)
     assert rows["msgbatch_2"].cost is None  # made after the first list: shown, no cost
+
+
+def test_at_80_columns_the_key_columns_stay_whole_and_the_rest_drop_first() -> None:
+    rows = [
+        status_table.Row("msgbatch_" + "a" * 24, "in_progress", 12345, 50000, 321, 200.0, 1.5),
+        status_table.Row("batch_" + "b" * 24, "completed", 4, 4, 0, 100.0, 0.25),
+    ]
+    console = Console(record=True, width=80, color_system=None)
+    console.print(status_table.render(rows, console.width))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for row in rows:  # whole ids: the other commands take them
+        assert row.id in text
+    assert "in_progress" in text and "12345/50000" in text and "321" in text
+    assert "created" not in text  # the least important column went first
+    wide = Console(record=True, width=150, color_system=None)
+    wide.print(status_table.render(rows, wide.width))
+    wide_text = wide.export_text()
+    assert "created (UTC)" in wide_text and "cost (USD)" in wide_text and "progress" in wide_text

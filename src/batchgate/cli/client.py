@@ -234,7 +234,7 @@ def _status_table(args: argparse.Namespace) -> int:
     if not rows:
         console.print("no batches yet")
     else:
-        console.print(status_table.render(rows))
+        console.print(status_table.render(rows, console.width))
     return 0
 
 
