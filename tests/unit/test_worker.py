@@ -261,3 +261,24 @@ async def test_an_embeddings_request_is_retried_then_its_vectors_recorded() -> N
     recorded = embeddings.EmbeddingResponse.model_validate(row.result)
     assert recorded.vectors == [[1.0, 0.0], [0.0, 1.0]]
     assert backend.embedding_requests == [embedding, embedding]
+
+
+async def test_a_request_is_marked_generating_when_its_call_starts_not_when_claimed() -> None:
+    store = testing.MemoryJobStore()
+    batch = kit.submit(store, ["first", "second", "third"])
+    release = asyncio.Event()
+
+    async def held(_request: chat.ChatRequest) -> chat.ChatResponse:
+        await release.wait()
+        return testing.reply()
+
+    backend = testing.FakeBackend(held)
+    worker = kit.worker_for(store, {MODEL: backend}, models={MODEL: {"max_concurrency": 1}})
+    async with kit.running(worker):
+        # One call slot: one request in its call, one more leased beside it.
+        await kit.eventually(lambda: store.tally(batch.id).generating == 1)
+        await kit.eventually(lambda: store.tally(batch.id).count(RequestState.RUNNING) == 2)
+        tally = store.tally(batch.id)
+        assert (tally.generating, tally.claimed, tally.count(RequestState.QUEUED)) == (1, 1, 1)
+        release.set()
+        await kit.eventually(kit.ended(store, batch))
