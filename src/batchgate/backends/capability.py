@@ -3,7 +3,9 @@ every backend alike (built-in or plugin), at submit and at dispatch.
 
 Each rule looks at the backend's :class:`~batchgate.backends.base.Capabilities`
 and the canonical request and returns why it cannot be served, or None. A
-new capability is one more rule in :data:`RULES`.
+new capability is one more rule in :data:`RULES`; a limit on a value the
+client chose (the context window on ``max_tokens``) is one in
+:data:`FIELD_RULES`, under the field it reads.
 
 Where it runs, and what a refusal does there (what the dialects' users
 expect):
