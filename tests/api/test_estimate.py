@@ -74,6 +74,27 @@ def test_a_bad_dry_run_is_the_same_400_as_a_create(server: harness.RunningServer
     assert response.json()["error"]["param"].startswith("requests[1].params")
 
 
+def test_a_dry_run_for_an_unknown_model_is_not_admitted(server: harness.RunningServer) -> None:
+    """Create takes such a batch, but its requests end errored at once: the
+    estimate must not say it was admitted."""
+    body = {"requests": [inline("a", "x"), inline("b", "x", model="no-such-model")]}
+    with server.client() as client:
+        native_answer = client.post("/v1/batches", params={"dry_run": "true"}, json=body)
+        anthropic_answer = client.post(
+            "/v1/messages/batches", params={"dry_run": "true"}, json=body
+        )
+        assert stored_nothing(server, client)
+    assert native_answer.status_code == 200, native_answer.text
+    admission = native_answer.json()["admission"]
+    assert admission["admitted"] is False
+    assert admission["error"]["code"] == "model_not_found"
+    assert "unknown model 'no-such-model'" in admission["error"]["message"]
+    assert "1 request would end errored" in admission["error"]["message"]
+    assert anthropic_answer.json()["admission"] == admission
+    unknown = [m for m in native_answer.json()["models"] if m["model"] == "no-such-model"]
+    assert unknown[0]["configured"] is False
+
+
 def test_anthropic_dry_run_validates_anthropic_custom_ids(server: harness.RunningServer) -> None:
     with server.client() as client:
         good = client.post(

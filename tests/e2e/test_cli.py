@@ -189,6 +189,11 @@ def test_submit_dry_run_prints_an_estimate_and_retry_reruns_the_failed_rows(
         assert dry.returncode == 0, dry.stderr
         estimate = json.loads(dry.stdout)
         assert estimate["request_count"] == 4 and estimate["max_output_tokens"] == 32
+        unknown = tmp_path / "unknown.jsonl"
+        unknown.write_text(source.read_text().replace(MODEL, "no-such-model"))
+        refused = batchgate("submit", str(unknown), "--dry-run", env=env)
+        assert refused.returncode == 1 and '"admitted": false' in refused.stdout
+        assert "not admitted: unknown model 'no-such-model'" in refused.stderr
         submitted = batchgate("submit", str(source), "--wait", "--poll", "0.1", env=env)
         parent = submitted.stdout.strip().splitlines()[0]
         retried = batchgate(

@@ -161,11 +161,30 @@ def render(models: list[ModelEstimate], refusal: dict[str, Any] | None = None) -
             "max": round(sum(m.cost_max for m in models), 10),
         },
         "models": [_render_model(m) for m in models],
-        "admission": _render_admission(refusal),
+        "admission": _render_admission(refusal, models),
     }
 
 
-def _render_admission(refusal: dict[str, Any] | None) -> dict[str, Any]:
+def _render_admission(
+    refusal: dict[str, Any] | None, models: list[ModelEstimate]
+) -> dict[str, Any]:
+    """A quota refusal first (create would answer it); else, requests for a
+    model this server does not serve: create takes them, but they end
+    errored at once, so the batch is not reported as admitted."""
+    unserved = [m for m in models if not m.configured]
+    if refusal is None and unserved:
+        names = ", ".join(repr(m.model) for m in unserved)
+        count = sum(m.requests for m in unserved)
+        refusal = {
+            # Not an HTTP answer: create would take the batch (200).
+            "status": None,
+            "message": f"unknown model {names}: not configured on this server, so "
+            f"{count} request{'s' if count != 1 else ''} would end errored at once "
+            "(GET /v1/models lists the served models)",
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": "model_not_found",
+        }
     return {"admitted": refusal is None, "error": refusal}
 
 
