@@ -166,9 +166,10 @@ def openai_model(name: str, base_url: str, **extra: Any) -> config.ModelConfig:
 
 
 def fake_model(name: str, **extra: Any) -> config.ModelConfig:
-    """A model served by a ``testing.FakeBackend`` passed to :func:`serve`
-    (the config names it; the backend given for it takes its place)."""
-    return config.ModelConfig(name=name, backend="openai_compatible", **extra)
+    """The config of a model whose backend a test passes to :func:`serve`
+    (a ``testing.FakeBackend``). The API reads its options (capabilities,
+    prices); its URL is a port nothing listens on, in case anything calls it."""
+    return openai_model(name, "http://127.0.0.1:9/v1", **extra)
 
 
 def make_settings(
