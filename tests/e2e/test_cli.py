@@ -380,5 +380,11 @@ def test_submit_sends_an_openai_file_through_files_and_batches(
             ("c2", 200),
         ]
         too_long = batchgate("submit", str(tmp_path / "long.jsonl"), env=env)
+        long_openai = source.read_text().replace("line 1", "x" * 300)
+        (tmp_path / "long-openai.jsonl").write_text(long_openai)
+        failed = batchgate("submit", str(tmp_path / "long-openai.jsonl"), env=env)
     assert too_long.returncode != 0 and "line 3: " in too_long.stderr, too_long.stderr
     assert "requests[" not in too_long.stderr
+    # OpenAI's way: the batch is created failed, listing the line.
+    assert failed.returncode != 0 and "failed; the server refused:" in failed.stderr
+    assert "\n  line 2: " in failed.stderr and "Traceback" not in failed.stderr

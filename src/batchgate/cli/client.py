@@ -141,14 +141,19 @@ def _submit_openai(
             client.delete(f"/v1/files/{uploaded['id']}")
     created = _check(client.post("/v1/batches", json=create)).json()
     if created["status"] == "failed":
-        # Lines only the server could judge (its limits): OpenAI's
-        # behaviour is a failed batch that lists them.
-        found = (created.get("errors") or {}).get("data") or []
-        listed = "\n".join(f"  line {e.get('line')}: {e.get('message')}" for e in found)
-        raise SystemExit(
-            f"error: batch {created['id']} failed; the server refused lines:\n{listed}"
-        )
+        raise SystemExit(_refused_lines(created))
     return _created(client, created, args)
+
+
+def _refused_lines(failed: dict[str, Any]) -> str:
+    """Lines only the server could judge (its configured limits) fail the
+    batch, as OpenAI's do; its errors list them by line."""
+    found = (failed.get("errors") or {}).get("data") or []
+    cap = batch_file.MAX_LISTED
+    listed = [f"  line {e.get('line')}: {e.get('message')}" for e in found[:cap]]
+    if len(found) > cap:
+        listed.append(f"  ... and more: GET /v1/batches/{failed['id']}/errors lists every bad line")
+    return f"error: batch {failed['id']} failed; the server refused:\n" + "\n".join(listed)
 
 
 def _created(client: httpx.Client, created: dict[str, Any], args: argparse.Namespace) -> int:
