@@ -12,10 +12,10 @@ import pytest
 
 from batchgate import testing
 from batchgate.store import port
-from tests.fakes.upstream import FakeUpstream
 
 if TYPE_CHECKING:
     from batchgate.store import sql
+    from tests.fakes.upstream import FakeUpstream
 
 # psycopg and the SQL store (SQLAlchemy, Alembic) are imported by the fixtures
 # that use them: the unit tests never do, and importing them costs seconds.
@@ -108,5 +108,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[port.JobSt
 @pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
     """A scripted fake upstream (OpenAI- and Anthropic-compatible) on loopback."""
+    from tests.fakes.upstream import FakeUpstream
+
     with FakeUpstream() as fake:
         yield fake
