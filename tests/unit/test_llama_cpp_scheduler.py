@@ -57,6 +57,9 @@ class FakeRuntime:
     def new_sampler(self, *_args: Any) -> FakeSampler:
         return FakeSampler(self.eog_after)
 
+    def sample_outputs(self, picks: list[tuple[FakeSampler, int]]) -> list[int]:
+        return [self.sample(sampler, index) for sampler, index in picks]
+
     def sample(self, sampler: FakeSampler, output_index: int) -> int:
         assert self.batch[output_index].logits
         if sampler.eog_after is not None and sampler.emitted >= sampler.eog_after:
@@ -243,3 +246,39 @@ def test_a_failed_decode_fails_every_request_as_retryable() -> None:
     sched.step()
     assert all(isinstance(got, base.BackendError) and got.retryable for got in inbox.got.values())
     assert set(inbox.got) == {"a", "b"} and sched.idle()
+
+
+def test_a_step_lists_its_sequences_in_id_order() -> None:
+    # seq 1 finishes first and takes the queued prompt while 0 and 2 decode:
+    # in id order its first prompt token joins their one-token decodes in
+    # llama.cpp's first graph compute instead of cutting it in two.
+    rt, inbox = FakeRuntime(), Inbox()
+    sched = engine(rt, n_parallel=3, prefix_cache=False)
+    sched.add(inbox.job("a", "one", max_tokens=30))
+    sched.add(inbox.job("b", "two", max_tokens=2))
+    sched.add(inbox.job("c", "three", max_tokens=30))
+    sched.add(inbox.job("d", "four", max_tokens=30))
+    run(sched)
+    assert len(inbox.got) == 4
+    refill = next(
+        step
+        for step in rt.steps[1:]
+        if any(e.seq == 1 and e.pos == 0 for e in step)
+        and [e.seq for e in step].count(0) == [e.seq for e in step].count(2) == 1
+    )
+    assert [e.seq for e in refill] == sorted(e.seq for e in refill)
+    assert sched.stats.profile.ubatches <= sched.stats.profile.steps + 3
+
+
+def test_the_profile_counts_every_step_and_token() -> None:
+    rt, inbox = FakeRuntime(), Inbox()
+    sched = engine(rt, prefix_cache=False)
+    sched.add(inbox.job("a", "one", max_tokens=5))
+    sched.add(inbox.job("b", "two", max_tokens=5))
+    run(sched)
+    profile = sched.stats.profile
+    assert profile.steps == len(rt.steps) == sched.stats.steps
+    assert profile.tokens == sum(len(step) for step in rt.steps)
+    assert profile.generated == 2 * 4  # the first token of each comes from its prompt
+    assert all(seconds >= 0 for seconds in profile.seconds.values())
+    assert "graph computes per step" in profile.summary()

@@ -8,6 +8,7 @@ here must run on the engine thread: a llama.cpp context is not thread-safe.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,13 @@ from typing import Any
 import jinja2
 import jinja2.sandbox
 import llama_cpp
+import numpy
 
 from batchgate.backends import base
 from batchgate.backends.llama_cpp import model, options
 
 # ctypes objects are untyped for mypy; the aliases say what each one holds.
-Sampler = Any  # llama_sampler *
+Sampler = Any  # llama_sampler *, or None for greedy
 Token = int
 
 
@@ -159,11 +161,11 @@ class Runtime:
     def new_sampler(
         self, temperature: float, top_p: float | None, top_k: int | None, seed: int | None
     ) -> Sampler:
-        """llama.cpp's sampler chain for one sequence (free with free_sampler)."""
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        """llama.cpp's sampler chain for one sequence (free with free_sampler);
+        None for greedy, which :meth:`sample_outputs` does itself."""
         if temperature <= 0.0:
-            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-            return chain
+            return None
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         if top_k:
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(top_k))
         if top_p is not None and top_p < 1.0:
@@ -173,13 +175,28 @@ class Runtime:
         llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(dist_seed))
         return chain
 
-    def sample(self, sampler: Sampler, output_index: int) -> Token:
-        token: Token = llama_cpp.llama_sampler_sample(sampler, self._ctx, output_index)
-        return token
+    def sample_outputs(self, picks: Sequence[tuple[Sampler, int]]) -> list[Token]:
+        """The next token of each ``(sampler, batch index)`` after a decode.
+
+        Greedy (``None``) is an argmax over the logits row, read in place:
+        llama.cpp's greedy sampler first copies the whole vocabulary into a
+        candidates array, per sequence. Both pick the first of equal maxima,
+        so the tokens are the same."""
+        n_vocab = self._loaded.n_vocab
+        tokens: list[Token] = []
+        for sampler, index in picks:
+            if sampler is not None:
+                tokens.append(llama_cpp.llama_sampler_sample(sampler, self._ctx, index))
+                continue
+            row = llama_cpp.llama_get_logits_ith(self._ctx, index)
+            logits = numpy.ctypeslib.as_array(row, shape=(n_vocab,))
+            tokens.append(int(logits.argmax()))
+        return tokens
 
     @staticmethod
     def free_sampler(sampler: Sampler) -> None:
-        llama_cpp.llama_sampler_free(sampler)
+        if sampler is not None:
+            llama_cpp.llama_sampler_free(sampler)
 
     # -- batch and KV cache ---------------------------------------------------
 

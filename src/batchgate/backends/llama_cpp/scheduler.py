@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 from batchgate import chat
 from batchgate.backends import base
 from batchgate.backends.llama_cpp import options, text
+from batchgate.backends.llama_cpp import profile as _profile
 
 if TYPE_CHECKING:
     # Only its type aliases: the module loads the llama_cpp bindings, which
@@ -58,7 +60,9 @@ class Decoder(Protocol):
     def new_sampler(
         self, temperature: float, top_p: float | None, top_k: int | None, seed: int | None
     ) -> runtime.Sampler: ...
-    def sample(self, sampler: runtime.Sampler, output_index: int) -> runtime.Token: ...
+    def sample_outputs(
+        self, picks: Sequence[tuple[runtime.Sampler, int]]
+    ) -> list[runtime.Token]: ...
     def free_sampler(self, sampler: runtime.Sampler) -> None: ...
     def batch_clear(self) -> None: ...
     def batch_add(self, token: runtime.Token, pos: int, seq: int, logits: bool) -> int: ...
@@ -87,6 +91,7 @@ class Stats:
     reused_tokens: int = 0  # prompt tokens copied from a cached prefix
     prefilled_tokens: int = 0  # prompt tokens computed (requests and prefixes)
     steps: int = 0
+    profile: _profile.StepProfile = dataclasses.field(default_factory=_profile.StepProfile)
 
 
 @dataclasses.dataclass(eq=False)
@@ -100,6 +105,17 @@ class _Slot:
     next_token: int | None = None  # sampled, to be decoded next step
     n_out: int = 0
     out_index: int = -1  # where this step's logits are in the batch
+
+
+@dataclasses.dataclass(eq=False)
+class _Run:
+    """Consecutive tokens of one sequence in a step's batch; ``output``: the
+    slot that samples from the logits of the last one."""
+
+    seq: int
+    pos: int
+    tokens: list[int]
+    output: _Slot | None = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -166,9 +182,10 @@ class Scheduler:
         )
 
     def step(self) -> None:
+        started = time.perf_counter()
         self._reap_cancelled()
         self._admit()
-        self._decode_step()
+        self._decode_step(self.stats.profile.record("plan", started))
 
     def fail_all(self, error: BaseException) -> None:
         for slot in self._slots:
@@ -265,27 +282,69 @@ class Scheduler:
 
     # -- one decode step --------------------------------------------------------
 
-    def _decode_step(self) -> None:
-        rt = self._rt
+    def _decode_step(self, started: float) -> None:
+        rt, profile = self._rt, self.stats.profile
+        runs, sampling, filling, n_generating = self._plan_batch()
+        if not runs:
+            return
+        # In sequence order: llama.cpp cuts a batch at every gap in the
+        # sequence ids (one KV stream each), so this keeps the passes over
+        # the weights per step to a minimum (see profile.ubatch_count).
+        runs.sort(key=lambda run: run.seq)
         rt.batch_clear()
-        budget = rt.n_batch
+        for run in runs:
+            last = len(run.tokens) - 1
+            for offset, token in enumerate(run.tokens):
+                wanted = run.output is not None and offset == last
+                index = rt.batch_add(token, run.pos + offset, run.seq, wanted)
+                if wanted and run.output is not None:
+                    run.output.out_index = index
+        n_tokens = sum(len(run.tokens) for run in runs)
+        self.stats.steps += 1
+        self.stats.prefilled_tokens += n_tokens - n_generating
+        profile.steps += 1
+        profile.tokens += n_tokens
+        profile.generated += n_generating
+        profile.sizes[n_tokens] += 1
+        profile.ubatches += _profile.ubatch_count(
+            [(run.seq, len(run.tokens)) for run in runs], rt.n_batch, unified=self._unified
+        )
+        started = profile.record("assemble", started)
+        status = rt.decode()
+        started = profile.record("decode", started)
+        if status != 0:
+            self._decode_failed(status, filling)
+            return
+        tokens = rt.sample_outputs([(slot.sampler, slot.out_index) for slot in sampling])
+        started = profile.record("sample", started)
+        for slot, token in zip(sampling, tokens, strict=True):
+            self._accept(slot, token)
+        profile.record("accept", started)
+
+    def _plan_batch(self) -> tuple[list[_Run], list[_Slot], list[_Prefix], int]:
+        """This step's work within the token budget: the next token of every
+        generating sequence, then prompt chunks (prefixes being cached first,
+        then requests in admission order). Returns the runs, the slots to
+        sample afterwards, the prefixes touched and how many runs generate."""
+        budget = self._rt.n_batch
         active = [slot for slot in self._slots if slot is not None]
+        runs: list[_Run] = []
         sampling: list[_Slot] = []
         for slot in active:
             if slot.next_token is not None:
-                slot.out_index = rt.batch_add(slot.next_token, slot.n_past, slot.seq, True)
+                runs.append(_Run(slot.seq, slot.n_past, [slot.next_token], slot))
                 slot.n_past += 1
                 slot.next_token = None
                 sampling.append(slot)
                 budget -= 1
-        n_generating = len(sampling)
+        n_generating = len(runs)
         filling = [p for p in self._prefixes if p.tokens and not p.ready]
         for prefix in filling:
             chunk = min(budget, len(prefix.tokens) - prefix.n_past)
-            for pos in range(prefix.n_past, prefix.n_past + chunk):
-                rt.batch_add(prefix.tokens[pos], pos, prefix.seq, False)
-            prefix.n_past += chunk
-            budget -= chunk
+            if chunk > 0:
+                end = prefix.n_past + chunk
+                runs.append(_Run(prefix.seq, prefix.n_past, prefix.tokens[prefix.n_past : end]))
+                prefix.n_past, budget = end, budget - chunk
         prefilling = sorted(
             (s for s in active if s.n_past < len(s.job.tokens)), key=lambda s: s.admitted
         )
@@ -294,24 +353,16 @@ class Scheduler:
                 break
             tokens = slot.job.tokens
             end = min(len(tokens), slot.n_past + budget)
-            for pos in range(slot.n_past, end):
-                last = pos == len(tokens) - 1
-                index = rt.batch_add(tokens[pos], pos, slot.seq, last)
-                if last:
-                    slot.out_index = index
-                    sampling.append(slot)
+            # Logits only for the prompt's last token: the first one sampled.
+            done = end == len(tokens)
+            runs.append(
+                _Run(slot.seq, slot.n_past, tokens[slot.n_past : end], slot if done else None)
+            )
+            if done:
+                sampling.append(slot)
             budget -= end - slot.n_past
             slot.n_past = end
-        if budget == rt.n_batch:
-            return
-        self.stats.steps += 1
-        self.stats.prefilled_tokens += rt.n_batch - budget - n_generating
-        status = rt.decode()
-        if status != 0:
-            self._decode_failed(status, filling)
-            return
-        for slot in sampling:
-            self._accept(slot, rt.sample(slot.sampler, slot.out_index))
+        return runs, sampling, filling, n_generating
 
     def _decode_failed(self, status: int, filling: list[_Prefix]) -> None:
         # The batch's KV state is unknown now: drop everything it touched.
