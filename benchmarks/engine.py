@@ -1,29 +1,51 @@
-"""Benchmark the embedded llama.cpp engine against the plain way of running it.
+"""Benchmark the embedded llama.cpp engine against the plain way of running
+it, llama.cpp's own server and the kernel's batched-decode ceiling.
 
-    .venv/bin/python benchmarks/engine.py
+    .venv/bin/python benchmarks/engine.py [--rounds 3] [--before REF]
 
 Prints, from one run:
 
-1. Throughput: the same 64 short chat prompts, greedy, max_tokens 128,
-   (a) through a plain loop over ``llama_cpp.Llama.create_chat_completion``
-   (what a user would write) and (b) through batchgate's engine; output
-   tokens/s of each and the ratio b/a.
+1. Throughput: the same 64 short chat prompts, greedy, max_tokens 128, in
+   interleaved rounds, through
+   (a) a plain loop over ``llama_cpp.Llama.create_chat_completion`` (what a
+       user would write),
+   (b) batchgate's engine (every request submitted at once, as the worker
+       does), and with ``--before REF`` the engine as it was at git ref REF,
+   (c) ``llama-server -np 16`` with 16 concurrent HTTP clients,
+   (d) ``llama-batched-bench``: pure batched decode at B = 1 and B = n_parallel
+       (the kernel ceiling: no sampling, no scheduling, no prefill);
+   output tokens/s of each, the ratios engine/plain, engine/llama-server and
+   how far the engine got towards the ceiling's B=n/B=1; and the profile of a
+   step (time in llama_decode against the rest, tokens per step, graph
+   computes per step) for the engine and the REF engine, at B = n_parallel
+   and at B = 1.
+   (c) and (d) are built once from the llama.cpp sources of the installed
+   llama-cpp-python (see llama_peers.py); without cmake they are skipped.
 2. Shared prefix: 64 requests sharing a ~500-token system prompt,
    max_tokens 32, through the engine with prefix reuse on and off; the ratio.
 
-The peer runs in the same process on the same machine, so the ratios hold even
-where the absolute figures do not. Both sides use every core. Keep the machine
-otherwise idle while it runs.
+Each engine runs in its own process (the REF one from ``git archive`` of
+REF's ``src/``), one after the other, all on every core. The machine must be
+otherwise idle: ratios from a loaded machine prove nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import engine_compare
+import engine_profile
+import llama_peers
 
 from batchgate import chat, config
 from batchgate.backends import llama_cpp as engine_backend
@@ -134,11 +156,64 @@ def _requests(prompts: list[str], max_tokens: int, system: str | None) -> list[c
     ]
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _child(spec: dict[str, Any]) -> None:
+    """In a child process (batchgate imported from PYTHONPATH): run the engine
+    over the prompts with the profiler installed; print one JSON line."""
+    probe = engine_profile.install()
+    prompts = PROMPTS[: spec["prompts"]]
+    requests = _requests(prompts, spec["max_tokens"], spec.get("system"))
+    n, secs, replies, stats = asyncio.run(engine_run(requests, spec["options"]))
+    own = getattr(stats, "profile", None)
+    out = {
+        "tokens": n,
+        "seconds": secs,
+        "probe": probe.as_dict(),
+        "own_profile": own.summary() if own is not None else None,
+        "texts": [r.text() for r in replies],
+    }
+    print(json.dumps(out))
+
+
+def engine_in_child(src: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"engine child failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def source_at(ref: str, cache_dir: Path) -> Path:
+    """``src/`` of git ref ``ref``, extracted once under the cache directory."""
+    sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", ref],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    target = cache_dir / f"batchgate-{sha}"
+    if not (target / "src" / "batchgate").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", sha, "src"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target / "src"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--part", choices=["all", "throughput", "prefix"], default="all")
-    parser.add_argument("--skip-plain", action="store_true", help="engine side only (tuning)")
+    parser.add_argument("--skip-plain", action="store_true", help="no plain loop (tuning)")
+    parser.add_argument("--no-peers", action="store_true", help="no llama-server / batched-bench")
+    parser.add_argument("--before", metavar="REF", help="also run the engine as of git ref REF")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds")
+    parser.add_argument("--cache-dir", type=Path, default=llama_peers.default_cache_dir())
     parser.add_argument(
         "--opt",
         action="append",
@@ -147,65 +222,37 @@ def main() -> None:
         help="engine option override, e.g. --opt n_parallel=8 --opt kv_unified=true",
     )
     args = parser.parse_args()
+    if args.child:
+        _child(json.loads(args.child))
+        return
     options: dict[str, Any] = {}
     for item in args.opt:
         key, _, value = item.partition("=")
         options[key] = value == "true" if value in ("true", "false") else int(value)
     print(f"cores: {_threads()}  engine options: {options or 'defaults'}", flush=True)
-
     if args.part in ("all", "throughput"):
-        print(
-            f"\n1. Throughput: 64 short chat prompts, greedy, max_tokens 128 "
-            f"({args.rounds} interleaved rounds; the machine is shared, so the best run of "
-            "each side is its capability)",
-            flush=True,
-        )
-        plain_rates: list[float] = []
-        engine_rates: list[float] = []
-        for round_number in range(1, args.rounds + 1):
-            if not args.skip_plain:
-                n, secs = plain_loop(PROMPTS, 128)
-                plain_rates.append(n / secs)
-                print(
-                    f"  round {round_number} (a) plain Llama.create_chat_completion loop: "
-                    f"{n} tokens in {secs:6.1f} s = {n / secs:6.1f} tok/s",
-                    flush=True,
-                )
-            n, secs, _, _ = asyncio.run(engine_run(_requests(PROMPTS, 128, None), options))
-            engine_rates.append(n / secs)
-            print(
-                f"  round {round_number} (b) batchgate engine:                        "
-                f"{n} tokens in {secs:6.1f} s = {n / secs:6.1f} tok/s",
-                flush=True,
-            )
-        if plain_rates:
-            ratios = [b / a for a, b in zip(plain_rates, engine_rates, strict=True)]
-            print(
-                f"  best (a) {max(plain_rates):.1f} tok/s, best (b) {max(engine_rates):.1f} tok/s: "
-                f"ratio b/a = {max(engine_rates) / max(plain_rates):.2f}x "
-                f"(per round: {', '.join(f'{r:.2f}x' for r in ratios)}; "
-                f"must be >= 1.5x, goal 1.75x)"
-            )
-
+        engine_compare.throughput(args, options, sys.modules[__name__])
     if args.part in ("all", "prefix"):
-        requests = _requests(PROMPTS, 32, SYSTEM)
-        print("\n2. Shared prefix: 64 requests, shared system prompt, max_tokens 32", flush=True)
-        n_on, secs_on, on, stats_on = asyncio.run(engine_run(requests, options))
-        print(f"  prefix reuse on:  {secs_on:6.1f} s ({n_on} output tokens)", flush=True)
-        n_off, secs_off, off, _ = asyncio.run(
-            engine_run(requests, {**options, "prefix_cache": False})
-        )
-        print(f"  prefix reuse off: {secs_off:6.1f} s ({n_off} output tokens)", flush=True)
-        same = sum(a.text() == b.text() for a, b in zip(on, off, strict=True))
-        print(
-            f"  prompt tokens per request: {on[0].usage.input_tokens}; "
-            f"identical greedy replies on vs off: {same}/{len(on)}"
-        )
-        print(
-            f"  with reuse on: {stats_on.prefix_hits} prefix hits, {stats_on.reused_tokens} "
-            f"prompt tokens copied, {stats_on.prefilled_tokens} computed"
-        )
-        print(f"  speed-up on/off = {secs_off / secs_on:.2f}x  (must be >= 3x)")
+        shared_prefix(options)
+
+
+def shared_prefix(options: dict[str, Any]) -> None:
+    requests = _requests(PROMPTS, 32, SYSTEM)
+    print("\n2. Shared prefix: 64 requests, shared system prompt, max_tokens 32", flush=True)
+    n_on, secs_on, on, stats_on = asyncio.run(engine_run(requests, options))
+    print(f"  prefix reuse on:  {secs_on:6.1f} s ({n_on} output tokens)", flush=True)
+    n_off, secs_off, off, _ = asyncio.run(engine_run(requests, {**options, "prefix_cache": False}))
+    print(f"  prefix reuse off: {secs_off:6.1f} s ({n_off} output tokens)", flush=True)
+    same = sum(a.text() == b.text() for a, b in zip(on, off, strict=True))
+    print(
+        f"  prompt tokens per request: {on[0].usage.input_tokens}; "
+        f"identical greedy replies on vs off: {same}/{len(on)}"
+    )
+    print(
+        f"  with reuse on: {stats_on.prefix_hits} prefix hits, {stats_on.reused_tokens} "
+        f"prompt tokens copied, {stats_on.prefilled_tokens} computed"
+    )
+    print(f"  speed-up on/off = {secs_off / secs_on:.2f}x  (must be >= 3x)")
 
 
 if __name__ == "__main__":
