@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	# of two or more rows, so a one-token step took a different kernel than
 	# a prefill and greedy output changed with how requests were batched.
 	# Without it, output is the same alone or batched (batched prefill is
-	# somewhat slower; README gives the figures).
+	# somewhat slower; docs/deployment.md gives the figures).
 	# AMX kernels are left out too: on a CPU that has AMX (-march=native
 	# turns them on), ggml_backend_amx_mul_mat dies with a general protection
 	# fault in this sandbox, taking the server with it. Explicit -mno-amx-*

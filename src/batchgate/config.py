@@ -325,7 +325,7 @@ class EnvVar:
 
 
 # Every variable batchgate reads (one of uvicorn's too), and nowhere else: ``load`` and
-# the CLI read them through this table, and the README's list is checked
+# the CLI read them through this table, and docs/configuration.md's list is checked
 # against it (tests/unit/test_env_table.py).
 ENVIRONMENT = (
     EnvVar("BATCHGATE_CONFIG", "TOML config file", "--config"),

@@ -287,7 +287,7 @@ def test_a_progress_event_reads_as_the_readme_says(
     server: harness.RunningServer, upstream: FakeUpstream, receiver: WebhookReceiver
 ) -> None:
     """batch.progress is not an OpenAI event: the SDK's unwrap types it as an
-    unrelated class, so the README reads it by verifying the signature and
+    unrelated class, so docs/webhooks.md reads it by verifying the signature and
     parsing the JSON (the SDK's verify_signature, or standardwebhooks)."""
     upstream.script_for("slow-0", HANG)
     with server.client() as http:
@@ -298,7 +298,7 @@ def test_a_progress_event_reads_as_the_readme_says(
         http.post(f"/v1/batches/{batch_id}/cancel")
     with openai.OpenAI(api_key="unused", webhook_secret=loud["secret"]) as client:
         misread = client.webhooks.unwrap(item.body, item.headers)
-        # As the README shows it:
+        # As docs/webhooks.md shows it:
         client.webhooks.verify_signature(item.body, item.headers)
         event = json.loads(item.body)
     assert misread.type == "batch.progress" and not type(misread).__name__.startswith("Batch")

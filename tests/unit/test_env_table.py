@@ -1,5 +1,5 @@
 """One table of ``BATCHGATE_*`` variables (config.ENVIRONMENT): settings and
-the CLI read them through it, and the README lists exactly it."""
+the CLI read them through it, and docs/configuration.md lists exactly it."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def _markdown_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_the_readme_lists_the_environment_table() -> None:
-    assert _markdown_table() in (ROOT / "README.md").read_text()
+def test_the_configuration_page_lists_the_environment_table() -> None:
+    assert _markdown_table() in (ROOT / "docs" / "configuration.md").read_text()
 
 
 def test_no_module_but_config_reads_the_environment() -> None:

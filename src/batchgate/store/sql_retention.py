@@ -8,7 +8,7 @@ PostgreSQL the deleted rows are ones no claim ever locks.
 
 SQLite reuses the pages a purge frees (they go to the file's freelist, and new
 rows are written into them), so a database in steady state stops growing at
-its high-water mark instead of shrinking and growing again; see the README.
+its high-water mark instead of shrinking and growing again; see docs/retention.md.
 PostgreSQL reuses a deleted row's space only once VACUUM has passed over it;
 ``reclaim_space`` runs one right after a purge instead of waiting for
 autovacuum, which on a busy table comes too late to stop the growth.

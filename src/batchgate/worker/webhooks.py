@@ -173,7 +173,7 @@ class Deliverer:
         """Refuse hosts off the allowlist, and (unless allowed) names that
         resolve to loopback, private, link-local or reserved addresses. The
         connection resolves the name again, so a hostile DNS server could
-        still swap the address in between: see the README on SSRF. What
+        still swap the address in between: see docs/webhooks.md on SSRF. What
         the tenant reads in ``last_error`` never names what a name resolved
         to (internal DNS is the operator's, not the tenant's); the log does."""
         try:
