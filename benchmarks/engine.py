@@ -213,6 +213,7 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="no llama-server / batched-bench")
     parser.add_argument("--before", metavar="REF", help="also run the engine as of git ref REF")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds")
+    parser.add_argument("--prompts", type=int, default=64, help="fewer prompts: a smoke run")
     parser.add_argument("--cache-dir", type=Path, default=llama_peers.default_cache_dir())
     parser.add_argument(
         "--opt",

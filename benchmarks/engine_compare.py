@@ -22,9 +22,14 @@ def _line(label: str, tokens: int, seconds: float) -> float:
 
 
 def _engine_side(
-    bench: Any, label: str, src: Path, options: dict[str, Any], rates: dict[str, list[float]]
+    bench: Any,
+    label: str,
+    side: tuple[Path, dict[str, Any]],
+    prompts: int,
+    rates: dict[str, list[float]],
 ) -> dict[str, Any]:
-    spec = {"options": options, "prompts": len(bench.PROMPTS), "max_tokens": MAX_TOKENS}
+    src, options = side
+    spec = {"options": options, "prompts": prompts, "max_tokens": MAX_TOKENS}
     result: dict[str, Any] = bench.engine_in_child(src, spec)
     rates[label].append(_line(label, result["tokens"], result["seconds"]))
     print(f"      profile: {engine_profile.describe(result['probe'], result['seconds'])}")
@@ -51,11 +56,12 @@ def _round(
     rates: dict[str, list[float]],
 ) -> None:
     threads = bench._threads()
+    prompts = bench.PROMPTS[: args.prompts]
     if not args.skip_plain:
-        rates["plain"].append(_line("(a) plain Llama loop", *bench.plain_loop(bench.PROMPTS, 128)))
+        rates["plain"].append(_line("(a) plain Llama loop", *bench.plain_loop(prompts, MAX_TOKENS)))
     texts = {}
-    for label, (src, options) in sides.items():
-        texts[label] = _engine_side(bench, label, src, options, rates)["texts"]
+    for label, side in sides.items():
+        texts[label] = _engine_side(bench, label, side, len(prompts), rates)["texts"]
     if len(texts) == 2:
         first, second = texts.values()
         same = sum(a == b for a, b in zip(first, second, strict=True))
@@ -66,7 +72,7 @@ def _round(
     tokens, seconds = llama_peers.server_run(
         binaries["llama-server"],
         model,
-        bench.PROMPTS,
+        prompts,
         max_tokens=MAX_TOKENS,
         slots=SERVER_SLOTS,
         clients=SERVER_SLOTS,
@@ -95,7 +101,7 @@ def throughput(args: argparse.Namespace, options: dict[str, Any], bench: Any) ->
         before = bench.source_at(args.before, args.cache_dir)
         sides[f"(b0) engine as of {args.before}"] = (before, options)
     print(
-        f"\n1. Throughput: 64 short chat prompts, greedy, max_tokens {MAX_TOKENS}, "
+        f"\n1. Throughput: {args.prompts} short chat prompts, greedy, max_tokens {MAX_TOKENS}, "
         f"{args.rounds} interleaved rounds (best of each side is its capability)",
         flush=True,
     )

@@ -5,7 +5,9 @@ sequence, then prompt chunks (prefixes being cached first, then requests in
 admission order) until the step's token budget (``n_batch``) is spent. A long
 prompt is thus prefilled over several steps while the others keep decoding,
 and a slot freed by a finished request is refilled at the start of the next
-step.
+step. The batch lists its sequences in id order: with one KV stream per
+sequence llama.cpp cuts a batch at every gap in the ids (see
+:func:`.profile.ubatch_count`), and each cut is another pass over the weights.
 
 Prefix reuse: KV sequences ``n_parallel ..`` hold prompt prefixes. When a new
 request's prompt shares at least ``MIN_SHARED_TOKENS`` leading tokens with
