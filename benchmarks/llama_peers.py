@@ -164,8 +164,9 @@ async def _client(
             json={
                 "messages": [{"role": "user", "content": prompt}],
                 "max_tokens": max_tokens,
+                # Its own prompt cache stays on (its default), as the
+                # engine's prefix reuse does.
                 "temperature": 0.0,
-                "cache_prompt": False,
             },
         )
         reply.raise_for_status()
