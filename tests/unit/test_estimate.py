@@ -17,21 +17,18 @@ def test_a_small_sample_falls_back_to_the_configured_rate() -> None:
     assert (rate.tokens_per_second, rate.source) == (150.0, estimate.ThroughputSource.CONFIGURED)
 
 
-def test_a_measured_eta_scales_with_the_concurrency_the_batch_runs_at() -> None:
+def test_a_measured_eta_is_the_batch_at_the_measured_request_rate() -> None:
     # 32 requests over 8 busy seconds, 8 in their calls at once: 4 per second.
     recent = estimate.RecentWork(32, 3200, 8.0, output_tokens=32 * 50, request_seconds=64.0)
     rate = estimate.throughput(recent, 150.0)
     assert (rate.requests_per_second, rate.concurrency) == (4.0, 8.0)
     assert rate.output_tokens_per_request == 50.0
 
-    def eta(requests: int, max_tokens: int = 64, slots: int = 16) -> float:
-        return estimate.measured_seconds(rate, requests, requests * max_tokens, slots)
+    def eta(requests: int, max_tokens: int = 64) -> float:
+        return estimate.measured_seconds(rate, requests, requests * max_tokens)
 
-    assert eta(1) == pytest.approx(2.0)  # alone: as long as one of the eight took
-    assert eta(8) == pytest.approx(2.0)  # eight side by side: the same
-    assert eta(16) == pytest.approx(2.0)  # sixteen slots: twice the rate
-    assert eta(64) == pytest.approx(8.0)  # four rounds of sixteen
-    assert eta(64, slots=8) == pytest.approx(16.0)
+    assert eta(2) == pytest.approx(0.5)
+    assert eta(64) == pytest.approx(16.0)
     assert eta(8, max_tokens=25) == pytest.approx(1.0)  # half the output each
 
 
@@ -40,11 +37,9 @@ def test_a_measured_eta_ranges_from_the_batch_alone_to_after_the_queue() -> None
     entry = estimate.ModelEstimate("m")
     for _ in range(16):
         entry.add(input_tokens=10, max_output_tokens=100, exact=True)
-    entry.set_eta(
-        estimate.throughput(recent, 150.0), queued_ahead=32, tokens_per_queued=0, slots=16
-    )
-    assert entry.eta_min_seconds == pytest.approx(2.0)
-    assert entry.eta_max_seconds == pytest.approx(2.0 + 4.0)
+    entry.set_eta(estimate.throughput(recent, 150.0), queued_ahead=32, tokens_per_queued=0)
+    assert entry.eta_min_seconds == pytest.approx(4.0)  # 16 at 4 a second
+    assert entry.eta_max_seconds == pytest.approx(4.0 + 8.0)  # and the 32 ahead
     assert estimate.render([entry])["models"][0]["eta"]["measured_concurrency"] == 8.0
 
 
@@ -53,7 +48,7 @@ def test_the_eta_ranges_from_input_alone_to_queue_plus_max_output() -> None:
     entry.add(input_tokens=100, max_output_tokens=50, exact=True)
     entry.add(input_tokens=100, max_output_tokens=50, exact=False)
     rate = estimate.Throughput(100.0, estimate.ThroughputSource.CONFIGURED)
-    entry.set_eta(rate, queued_ahead=4, tokens_per_queued=25.0, slots=16)
+    entry.set_eta(rate, queued_ahead=4, tokens_per_queued=25.0)
     assert entry.eta_min_seconds == pytest.approx(2.0)
     assert entry.eta_max_seconds == pytest.approx((100 + 200 + 100) / 100)
     rendered = estimate.render([entry])

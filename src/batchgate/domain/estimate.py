@@ -63,19 +63,18 @@ def throughput(recent: RecentWork, default_tokens_per_second: float) -> Throughp
     return Throughput(default_tokens_per_second, ThroughputSource.CONFIGURED)
 
 
-def measured_seconds(rate: Throughput, requests: int, max_output_tokens: int, slots: int) -> float:
-    """How long ``requests`` take on an engine with ``slots`` sequences at
-    the rate measured. The engine decodes its running sequences together, so
-    its request rate grows with how many run at once: a request's own speed
-    is taken as it was measured, and the rate scaled from the concurrency it
-    was measured at to the one this batch runs at (its size, up to the
-    slots). Requests whose max_tokens is below the measured output per
-    request finish that much sooner."""
+def measured_seconds(rate: Throughput, requests: int, max_output_tokens: int) -> float:
+    """How long ``requests`` take at the rate measured, in requests per busy
+    second. The embedded engine on a CPU is compute-bound: decoding more
+    sequences together makes each step slower by about as much as it adds,
+    so its request rate barely depends on how many run at once
+    (benchmarks/estimate.py: 5 requests ran at 0.25/s where 24 had run at
+    0.19/s), and the measured rate is used for a batch of any size. Requests
+    whose max_tokens is below the measured output per request finish that
+    much sooner."""
     if requests <= 0 or rate.requests_per_second <= 0:
         return 0.0
-    measured_at = min(rate.concurrency, slots)
-    runs_at = min(requests, slots)
-    seconds = requests * measured_at / (rate.requests_per_second * runs_at)
+    seconds = requests / rate.requests_per_second
     capped = max_output_tokens / requests  # the most each request may write
     if 0 < capped < rate.output_tokens_per_request:
         seconds *= capped / rate.output_tokens_per_request
@@ -105,9 +104,7 @@ class ModelEstimate:
         self.max_output_tokens += max_output_tokens
         self.exact = self.exact and exact
 
-    def set_eta(
-        self, rate: Throughput, queued_ahead: int, tokens_per_queued: float, slots: int
-    ) -> None:
+    def set_eta(self, rate: Throughput, queued_ahead: int, tokens_per_queued: float) -> None:
         """The ETA at ``rate``. Measured (see ``measured_seconds``): at best
         the batch alone; at worst after the ``queued_ahead`` requests too
         (fair claiming serves a new batch beside the queue, so it rarely
@@ -119,11 +116,9 @@ class ModelEstimate:
         self.throughput = rate
         self.queued_ahead = queued_ahead
         if rate.source is ThroughputSource.MEASURED and rate.requests_per_second > 0:
-            alone = measured_seconds(rate, self.requests, self.max_output_tokens, slots)
+            alone = measured_seconds(rate, self.requests, self.max_output_tokens)
             average_output = self.max_output_tokens / max(self.requests, 1)
-            ahead = measured_seconds(
-                rate, queued_ahead, round(average_output * queued_ahead), slots
-            )
+            ahead = measured_seconds(rate, queued_ahead, round(average_output * queued_ahead))
             self.eta_min_seconds = alone
             self.eta_max_seconds = alone + ahead
             return

@@ -15,10 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-import pydantic
-
 from batchgate import canonical, chat, config
-from batchgate.backends.llama_cpp import options as llama_options
 from batchgate.domain import errors, estimate, quotas
 from batchgate.domain import keys as key_model
 from batchgate.domain.states import RequestState
@@ -151,20 +148,10 @@ class EstimateService:
             if recent.requests
             else (entry.input_tokens + entry.max_output_tokens) / max(entry.requests, 1)
         )
-        entry.set_eta(rate, ahead, per_request, _slots(model))
+        entry.set_eta(rate, ahead, per_request)
 
     def _queued_ahead(self, model: str, now: float) -> int:
         for stats in self.store.model_stats(now):
             if stats.model == model:
                 return stats.count(RequestState.QUEUED) + stats.count(RequestState.RUNNING)
         return 0
-
-
-def _slots(model: config.ModelConfig) -> int:
-    """How many of the model's requests the engine decodes at once: its
-    continuous-batching slots, at most the worker's concurrency cap."""
-    try:
-        engine_slots = llama_options.EngineOptions.model_validate(model.options).n_parallel
-    except pydantic.ValidationError:  # the backend refuses these options at start
-        engine_slots = model.max_concurrency
-    return max(1, min(engine_slots, model.max_concurrency))
