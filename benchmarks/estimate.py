@@ -1,6 +1,6 @@
 """The dry-run ETA on the embedded engine against the time the batch took.
 
-    .venv/bin/python benchmarks/estimate.py
+    .venv/bin/python benchmarks/estimate.py [MAX_TOKENS]   # default 64
 
 Starts `batchgate serve` on the default (embedded) model, runs a warm-up
 batch (24 requests: enough finished work for the ETA to be measured, as a
@@ -30,7 +30,7 @@ from tests.e2e import processes  # noqa: E402
 
 from batchgate import config  # noqa: E402
 
-MAX_TOKENS = 64
+MAX_TOKENS = int(sys.argv[1]) if len(sys.argv) > 1 else 64
 WARM_UP = 24
 SIZES = (5, 20, 100)
 GOAL = 0.30
