@@ -90,9 +90,12 @@ def build(cache_dir: Path) -> dict[str, Path] | str:
     log = cache_dir / f"llama.cpp-{version}-build.log"
     with log.open("w") as out:
         steps = [
-            ["cmake", "-S", str(sources), "-B", str(build_dir), *CMAKE_FLAGS],
             ["nice", "-n", "10", "cmake", "--build", str(build_dir), "-j2", "--target", *TARGETS],
         ]
+        # Configured once: a build cut short resumes against the same sources
+        # (uv's cache may hold several copies of them).
+        if not (build_dir / "CMakeCache.txt").is_file():
+            steps.insert(0, ["cmake", "-S", str(sources), "-B", str(build_dir), *CMAKE_FLAGS])
         for step in steps:
             if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
                 return f"building llama.cpp failed (see {log}): peer columns skipped"
