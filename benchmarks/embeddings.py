@@ -41,8 +41,9 @@ import openai
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
-from batchgate import config, embeddings  # noqa: E402
+from batchgate import config  # noqa: E402
 from batchgate.backends import llama_cpp as engine_backend  # noqa: E402
+from batchgate.canonical import embeddings  # noqa: E402
 
 SUBJECTS = ["The cat", "A farmer", "My neighbour", "The old train", "A small robot", "Our team"]
 VERBS = ["painted", "found", "carried", "repaired", "ignored", "described"]

@@ -47,8 +47,9 @@ import engine_compare
 import engine_profile
 import llama_peers
 
-from batchgate import chat, config
+from batchgate import config
 from batchgate.backends import llama_cpp as engine_backend
+from batchgate.canonical import chat
 
 TOPICS = [
     "the moon",

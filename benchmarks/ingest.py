@@ -38,7 +38,7 @@ import httpx
 import openai
 import psutil
 
-from batchgate import chat
+from batchgate.canonical import chat
 from batchgate.domain import batch as batch_model
 from batchgate.domain.states import RequestState
 from batchgate.store import port, sql

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import uvicorn
 
-from batchgate import config, runtime, testing
+from batchgate import composition, config, testing
 from batchgate.backends import base
 from batchgate.domain import keys as key_model
 from batchgate.domain.states import BatchStatus
@@ -202,7 +202,9 @@ def sqlite_url(tmp_path: Path) -> str:
 def _store_for(settings: config.Settings, api_key: str) -> port.JobStore:
     """The in-memory store, or the database the settings name."""
     store: port.JobStore = (
-        testing.MemoryJobStore() if settings.database_url is None else runtime.open_store(settings)
+        testing.MemoryJobStore()
+        if settings.database_url is None
+        else composition.open_store(settings)
     )
     KeyService(store).register("test", api_key)
     return store
@@ -222,7 +224,7 @@ def serve(
     configured models' backends of the same name."""
     if store is None:
         store = _store_for(settings, api_key)
-    app = runtime.create_server_app(settings, store, with_worker=with_worker, backends=backends)
+    app = composition.create_server_app(settings, store, with_worker=with_worker, backends=backends)
     try:
         with inprocess.running(app) as in_process:
             yield RunningServer(
@@ -242,9 +244,9 @@ def serve_socket(
     """The API under uvicorn on a free loopback port, on the settings' own
     database (SQLite in ``data_dir`` unless it names one)."""
     if store is None:
-        store = runtime.open_store(settings)
+        store = composition.open_store(settings)
         KeyService(store).register("test", api_key)
-    app = runtime.create_server_app(settings, store, with_worker=with_worker)
+    app = composition.create_server_app(settings, store, with_worker=with_worker)
     server = uvicorn.Server(
         # Proxy headers are the app's to trust (api/proxy.py), as under serve.
         uvicorn.Config(

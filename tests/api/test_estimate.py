@@ -13,8 +13,9 @@ import httpx
 import openai
 import pytest
 
-from batchgate import chat, config
+from batchgate import config
 from batchgate.backends import tokens as token_count
+from batchgate.canonical import chat
 from batchgate.domain import batch as batch_model
 from batchgate.domain.states import RequestState
 from tests import harness

@@ -10,7 +10,8 @@ import openai
 import pytest
 from openai.types import CreateEmbeddingResponse
 
-from batchgate import embeddings, testing
+from batchgate import testing
+from batchgate.canonical import embeddings
 from tests import harness, openai_batches
 
 MODEL = "fake-vectors"

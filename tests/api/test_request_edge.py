@@ -18,7 +18,7 @@ import fastapi.routing
 import httpx
 import pytest
 
-from batchgate import config, runtime
+from batchgate import composition, config
 from batchgate.api import deps
 from batchgate.services.keys import KeyService
 from batchgate.store import port
@@ -47,7 +47,7 @@ class CountingApp:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[port.JobStore]:
     settings = harness.make_settings(tmp_path, {})
-    job_store = runtime.open_store(settings)
+    job_store = composition.open_store(settings)
     KeyService(job_store).register("admin", harness.API_KEY)
     yield job_store
     job_store.close()
@@ -56,7 +56,7 @@ def store(tmp_path: Path) -> Iterator[port.JobStore]:
 @pytest.fixture
 def counting(tmp_path: Path, store: port.JobStore) -> CountingApp:
     settings = harness.make_settings(tmp_path, {})
-    return CountingApp(runtime.create_server_app(settings, store, with_worker=False))
+    return CountingApp(composition.create_server_app(settings, store, with_worker=False))
 
 
 def client(app: CountingApp, **headers: str) -> httpx.AsyncClient:

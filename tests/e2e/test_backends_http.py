@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
-from batchgate import chat, completions, config, embeddings, responses_api
+from batchgate import config
 from batchgate.backends import base, http_client, registry
+from batchgate.canonical import chat, embeddings
+from batchgate.wire.openai import completions
+from batchgate.wire.openai import responses as responses_api
 from tests.fakes.upstream import FakeUpstream
 
 KEY = "sk-test-key"

@@ -21,10 +21,11 @@ from typing import Any
 import llama_cpp
 import pytest
 
-from batchgate import chat, config, embeddings
+from batchgate import config
 from batchgate.backends import base, capability
 from batchgate.backends import llama_cpp as engine_backend
 from batchgate.backends.llama_cpp import model as loaded_model
+from batchgate.canonical import chat, embeddings
 from batchgate.domain.states import RequestKind
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,11 @@ import llama_cpp
 import llama_cpp.llama_chat_format
 import pytest
 
-from batchgate import chat, completions, config
+from batchgate import config
 from batchgate.backends import base, capability
 from batchgate.backends import llama_cpp as engine_backend
+from batchgate.canonical import chat
+from batchgate.wire.openai import completions
 
 pytestmark = pytest.mark.slow
 

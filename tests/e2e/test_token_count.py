@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
-from batchgate import chat, config, embeddings
+from batchgate import config
 from batchgate.backends import llama_cpp as engine_backend
 from batchgate.backends import tokens as token_count
+from batchgate.canonical import chat, embeddings
 
 pytestmark = pytest.mark.slow
 

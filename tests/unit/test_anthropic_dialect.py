@@ -7,7 +7,7 @@ import datetime
 import orjson
 import pytest
 
-from batchgate import chat
+from batchgate.canonical import chat
 from batchgate.dialects import anthropic
 from batchgate.domain import errors
 from batchgate.domain.batch import Batch

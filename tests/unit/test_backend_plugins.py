@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from batchgate import chat, config, testing
+from batchgate import config, testing
 from batchgate.backends import base, capability, registry
+from batchgate.canonical import chat
 from batchgate.services import batches
 from tests import plugins
 

@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 
-from batchgate import chat, chat_completions, config, embeddings, responses_api
+from batchgate import config
 from batchgate.backends import base, capability, registry
+from batchgate.canonical import chat, embeddings
 from batchgate.domain.states import RequestKind
 from batchgate.services import batches
+from batchgate.wire.openai import chat_completions
+from batchgate.wire.openai import responses as responses_api
 
 NOTHING = base.Capabilities(tools=False, images=False, thinking=False, stop_sequences=False)
 EVERYTHING = base.Capabilities(tools=True, images=True, thinking=True, stop_sequences=True)

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from batchgate import chat
-from batchgate import chat_completions as cc
+from batchgate.canonical import chat
+from batchgate.wire.openai import chat_completions as cc
 
 
 def body(**overrides: Any) -> dict[str, Any]:

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from batchgate import chat, embeddings, testing
+from batchgate import testing
 from batchgate.backends import base
+from batchgate.canonical import chat, embeddings
 from batchgate.domain.states import RequestKind
 
 

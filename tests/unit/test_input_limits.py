@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from batchgate import chat
+from batchgate.canonical import chat
 from batchgate.dialects import input_limits
 from batchgate.domain import errors
 

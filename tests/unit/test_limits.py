@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from batchgate.worker import limits
+from batchgate.worker import pacing
 
 PERIOD = 60.0
-WINDOW = PERIOD + limits.WINDOW_MARGIN_SECONDS
+WINDOW = PERIOD + pacing.WINDOW_MARGIN_SECONDS
 
 
 class Clock:
@@ -24,8 +24,8 @@ class Clock:
 
 def limiter(
     clock: Clock, *, requests: int | None = None, tokens: int | None = None
-) -> limits.SlidingWindowLimiter:
-    return limits.SlidingWindowLimiter(requests, tokens, PERIOD, clock=clock)
+) -> pacing.SlidingWindowLimiter:
+    return pacing.SlidingWindowLimiter(requests, tokens, PERIOD, clock=clock)
 
 
 async def test_calls_within_the_limits_are_granted_at_once() -> None:
@@ -72,14 +72,14 @@ def test_a_call_bigger_than_the_token_limit_runs_alone() -> None:
 
 
 def test_an_overload_halves_the_concurrency_and_pauses_until_retry_after() -> None:
-    throttle = limits.ModelThrottle(8)
+    throttle = pacing.ModelThrottle(8)
     throttle.on_failure(overloaded=True, retry_after=5.0, now=100.0)
     assert throttle.capacity(0, now=104.0) == 0
     assert throttle.capacity(0, now=105.0) == 4
 
 
 def test_concurrency_comes_back_gradually_after_an_overload() -> None:
-    throttle = limits.ModelThrottle(8)
+    throttle = pacing.ModelThrottle(8)
     throttle.on_failure(overloaded=True, retry_after=0.0, now=0.0)
     throttle.on_success()
     assert throttle.capacity(0, now=1.0) == 4
@@ -89,8 +89,8 @@ def test_concurrency_comes_back_gradually_after_an_overload() -> None:
 
 
 def test_a_run_of_failures_opens_the_breaker_to_one_probe_at_a_time() -> None:
-    throttle = limits.ModelThrottle(8)
-    for _ in range(limits.ModelThrottle.BREAKER_THRESHOLD):
+    throttle = pacing.ModelThrottle(8)
+    for _ in range(pacing.ModelThrottle.BREAKER_THRESHOLD):
         throttle.on_failure(overloaded=False, retry_after=None, now=0.0)
     assert throttle.breaker_open
     later = throttle.paused_until
@@ -99,8 +99,8 @@ def test_a_run_of_failures_opens_the_breaker_to_one_probe_at_a_time() -> None:
 
 
 def test_a_success_closes_the_breaker() -> None:
-    throttle = limits.ModelThrottle(8)
-    for _ in range(limits.ModelThrottle.BREAKER_THRESHOLD):
+    throttle = pacing.ModelThrottle(8)
+    for _ in range(pacing.ModelThrottle.BREAKER_THRESHOLD):
         throttle.on_failure(overloaded=False, retry_after=None, now=0.0)
     throttle.on_success()
     assert not throttle.breaker_open
@@ -108,15 +108,15 @@ def test_a_success_closes_the_breaker() -> None:
 
 
 def _open_breaker(seed: int, failures: int) -> float:
-    throttle = limits.ModelThrottle(8, rng=random.Random(seed))
+    throttle = pacing.ModelThrottle(8, rng=random.Random(seed))
     for _ in range(failures):
         throttle.on_failure(overloaded=False, retry_after=None, now=0.0)
     return throttle.paused_until
 
 
 def test_breaker_pauses_are_the_retry_policys_jittered_doubling_backoff() -> None:
-    threshold = limits.ModelThrottle.BREAKER_THRESHOLD
-    ceiling = limits.ModelThrottle.PAUSES.max_seconds
+    threshold = pacing.ModelThrottle.BREAKER_THRESHOLD
+    ceiling = pacing.ModelThrottle.PAUSES.max_seconds
     # The third failed probe waits at most 4 s (1, 2, 4, ...); never past the cap.
     assert all(0.0 <= _open_breaker(seed, threshold + 2) <= 4.0 for seed in range(50))
     assert all(_open_breaker(seed, threshold + 20) <= ceiling for seed in range(50))
@@ -127,7 +127,7 @@ def test_breaker_pauses_are_the_retry_policys_jittered_doubling_backoff() -> Non
 def test_an_overload_without_retry_after_pauses_for_a_jittered_second_at_most() -> None:
     pauses = set()
     for seed in range(20):
-        throttle = limits.ModelThrottle(8, rng=random.Random(seed))
+        throttle = pacing.ModelThrottle(8, rng=random.Random(seed))
         throttle.on_failure(overloaded=True, retry_after=None, now=0.0)
         assert 0.0 <= throttle.paused_until <= 1.0
         pauses.add(throttle.paused_until)

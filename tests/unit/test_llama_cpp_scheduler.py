@@ -7,9 +7,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from batchgate import chat
 from batchgate.backends import base
 from batchgate.backends.llama_cpp import options, scheduler
+from batchgate.canonical import chat
 
 EOG = 0  # the fake's end-of-generation token
 OUT = ord("a")  # what the fake samples otherwise

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from batchgate import chat
 from batchgate.backends import base, capability, llama_cpp
 from batchgate.backends.llama_cpp import options, text
+from batchgate.canonical import chat
 
 
 def test_unknown_option_is_named_with_the_known_ones() -> None:

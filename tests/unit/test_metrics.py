@@ -7,7 +7,7 @@ from prometheus_client import generate_latest, parser, registry
 from batchgate.domain import batch as batch_model
 from batchgate.domain import failures
 from batchgate.domain.states import RequestState
-from batchgate.metrics import store as metrics_store
+from batchgate.metrics import scrape
 from batchgate.metrics import worker as worker_metrics
 
 
@@ -47,7 +47,7 @@ class _Merged(registry.Collector):
         self.reports = reports
 
     def collect(self):  # type: ignore[no-untyped-def]
-        return metrics_store.merge_worker_samples(self.reports)  # type: ignore[arg-type]
+        return scrape.merge_worker_samples(self.reports)  # type: ignore[arg-type]
 
 
 def test_two_workers_reports_add_up_counters_and_histogram_buckets() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from batchgate import chat
+from batchgate.canonical import chat
 from batchgate.dialects import openai
 from batchgate.domain import errors, failures, result_files
 from batchgate.domain import files as file_model

@@ -7,7 +7,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from batchgate import canonical, chat, chat_completions, completions, responses_api
+from batchgate import canonical
+from batchgate.canonical import chat
+from batchgate.wire.openai import chat_completions, completions
+from batchgate.wire.openai import responses as responses_api
 
 
 def test_a_completions_prompt_is_raw_text_to_continue() -> None:

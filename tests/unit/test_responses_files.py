@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from batchgate import chat, responses_api
-from batchgate.chat_completions import TranslationError
+from batchgate.canonical import chat
+from batchgate.wire.openai import responses as responses_api
+from batchgate.wire.openai.chat_completions import TranslationError
 
 PDF_DATA = "data:application/pdf;base64,JVBERi0x"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from batchgate import status_table
+from batchgate.cli import status_table
 
 
 def test_an_anthropic_batch_counts_every_ending_as_done() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from batchgate import chat, config, embeddings
+from batchgate import config
 from batchgate.backends import tokens
+from batchgate.canonical import chat, embeddings
 
 
 def _request(content: str, system: str | None = None) -> chat.ChatRequest:

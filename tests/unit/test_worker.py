@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from batchgate import canonical, chat, embeddings, testing
+from batchgate import canonical, testing
+from batchgate.canonical import chat, embeddings
 from batchgate.domain import batch as bm
 from batchgate.domain.failures import ErrorType
 from batchgate.domain.states import BatchStatus, RequestState

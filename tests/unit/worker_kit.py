@@ -12,10 +12,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from batchgate import chat, config, testing
+from batchgate import config, testing
+from batchgate.canonical import chat
 from batchgate.domain import batch as bm
 from batchgate.domain.states import BatchStatus, RequestState
-from batchgate.worker.dispatcher import Worker
+from batchgate.worker.loop import Worker
 from tests.contract import builders
 
 MODEL = "m"

@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from batchgate.api import common
 from batchgate.api import errors as api_errors
 from batchgate.api.deps import CallerDep, ServicesDep
-from batchgate.dialects import anthropic, retry
+from batchgate.dialects import anthropic, rerun
 from batchgate.domain import errors
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import Dialect
@@ -106,8 +106,8 @@ def retry_batch(
 ) -> common.JsonResponse:
     """A new batch of this ended batch's errored or expired requests (a
     batchgate extension; Anthropic has no retry)."""
-    error_types = retry.parse_retry(body)
-    child = services.batches.retry(_get(services, caller.id, batch_id), error_types)
+    error_types = rerun.parse_retry(body)
+    child = services.batches.rerun_failed(_get(services, caller.id, batch_id), error_types)
     services.on_new_work()
     return common.JsonResponse(_render(request, child))
 

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from batchgate.api import common
 from batchgate.api import errors as api_errors
 from batchgate.api.deps import CallerDep, Services, ServicesDep
-from batchgate.dialects import message_results, native, openai, openai_objects, retry
+from batchgate.dialects import message_results, native, openai, openai_objects, rerun
 from batchgate.domain import errors
 from batchgate.domain.batch import Batch
 from batchgate.domain.keys import ApiKey
@@ -148,8 +148,8 @@ def retry_batch(
     batch_id: str, body: common.SmallBody, caller: CallerDep, services: ServicesDep
 ) -> common.JsonResponse:
     """A new batch of this ended batch's errored or expired requests."""
-    error_types = retry.parse_retry(body)
-    child = services.batches.retry(_own_batch(services, caller.id, batch_id), error_types)
+    error_types = rerun.parse_retry(body)
+    child = services.batches.rerun_failed(_own_batch(services, caller.id, batch_id), error_types)
     services.on_new_work()
     return common.JsonResponse(render(child))
 

@@ -11,7 +11,7 @@ import fastapi
 from batchgate import config
 from batchgate.domain import errors
 from batchgate.domain import keys as key_model
-from batchgate.metrics import store as metrics_store
+from batchgate.metrics import scrape
 from batchgate.services.batches import BatchService
 from batchgate.services.estimate import EstimateService
 from batchgate.services.file_batches import FileBatchService
@@ -27,7 +27,7 @@ class Services:
     settings: config.Settings
     # Routes reach the store through services; only the operator routes
     # (/ready, /metrics, the dashboard's model figures) read it directly.
-    store: metrics_store.ScrapeSource
+    store: scrape.ScrapeSource
     batches: BatchService
     keys: KeyService
     files: FileService

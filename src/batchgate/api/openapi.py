@@ -18,7 +18,7 @@ import fastapi
 import fastapi.openapi.utils
 import pydantic
 
-from batchgate.dialects import anthropic, keys, native, openai, retry, webhooks
+from batchgate.dialects import anthropic, keys, native, openai, rerun, webhooks
 
 _REF = "#/components/schemas/{model}"
 
@@ -59,8 +59,8 @@ _JSON_BODIES: dict[tuple[str, str], list[type[pydantic.BaseModel]]] = {
     ("post", "/v1/keys"): [keys.KeyCreate],
 }
 _OPTIONAL_JSON_BODIES: dict[tuple[str, str], type[pydantic.BaseModel]] = {
-    ("post", "/v1/batches/{batch_id}/retry"): retry.RetryBody,
-    ("post", "/v1/messages/batches/{batch_id}/retry"): retry.RetryBody,
+    ("post", "/v1/batches/{batch_id}/retry"): rerun.RetryBody,
+    ("post", "/v1/messages/batches/{batch_id}/retry"): rerun.RetryBody,
 }
 _UPLOAD: dict[str, Any] = {
     "type": "object",

@@ -16,7 +16,7 @@ import prometheus_client
 from batchgate.api.common import JsonResponse
 from batchgate.api.deps import AdminDep, ServicesDep
 from batchgate.domain import errors
-from batchgate.metrics import store as metrics_store
+from batchgate.metrics import scrape
 
 router = fastapi.APIRouter(include_in_schema=False)
 
@@ -69,6 +69,6 @@ def metrics(_admin: AdminDep, services: ServicesDep) -> fastapi.Response:
         raise errors.NotFound("metrics are disabled ([metrics] enabled = false)")
     settings = services.settings
     body = prometheus_client.generate_latest(
-        metrics_store.registry(services.store, list(settings.models), settings.worker.lease_seconds)
+        scrape.registry(services.store, list(settings.models), settings.worker.lease_seconds)
     )
     return fastapi.Response(body, media_type=prometheus_client.CONTENT_TYPE_LATEST)

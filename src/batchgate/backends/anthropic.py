@@ -24,8 +24,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from batchgate import chat, config
+from batchgate import config
 from batchgate.backends import base, http_client
+from batchgate.canonical import chat
 
 
 class Options(BaseModel):

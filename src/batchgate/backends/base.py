@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol, runtime_checkable
 
-from batchgate import chat, embeddings
+from batchgate.canonical import chat, embeddings
 from batchgate.domain import failures
 from batchgate.domain.states import RequestKind
 

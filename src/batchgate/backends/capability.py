@@ -19,7 +19,7 @@ expect):
   failure, not the batch's: the row is stored already ``errored``, with the
   message the worker would have written, as for a model the server does not
   serve; it holds no queue slot and no quota.
-* At dispatch (worker/dispatcher.py), against the built backend, which
+* At dispatch (worker/loop.py), against the built backend, which
   configuration may have changed since: any refusal ends the row
   ``errored`` at once (never retried).
 
@@ -40,8 +40,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from batchgate import canonical, chat
+from batchgate import canonical
 from batchgate.backends import base
+from batchgate.canonical import chat
 from batchgate.domain.states import RequestKind
 
 Rule = Callable[[base.Capabilities, canonical.Request], str | None]

@@ -42,17 +42,13 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from batchgate import (
-    chat,
-    chat_completions,
-    completions,
-    config,
-    embeddings,
-    openai_embeddings,
-    responses_api,
-)
+from batchgate import config
 from batchgate.backends import base, http_client
+from batchgate.canonical import chat, embeddings
 from batchgate.domain.states import RequestKind
+from batchgate.wire.openai import chat_completions, completions
+from batchgate.wire.openai import embeddings as openai_embeddings
+from batchgate.wire.openai import responses as responses_api
 
 NativeEndpoint = Literal["embeddings", "completions", "responses"]
 NativeChatEndpoint = Literal["completions", "responses"]

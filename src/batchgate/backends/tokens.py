@@ -27,8 +27,9 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
-from batchgate import canonical, chat, config, embeddings
+from batchgate import canonical, config
 from batchgate.backends import base
+from batchgate.canonical import chat, embeddings
 
 _CHARS_PER_TOKEN = 4
 _TOKENS_PER_MESSAGE = 3

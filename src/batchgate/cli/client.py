@@ -224,7 +224,7 @@ def _status_table(args: argparse.Namespace) -> int:
     """The caller's newest batches in every dialect, one table."""
     from rich.console import Console
 
-    from batchgate import status_table
+    from batchgate.cli import status_table
 
     limit = {"limit": args.limit}
     with _client(args) as client:

@@ -73,7 +73,7 @@ def _redacted(url: str) -> str:
 def open_existing(args: argparse.Namespace, settings: config.Settings) -> port.JobStore:
     """The store, if a database is there or ``--init`` asks for a new one;
     otherwise an error naming where it looked."""
-    from batchgate import runtime
+    from batchgate import composition
     from batchgate.store import engine
 
     location = locate(args, settings)
@@ -84,7 +84,7 @@ def open_existing(args: argparse.Namespace, settings: config.Settings) -> port.J
             "or --config (BATCHGATE_DATA_DIR, BATCHGATE_DATABASE_URL, BATCHGATE_CONFIG); "
             "pass --init to create a new, empty database there."
         )
-    return runtime.open_store(settings)
+    return composition.open_store(settings)
 
 
 def init_option(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from batchgate.cli import batch_file, database, keys, options
 from batchgate.domain import errors
 
 if TYPE_CHECKING:
-    from batchgate.metrics.store import ScrapeSource
+    from batchgate.metrics.scrape import ScrapeSource
     from batchgate.services.keys import KeyService
 
 log = logging.getLogger("batchgate.cli")
@@ -25,17 +25,17 @@ log = logging.getLogger("batchgate.cli")
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from batchgate import runtime
+    from batchgate import composition
     from batchgate.services.keys import KeyService
 
     settings = options.settings(args)
     # Bound before anything is stored: a busy port must not cost the one
     # showing of the first key (the next start would print none).
     listener = bind(settings.host, settings.port)
-    store = runtime.open_store(settings)
+    store = composition.open_store(settings)
     location = database.locate(args, settings)
     _ensure_a_key(KeyService(store), args.api_key or config.env("BATCHGATE_API_KEY"), location)
-    app = runtime.create_server_app(settings, store, with_worker=not args.no_worker)
+    app = composition.create_server_app(settings, store, with_worker=not args.no_worker)
     metrics_listener(settings, store)
     models = ", ".join(settings.models)
     port = listener.getsockname()[1]
@@ -108,10 +108,10 @@ def metrics_listener(settings: config.Settings, store: ScrapeSource) -> None:
         return
     import prometheus_client
 
-    from batchgate.metrics import store as metrics_store
+    from batchgate.metrics import scrape
 
     address = f"{settings.metrics.host}:{settings.metrics.port}"
-    registry = metrics_store.registry(store, list(settings.models), settings.worker.lease_seconds)
+    registry = scrape.registry(store, list(settings.models), settings.worker.lease_seconds)
     try:
         server, _thread = prometheus_client.start_http_server(
             settings.metrics.port, addr=settings.metrics.host, registry=registry
@@ -131,11 +131,11 @@ def metrics_listener(settings: config.Settings, store: ScrapeSource) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from batchgate import runtime
+    from batchgate import composition
 
     settings = options.settings(args)
     store = database.open_existing(args, settings)
-    asyncio.run(runtime.run_worker(settings, store))
+    asyncio.run(composition.run_worker(settings, store))
     return 0
 
 
@@ -144,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     worker and backends as ``serve``, in this process."""
     from tqdm import tqdm
 
-    from batchgate import runtime
+    from batchgate import composition
     from batchgate.api import common
     from batchgate.dialects import message_results, native
     from batchgate.services.batches import BatchService, BatchSettings, ParsedRequest
@@ -172,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.n = current.tally.total - current.tally.open
             bar.refresh()
 
-        ended = asyncio.run(runtime.run_until_ended(settings, store, batch.id, progress))
+        ended = asyncio.run(composition.run_until_ended(settings, store, batch.id, progress))
     sink = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     try:
         for chunk in common.json_lines(service.results(ended), message_results.result_line):

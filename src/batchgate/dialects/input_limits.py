@@ -19,7 +19,8 @@ from typing import Annotated, Any
 
 import pydantic
 
-from batchgate import canonical, chat, embeddings
+from batchgate import canonical
+from batchgate.canonical import chat, embeddings
 from batchgate.domain import errors
 
 # Anthropic's rule for custom_id, enforced in the Anthropic dialect.

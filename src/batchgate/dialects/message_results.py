@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchgate import chat
+from batchgate.canonical import chat
 from batchgate.domain import failures
 from batchgate.domain.batch import ResultRow
 from batchgate.domain.states import RequestState

@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from batchgate import canonical, chat
+from batchgate import canonical
+from batchgate.canonical import chat
 from batchgate.dialects import input_limits, openai, openai_objects, paths
 from batchgate.domain import errors
 from batchgate.domain import files as file_model

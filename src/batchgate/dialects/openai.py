@@ -18,15 +18,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from batchgate import (
-    canonical,
-    chat,
-    chat_completions,
-    completions,
-    embeddings,
-    openai_embeddings,
-    responses_api,
-)
+from batchgate import canonical
+from batchgate.canonical import chat, embeddings
 from batchgate.dialects import input_limits, openai_objects, paths
 from batchgate.domain import errors, failures, result_files, retention
 from batchgate.domain import files as file_model
@@ -34,6 +27,9 @@ from batchgate.domain.batch import Batch, ResultRow
 from batchgate.domain.endpoints import Endpoint
 from batchgate.domain.failures import ErrorType, InputError
 from batchgate.domain.states import RequestState
+from batchgate.wire.openai import chat_completions, completions
+from batchgate.wire.openai import embeddings as openai_embeddings
+from batchgate.wire.openai import responses as responses_api
 
 CHAT_COMPLETIONS = Endpoint.CHAT_COMPLETIONS.value
 SUPPORTED_ENDPOINTS = tuple(endpoint.value for endpoint in Endpoint)

@@ -5,7 +5,7 @@ fail: an upstream error, a call made while the model's breaker was open, a
 worker that lost its lease, a request handed back unstarted by a draining
 worker, a webhook delivery the receiver did not take. :meth:`RetryPolicy.backoff`
 is the one backoff: the retries above and the model throttle's pauses
-(worker/limits.py) all wait by it. It only decides; the worker and the store
+(worker/pacing.py) all wait by it. It only decides; the worker and the store
 act (procrastinate's ``retry.py`` is the model). Backoff is exponential with
 full jitter (AWS architecture blog, "Exponential Backoff And Jitter"), never
 sooner than the upstream's own ``Retry-After``, and never past the policy's

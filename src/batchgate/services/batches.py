@@ -411,8 +411,8 @@ class BatchService:
         )
         return record, (native.input_line(item.custom_id, item.request) for item in requests)
 
-    # -- retry ----------------------------------------------------------------
-    def retry(
+    # -- rerun failed rows (the /retry routes) ---------------------------------
+    def rerun_failed(
         self, parent: batch_model.Batch, error_types: Collection[str] | None = None
     ) -> batch_model.Batch:
         """A new batch of the ``parent``'s rows that errored or expired (only

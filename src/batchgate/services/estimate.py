@@ -15,7 +15,8 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-from batchgate import canonical, chat, config
+from batchgate import canonical, config
+from batchgate.canonical import chat
 from batchgate.domain import errors, estimate, quotas
 from batchgate.domain import keys as key_model
 from batchgate.domain.states import RequestState

@@ -5,11 +5,12 @@ from __future__ import annotations
 import builtins
 import time
 
-from batchgate import config, webhook_urls
+from batchgate import config
 from batchgate.dialects import webhooks as wire
 from batchgate.domain import errors, ids
 from batchgate.domain import webhooks as wh
 from batchgate.store import port
+from batchgate.wire import webhook_urls
 
 
 class WebhookService:

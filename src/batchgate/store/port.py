@@ -3,7 +3,7 @@
 A role is a small Protocol over one concern (keys, files, batches, the queue,
 the sweeps that end batches, webhook endpoints and their outbox, operator
 figures, the worker registry, retention). :class:`JobStore` is every role at
-once: what wiring opens and hands out (runtime.py, the API's build_services),
+once: what wiring opens and hands out (composition.py, the API's build_services),
 and what each implementation provides. A consumer types its parameter as the
 narrowest role, or a Protocol combining a few (``class _Store(port.BatchStore,
 port.FileStore, Protocol)``), so its dependencies read off its signature.
@@ -247,6 +247,6 @@ class JobStore(
     RetentionStore,
     Protocol,
 ):
-    """Every role: what runtime.py opens and wiring passes on."""
+    """Every role: what composition.py opens and wiring passes on."""
 
     def close(self) -> None: ...

@@ -25,8 +25,8 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from batchgate import chat, embeddings
 from batchgate.backends import base
+from batchgate.canonical import chat, embeddings
 from batchgate.domain.failures import ErrorType
 from batchgate.domain.states import RequestKind
 

@@ -22,11 +22,12 @@ from collections.abc import Iterator
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from batchgate import config, webhook_urls
+from batchgate import config
 from batchgate.dialects import webhooks as webhooks_dialect
 from batchgate.domain import errors, ids, retry
 from batchgate.domain import webhooks as wh
 from batchgate.store import port
+from batchgate.wire import webhook_urls
 
 log = logging.getLogger("batchgate.webhooks")
 

@@ -53,9 +53,10 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from batchgate import chat, config, embeddings
+from batchgate import config
 from batchgate.backends import base
 from batchgate.backends.llama_cpp import options, scheduler
+from batchgate.canonical import chat, embeddings
 
 if TYPE_CHECKING:
     from batchgate.backends.llama_cpp import embedder, engine

@@ -28,9 +28,9 @@ from typing import Any
 
 import llama_cpp
 
-from batchgate import embeddings
 from batchgate.backends import base
 from batchgate.backends.llama_cpp import embedding_plan, model, options
+from batchgate.canonical import embeddings
 
 Deliver = Callable[[embeddings.EmbeddingResponse | BaseException], None]
 

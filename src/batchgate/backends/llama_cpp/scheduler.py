@@ -29,10 +29,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from batchgate import chat
 from batchgate.backends import base
 from batchgate.backends.llama_cpp import options, text
 from batchgate.backends.llama_cpp import profile as _profile
+from batchgate.canonical import chat
 
 if TYPE_CHECKING:
     # Only its type aliases: the module loads the llama_cpp bindings, which

@@ -8,9 +8,10 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable
 
-from batchgate import chat, completions
 from batchgate.backends import base
-from batchgate.chat_completions import TranslationError
+from batchgate.canonical import chat
+from batchgate.wire.openai import completions
+from batchgate.wire.openai.chat_completions import TranslationError
 
 
 def prompt_text(request: chat.ChatRequest, render: Callable[[list[dict[str, str]]], str]) -> str:

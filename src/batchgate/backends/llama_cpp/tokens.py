@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import threading
 
-from batchgate import chat, embeddings
 from batchgate.backends.llama_cpp import model, options, runtime, text
+from batchgate.canonical import chat, embeddings
 
 
 class PromptCounter:

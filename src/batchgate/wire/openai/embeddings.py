@@ -22,8 +22,8 @@ from typing import Any
 
 import pydantic
 
-from batchgate import embeddings
-from batchgate.chat_completions.access import (
+from batchgate.canonical import embeddings
+from batchgate.wire.openai.chat_completions.access import (
     TranslationError,
     _dict,
     _int,

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 import pydantic
 
-from batchgate import chat
-from batchgate.chat_completions.access import (
+from batchgate.canonical import chat
+from batchgate.wire.openai.chat_completions.access import (
     _MIN_THINKING_BUDGET,
     DEFAULT_MAX_TOKENS,
     REASONING_BUDGETS,

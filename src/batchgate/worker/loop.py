@@ -20,8 +20,9 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from batchgate import canonical, chat, config, embeddings
+from batchgate import canonical, config
 from batchgate.backends import base, capability, tokens
+from batchgate.canonical import chat, embeddings
 from batchgate.domain import batch as batch_model
 from batchgate.domain import failures, ids, retry
 from batchgate.domain.batch import ClaimedRequest
@@ -29,7 +30,7 @@ from batchgate.domain.states import RequestState
 from batchgate.domain.workers import WorkerHeartbeat
 from batchgate.metrics import worker as worker_metrics
 from batchgate.store import port
-from batchgate.worker import generating, limits, trace
+from batchgate.worker import generating, pacing, trace
 from batchgate.worker.retention import RetentionSweep
 from batchgate.worker.writer import OutcomeWriter
 
@@ -59,9 +60,9 @@ class Lane:
         self.room_freed = asyncio.Event()
         self.buffer_limit = 2 * model.max_concurrency
         self.claim_batch = max(1, model.max_concurrency // 4)
-        self.throttle = limits.ModelThrottle(model.max_concurrency)
+        self.throttle = pacing.ModelThrottle(model.max_concurrency)
         scale = model.rate_period_seconds / 60.0
-        self.limiter = limits.SlidingWindowLimiter(
+        self.limiter = pacing.SlidingWindowLimiter(
             max_requests=_scaled(model.requests_per_minute, scale),
             max_tokens=_scaled(model.tokens_per_minute, scale),
             period=model.rate_period_seconds,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from batchgate import chat
-from batchgate.chat_completions.access import MaxTokensField, TranslationError
-from batchgate.chat_completions.inbound import effort_for_budget
+from batchgate.canonical import chat
+from batchgate.wire.openai.chat_completions.access import MaxTokensField, TranslationError
+from batchgate.wire.openai.chat_completions.inbound import effort_for_budget
 
 # --------------------------------------------------------------------------
 # Canonical request -> Chat Completions body (for OpenAI-compatible servers)

@@ -27,8 +27,8 @@ from typing import Any
 
 import pydantic
 
-from batchgate import chat
-from batchgate.chat_completions.access import (
+from batchgate.canonical import chat
+from batchgate.wire.openai.chat_completions.access import (
     TranslationError,
     _dict,
     _int,
@@ -40,8 +40,8 @@ from batchgate.chat_completions.access import (
     check_neutral,
     unsupported,
 )
-from batchgate.chat_completions.inbound import _from_validation_error, _stop_from
-from batchgate.chat_completions.replies import _stop_reason, usage_from_openai
+from batchgate.wire.openai.chat_completions.inbound import _from_validation_error, _stop_from
+from batchgate.wire.openai.chat_completions.replies import _stop_reason, usage_from_openai
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 MAX_STOP = 4

@@ -35,15 +35,18 @@ Decisions the Chat Completions shape leaves open, and how they are made here:
   read it) and sent to OpenAI-compatible servers as a top-level field.
 """
 
-from batchgate.chat_completions.access import (
+from batchgate.wire.openai.chat_completions.access import (
     DEFAULT_MAX_TOKENS,
     REASONING_BUDGETS,
     MaxTokensField,
     TranslationError,
 )
-from batchgate.chat_completions.inbound import effort_for_budget, request_from_chat_completions
-from batchgate.chat_completions.outbound import request_to_chat_completions
-from batchgate.chat_completions.replies import (
+from batchgate.wire.openai.chat_completions.inbound import (
+    effort_for_budget,
+    request_from_chat_completions,
+)
+from batchgate.wire.openai.chat_completions.outbound import request_to_chat_completions
+from batchgate.wire.openai.chat_completions.replies import (
     response_from_chat_completion,
     response_to_chat_completion,
 )

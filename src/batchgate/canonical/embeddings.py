@@ -1,6 +1,6 @@
 """The canonical embeddings request and response every embedding backend speaks.
 
-Beside :mod:`batchgate.chat`, this is the second kind of work a batch can hold.
+Beside :mod:`batchgate.canonical.chat`, this is the second kind of work a batch can hold.
 Dialects translate their wire bodies (OpenAI's ``/v1/embeddings``) into
 :class:`EmbeddingRequest` at submit time, the store keeps the canonical JSON,
 and backends answer with :class:`EmbeddingResponse`. How vectors are encoded

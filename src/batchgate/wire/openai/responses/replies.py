@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from batchgate import chat
-from batchgate.chat_completions.access import TranslationError, _dict, _list, _str
-from batchgate.chat_completions.inbound import effort_for_budget
-from batchgate.chat_completions.outbound import _tool_call_to_wire
-from batchgate.chat_completions.replies import usage_from_openai
-from batchgate.responses_api.outbound import text_config, tool_choice_to_wire, tool_to_wire
+from batchgate.canonical import chat
+from batchgate.wire.openai.chat_completions.access import TranslationError, _dict, _list, _str
+from batchgate.wire.openai.chat_completions.inbound import effort_for_budget
+from batchgate.wire.openai.chat_completions.outbound import _tool_call_to_wire
+from batchgate.wire.openai.chat_completions.replies import usage_from_openai
+from batchgate.wire.openai.responses.outbound import text_config, tool_choice_to_wire, tool_to_wire
 
 
 def usage_to_responses(usage: chat.Usage) -> dict[str, Any]:

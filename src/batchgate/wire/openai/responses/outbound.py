@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchgate import chat
-from batchgate.chat_completions.access import TranslationError
-from batchgate.chat_completions.inbound import effort_for_budget
-from batchgate.chat_completions.outbound import _image_to_wire, _tool_call_to_wire
+from batchgate.canonical import chat
+from batchgate.wire.openai.chat_completions.access import TranslationError
+from batchgate.wire.openai.chat_completions.inbound import effort_for_budget
+from batchgate.wire.openai.chat_completions.outbound import _image_to_wire, _tool_call_to_wire
 
 
 def text_config(response_format: dict[str, Any] | None) -> dict[str, Any]:

@@ -26,9 +26,12 @@ object echoes them, as OpenAI's does). ``store``, ``service_tier``,
 ``safety_identifier`` and prompt-cache hints are accepted and dropped.
 """
 
-from batchgate.responses_api.inbound import DEFAULT_MAX_OUTPUT_TOKENS, request_from_responses
-from batchgate.responses_api.outbound import request_to_responses
-from batchgate.responses_api.replies import (
+from batchgate.wire.openai.responses.inbound import (
+    DEFAULT_MAX_OUTPUT_TOKENS,
+    request_from_responses,
+)
+from batchgate.wire.openai.responses.outbound import request_to_responses
+from batchgate.wire.openai.responses.replies import (
     response_from_responses,
     response_to_responses,
     usage_to_responses,

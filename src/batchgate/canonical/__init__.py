@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from batchgate import chat, embeddings
+from batchgate.canonical import chat, embeddings
 from batchgate.domain.states import RequestKind
 
 Request = chat.ChatRequest | embeddings.EmbeddingRequest

@@ -8,10 +8,17 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from batchgate import chat
-from batchgate.chat_completions.access import TranslationError, _dict, _int, _list, _required, _str
-from batchgate.chat_completions.inbound import _text_parts
-from batchgate.chat_completions.outbound import _tool_call_to_wire
+from batchgate.canonical import chat
+from batchgate.wire.openai.chat_completions.access import (
+    TranslationError,
+    _dict,
+    _int,
+    _list,
+    _required,
+    _str,
+)
+from batchgate.wire.openai.chat_completions.inbound import _text_parts
+from batchgate.wire.openai.chat_completions.outbound import _tool_call_to_wire
 
 # --------------------------------------------------------------------------
 # Chat Completions response -> canonical response

@@ -15,7 +15,7 @@ from batchgate.backends import base, registry
 from batchgate.domain import batch as batch_model
 from batchgate.store import port, sql
 from batchgate.worker import webhooks
-from batchgate.worker.dispatcher import Worker
+from batchgate.worker.loop import Worker
 
 log = logging.getLogger("batchgate")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from batchgate import chat
-from batchgate.chat_completions import access
-from batchgate.chat_completions.inbound import (
+from batchgate.canonical import chat
+from batchgate.wire.openai.chat_completions import access
+from batchgate.wire.openai.chat_completions.inbound import (
     _image_from,
     _pdf_from,
     _tool_use,
