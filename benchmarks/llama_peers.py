@@ -102,6 +102,11 @@ def build(cache_dir: Path) -> dict[str, Path] | str:
     return binaries
 
 
+# Both run with -nr (no weight repacking): should -mno-amx not reach the
+# compiler, the AMX kernels live only in the repacked-weights buffer, and
+# they segfaulted here (a build of this file did, in its first decode).
+
+
 def batched_bench(
     binary: Path, model: Path, *, parallel: list[int], prompt: int, generate: int, threads: int
 ) -> dict[int, float]:
@@ -110,7 +115,8 @@ def batched_bench(
     n_ctx = max(parallel) * (prompt + generate) + 64
     command = [str(binary), "-m", str(model), "-c", str(n_ctx), "-b", "2048", "-ub", "512"]
     command += ["-npp", str(prompt), "-ntg", str(generate), "-npl", ",".join(map(str, parallel))]
-    command += ["-t", str(threads), "-tb", str(threads), "-fa", "off", "--output-format", "jsonl"]
+    command += ["-t", str(threads), "-tb", str(threads), "-fa", "off", "-nr"]
+    command += ["--output-format", "jsonl"]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     speeds: dict[int, float] = {}
     for line in (result.stdout + result.stderr).splitlines():
@@ -133,7 +139,7 @@ def server(binary: Path, model: Path, *, slots: int, n_ctx: int, threads: int) -
     port = _free_port()
     command = [str(binary), "-m", str(model), "-np", str(slots), "-c", str(slots * n_ctx)]
     command += ["-t", str(threads), "-tb", str(threads), "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-webui", "-fa", "off"]
+    command += ["--port", str(port), "--no-webui", "-fa", "off", "-nr"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
