@@ -60,23 +60,10 @@ class Queue(SqlBase):
         wanted = sorted(set(request_ids))
         if not wanted:
             return set()
-        # Lock the rows in id order, like record_outcomes, so a heartbeat and
-        # a result write of the same worker cannot deadlock on PostgreSQL.
-        locked = (
-            sa.select(R.c.id)
-            .where(
-                R.c.id.in_(wanted),
-                R.c.lease_owner == worker_id,
-                R.c.state == RequestState.RUNNING.value,
-            )
-            .order_by(R.c.id)
-            .with_for_update()
-            .scalar_subquery()
-        )
         with self._write() as conn:
             rows = conn.execute(
                 R.update()
-                .where(R.c.id.in_(locked))
+                .where(R.c.id.in_(_locked_running_rows(wanted, worker_id)))
                 .values(lease_expires_at=now + lease_seconds)
                 .returning(R.c.id)
             ).all()
@@ -88,17 +75,7 @@ class Queue(SqlBase):
         wanted = sorted(set(request_ids))
         if not wanted:
             return
-        locked = (  # in id order, as extend_leases and record_outcomes lock
-            sa.select(R.c.id)
-            .where(
-                R.c.id.in_(wanted),
-                R.c.lease_owner == worker_id,
-                R.c.state == RequestState.RUNNING.value,
-            )
-            .order_by(R.c.id)
-            .with_for_update()
-            .scalar_subquery()
-        )
+        locked = _locked_running_rows(wanted, worker_id)
         with self._write() as conn:
             conn.execute(R.update().where(R.c.id.in_(locked)).values(generating_at=now))
 
@@ -357,3 +334,21 @@ def _lease_share(
         )
         for row in rows
     ]
+
+
+def _locked_running_rows(wanted: list[int], worker_id: str) -> sa.ScalarSelect[Any]:
+    """The ids among ``wanted`` that ``worker_id`` still runs, locked FOR
+    UPDATE in id order, like record_outcomes, so a heartbeat, a
+    mark_generating and a result write of the same worker cannot deadlock on
+    PostgreSQL."""
+    return (
+        sa.select(R.c.id)
+        .where(
+            R.c.id.in_(wanted),
+            R.c.lease_owner == worker_id,
+            R.c.state == RequestState.RUNNING.value,
+        )
+        .order_by(R.c.id)
+        .with_for_update()
+        .scalar_subquery()
+    )
