@@ -3,7 +3,7 @@ errors name the path of the wrong value."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 DEFAULT_MAX_TOKENS = 4096
@@ -128,3 +128,16 @@ def _required(obj: Mapping[str, Any], key: str, param: str) -> Any:
             f"missing required field {key!r}", f"{param}.{key}", "missing_required_parameter"
         )
     return obj[key]
+
+
+def _objects(value: object, param: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each item of the array ``value`` as ``(its path, the object)``; an item
+    that is not an object fails when reached, naming its index."""
+    for i, raw in enumerate(_list(value, param)):
+        path = f"{param}[{i}]"
+        yield path, _dict(raw, path)
+
+
+def _type(obj: Mapping[str, Any], param: str) -> str:
+    """The required ``type`` field of the object at ``param``."""
+    return _str(_required(obj, "type", param), f"{param}.type")

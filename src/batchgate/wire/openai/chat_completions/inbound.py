@@ -21,9 +21,11 @@ from batchgate.wire.openai.chat_completions.access import (
     _int,
     _list,
     _number,
+    _objects,
     _only_keys,
     _required,
     _str,
+    _type,
     check_arguments,
     check_neutral,
     unsupported,
@@ -204,11 +206,9 @@ def effort_for_budget(budget_tokens: int | None) -> str:
 
 def _tools_from(value: object, param: str) -> list[chat.Tool]:
     tools = []
-    for i, raw in enumerate(_list(value, param)):
-        p = f"{param}[{i}]"
-        item = _dict(raw, p)
+    for p, item in _objects(value, param):
         _only_keys(item, {"type", "function"}, p)
-        if _str(_required(item, "type", p), f"{p}.type") != "function":
+        if _type(item, p) != "function":
             raise unsupported("only tools of type 'function' are supported", f"{p}.type")
         fn = _dict(_required(item, "function", p), f"{p}.function")
         _only_keys(fn, {"name", "description", "parameters", "strict"}, f"{p}.function")
@@ -228,7 +228,7 @@ def _tools_from(value: object, param: str) -> list[chat.Tool]:
 def _tool_choice_from(obj: Mapping[str, Any], path: str) -> chat.ToolChoice | None:
     def named(item: dict[str, Any], param: str) -> str:
         _only_keys(item, {"type", "function"}, param)
-        if _str(_required(item, "type", param), f"{param}.type") != "function":
+        if _type(item, param) != "function":
             raise TranslationError("tool_choice type must be 'function'", f"{param}.type")
         fn = _dict(_required(item, "function", param), f"{param}.function")
         _only_keys(fn, {"name"}, f"{param}.function")
@@ -341,11 +341,9 @@ def _text_parts(value: object, param: str) -> list[chat.TextBlock]:
     if isinstance(value, str):
         return [chat.TextBlock(text=value)] if value else []
     blocks = []
-    for i, raw in enumerate(_list(value, param)):
-        p = f"{param}[{i}]"
-        part = _dict(raw, p)
+    for p, part in _objects(value, param):
         _only_keys(part, {"type", "text"}, p)
-        if _str(_required(part, "type", p), f"{p}.type") != "text":
+        if _type(part, p) != "text":
             raise TranslationError("only text parts are allowed here", f"{p}.type")
         blocks.append(chat.TextBlock(text=_str(_required(part, "text", p), f"{p}.text")))
     return blocks
@@ -355,10 +353,8 @@ def _user_content(value: object, param: str) -> list[chat.ContentBlock]:
     if isinstance(value, str):
         return [chat.TextBlock(text=value)]
     blocks: list[chat.ContentBlock] = []
-    for i, raw in enumerate(_list(value, param)):
-        p = f"{param}[{i}]"
-        part = _dict(raw, p)
-        kind = _str(_required(part, "type", p), f"{p}.type")
+    for p, part in _objects(value, param):
+        kind = _type(part, p)
         if kind == "text":
             _only_keys(part, {"type", "text"}, p)
             blocks.append(chat.TextBlock(text=_str(_required(part, "text", p), f"{p}.text")))
@@ -435,10 +431,8 @@ def _assistant_blocks(msg: Mapping[str, Any], param: str) -> list[chat.ContentBl
         if content:
             blocks.append(chat.TextBlock(text=content))
     elif content is not None:
-        for i, raw in enumerate(_list(content, f"{param}.content")):
-            p = f"{param}.content[{i}]"
-            part = _dict(raw, p)
-            kind = _str(_required(part, "type", p), f"{p}.type")
+        for p, part in _objects(content, f"{param}.content"):
+            kind = _type(part, p)
             # An earlier refusal is still what the assistant said.
             key = {"text": "text", "refusal": "refusal"}.get(kind)
             if key is None:
