@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from batchgate import config, testing
+from batchgate import composition, config, testing
 from batchgate.canonical import chat
 from batchgate.domain import batch as bm
 from batchgate.domain.states import BatchStatus, RequestState
@@ -110,14 +110,8 @@ def worker_for(
     models = {name: {} for name in backends}
     caps = worker.pop("models", None)
     built = settings(models=caps or models, **worker)
-    return Worker(
-        store,
-        backends,
-        models=built.models,
-        options=built.worker,
-        retention=built.retention,
-        metrics=built.metrics.enabled,
-    )
+    # The production wiring, so a test's worker reads the sections the server's does.
+    return composition.build_worker(built, store, dict(backends))
 
 
 def ended(store: testing.MemoryJobStore, batch: bm.Batch) -> Callable[[], bool]:
