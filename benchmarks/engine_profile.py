@@ -46,7 +46,11 @@ def _timed(probe: Probe, name: str, method: Callable[..., Any]) -> Callable[...,
 
 def _split_equal(seqs: list[int], n_ubatch: int) -> int:
     """Graph computes of a batch with one KV stream per sequence, as
-    llama-batch.cpp's split_equal(sequential) cuts it (seqs: per token)."""
+    llama-batch.cpp's split_equal(sequential) cuts it (seqs: per token).
+
+    The same count as batchgate.backends.llama_cpp.profile.ubatch_count, kept
+    here on purpose: this probe runs inside the engine of ``--before REF``,
+    whose tree may not have that module, and must count alike for both."""
     remaining: collections.Counter[int] = collections.Counter(seqs)
     order = list(dict.fromkeys(seqs))
     count = 0
