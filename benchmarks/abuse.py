@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import select
 import socket
 import statistics
@@ -45,10 +44,10 @@ from typing import Any
 
 import httpx
 import orjson
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rss_sampler import RssSampler
 from tests.e2e import processes
 from tests.fakes.upstream import start_process
 
@@ -64,35 +63,6 @@ KEYLESS_ROUTES = [
     ("/v1/batches/batch_abuse/retry", "application/json"),
     ("/v1/files", "multipart/form-data; boundary=b"),
 ]
-
-
-class RssSampler:
-    """Peak RSS of the server process (and any children), sampled in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def rss(self) -> int:
-        procs = [self.process, *self.process.children(recursive=True)]
-        return sum(p.memory_info().rss for p in procs)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(psutil.Error):
-                self.peak = max(self.peak, self.rss())
-            time.sleep(0.01)
-
-    def __enter__(self) -> RssSampler:
-        self.peak = self.rss()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 # -- attackers -----------------------------------------------------------------
@@ -309,7 +279,7 @@ def main() -> None:
             alone: list[float] = []
             alone_turnaround = [honest.round(f"alone{n}", alone) for n in range(args.rounds)]
             attackers = _attack(port, args, flood_key)
-            with RssSampler(server.popen.pid) as rss:
+            with RssSampler(server.popen.pid, interval=0.01) as rss:
                 idle = rss.peak
                 for attacker in attackers:
                     attacker.thread.start()

@@ -29,14 +29,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
-import psutil
+from rss_sampler import RssSampler
 
 from batchgate.canonical import chat
 from batchgate.domain import batch as batch_model
@@ -71,35 +70,6 @@ def write_input(path: Path, lines: int) -> int:
         for i in range(lines):
             fh.write(input_line(i))
     return path.stat().st_size
-
-
-class RssSampler:
-    """Peak RSS of a process (and its children), sampled in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def rss(self) -> int:
-        procs = [self.process, *self.process.children(recursive=True)]
-        return sum(p.memory_info().rss for p in procs)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(psutil.Error):
-                self.peak = max(self.peak, self.rss())
-            time.sleep(0.005)
-
-    def __enter__(self) -> RssSampler:
-        self.peak = self.rss()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def free_port() -> int:
@@ -202,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, timeout=600) as client,
         ):
             client.models.list()  # warm the server up (imports, first query)
-            sampler = RssSampler(pid)
+            sampler = RssSampler(pid, interval=0.005)
             baseline = sampler.rss()
             with sampler:
                 t0 = time.perf_counter()
@@ -244,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             assert ended.status == "completed" and ended.output_file_id, ended
 
             output_path = data_dir / "output.jsonl"
-            sampler = RssSampler(pid)
+            sampler = RssSampler(pid, interval=0.005)
             baseline = sampler.rss()
             cpu_before = sampler.process.cpu_times()
             with sampler:
