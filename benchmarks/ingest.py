@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,10 @@ from pathlib import Path
 import httpx
 import openai
 from rss_sampler import RssSampler
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.e2e import processes
 
 from batchgate.canonical import chat
 from batchgate.domain import batch as batch_model
@@ -72,13 +75,6 @@ def write_input(path: Path, lines: int) -> int:
     return path.stat().st_size
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def serve(data_dir: Path, database_url: str | None) -> Iterator[tuple[str, int]]:
     config_file = data_dir / "batchgate.toml"
@@ -86,7 +82,7 @@ def serve(data_dir: Path, database_url: str | None) -> Iterator[tuple[str, int]]
         f'[models."{MODEL}"]\nbackend = "openai_compatible"\n'
         'base_url = "http://127.0.0.1:9/v1"\n'  # never called: no worker runs
     )
-    port = free_port()
+    port = processes.free_port()
     args = [sys.executable, "-m", "batchgate.cli", "serve", "--config", str(config_file)]
     args += ["--data-dir", str(data_dir)]
     if database_url:

@@ -126,6 +126,8 @@ def batched_bench(
     return speeds
 
 
+# Not tests.e2e.processes.free_port: this module is loaded inside engine.py's
+# children, which import an older batchgate tree that module may not import with.
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
