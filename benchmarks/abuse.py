@@ -185,18 +185,11 @@ class FieldFlood(Attacker):
 
 # -- the honest key ----------------------------------------------------------------
 def _batch_body(n: int, tag: str) -> bytes:
-    requests = [
-        {
-            "custom_id": f"{tag}-{i}",
-            "params": {
-                "model": MODEL,
-                "max_tokens": 16,
-                "messages": [{"role": "user", "content": f"say something short ({i})"}],
-            },
-        }
-        for i in range(n)
-    ]
-    return orjson.dumps({"requests": requests})
+    return orjson.dumps(
+        processes.native_batch(
+            n, lambda i: f"say something short ({i})", model=MODEL, id_prefix=f"{tag}-"
+        )
+    )
 
 
 class Honest:

@@ -38,19 +38,9 @@ MODEL = "bench"
 
 
 def body(n: int, tag: str) -> dict[str, Any]:
-    return {
-        "requests": [
-            {
-                "custom_id": f"r{i}",
-                "params": {
-                    "model": MODEL,
-                    "max_tokens": 16,
-                    "messages": [{"role": "user", "content": f"{tag} question number {i}"}],
-                },
-            }
-            for i in range(n)
-        ]
-    }
+    return processes.native_batch(
+        n, lambda i: f"{tag} question number {i}", model=MODEL, id_prefix="r"
+    )
 
 
 @contextlib.contextmanager

@@ -66,19 +66,7 @@ EARLY = "already enqueued on every model"  # refuse_when_full's wording
 
 def body(n: int, tag: str) -> bytes:
     return orjson.dumps(
-        {
-            "requests": [
-                {
-                    "custom_id": f"{tag}-{i}",
-                    "params": {
-                        "model": MODEL,
-                        "max_tokens": 16,
-                        "messages": [{"role": "user", "content": f"{TEXT} ({i})"}],
-                    },
-                }
-                for i in range(n)
-            ]
-        }
+        processes.native_batch(n, lambda i: f"{TEXT} ({i})", model=MODEL, id_prefix=f"{tag}-")
     )
 
 

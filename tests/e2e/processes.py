@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,31 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def native_batch(
+    n: int,
+    content: Callable[[int], str],
+    *,
+    model: str,
+    id_prefix: str = "req-",
+    max_tokens: int = 16,
+) -> dict[str, Any]:
+    """A native batch body of ``n`` one-message chat requests, request ``i``
+    saying ``content(i)`` under the custom_id ``{id_prefix}{i}``."""
+    return {
+        "requests": [
+            {
+                "custom_id": f"{id_prefix}{i}",
+                "params": {
+                    "model": model,
+                    "max_tokens": max_tokens,
+                    "messages": [{"role": "user", "content": content(i)}],
+                },
+            }
+            for i in range(n)
+        ]
+    }
 
 
 def write_config(

@@ -222,22 +222,7 @@ def test_retry_wait_writes_the_results_of_an_openai_batch(
     port = processes.free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"BATCHGATE_URL": url, "BATCHGATE_API_KEY": processes.API_KEY}
-    lines = "".join(
-        json.dumps(
-            {
-                "custom_id": f"c{i}",
-                "method": "POST",
-                "url": "/v1/chat/completions",
-                "body": {
-                    "model": MODEL,
-                    "max_tokens": 8,
-                    "messages": [{"role": "user", "content": f"line {i}"}],
-                },
-            }
-        )
-        + "\n"
-        for i in range(4)
-    )
+    lines = openai_file(tmp_path / "in.jsonl", 4).read_bytes()
     upstream.configure(by_fingerprint={"line 2": ["400"]})
     with processes.serve(config, tmp_path, port):
         with httpx.Client(
@@ -246,7 +231,7 @@ def test_retry_wait_writes_the_results_of_an_openai_batch(
             uploaded = client.post(
                 "/v1/files",
                 data={"purpose": "batch"},
-                files={"file": ("in.jsonl", lines.encode(), "application/jsonl")},
+                files={"file": ("in.jsonl", lines, "application/jsonl")},
             )
             assert uploaded.status_code == 200, uploaded.text
             created = client.post(

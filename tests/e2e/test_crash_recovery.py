@@ -44,19 +44,7 @@ def test_serve_killed_mid_batch_completes_after_restart_with_one_line_per_reques
             },
         )
         port = processes.free_port()
-        body = {
-            "requests": [
-                {
-                    "custom_id": f"req-{i}",
-                    "params": {
-                        "model": MODEL,
-                        "max_tokens": 16,
-                        "messages": [{"role": "user", "content": f"question {i}"}],
-                    },
-                }
-                for i in range(n)
-            ]
-        }
+        body = processes.native_batch(n, lambda i: f"question {i}", model=MODEL)
         with (
             processes.serve(config, tmp_path, port, database_url=database_url) as server,
             processes.client(port) as http,

@@ -53,19 +53,7 @@ def wait_for_workers(http: httpx.Client, n: int, timeout: float = 60) -> None:
 
 
 def body(n: int) -> dict[str, Any]:
-    return {
-        "requests": [
-            {
-                "custom_id": f"req-{i}",
-                "params": {
-                    "model": MODEL,
-                    "max_tokens": 16,
-                    "messages": [{"role": "user", "content": f"question {i}"}],
-                },
-            }
-            for i in range(n)
-        ]
-    }
+    return processes.native_batch(n, lambda i: f"question {i}", model=MODEL)
 
 
 def test_metrics_of_two_workers_on_postgres_add_up_to_the_batch(

@@ -42,19 +42,9 @@ def config(tmp_path: Path, upstream: RemoteUpstream, **sections: dict[str, Any])
 
 
 def native_body(n: int) -> dict[str, Any]:
-    return {
-        "requests": [
-            {
-                "custom_id": f"c{i}",
-                "params": {
-                    "model": MODEL,
-                    "max_tokens": 8,
-                    "messages": [{"role": "user", "content": f"{SECRET_PROMPT} {i}"}],
-                },
-            }
-            for i in range(n)
-        ]
-    }
+    return processes.native_batch(
+        n, lambda i: f"{SECRET_PROMPT} {i}", model=MODEL, id_prefix="c", max_tokens=8
+    )
 
 
 def test_json_logs_trace_each_request_by_batch_and_custom_id_without_prompts_or_keys(

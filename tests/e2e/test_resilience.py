@@ -26,19 +26,7 @@ MODEL = "fake-chat"
 
 
 def native_body(n: int, prefix: str = "question", max_tokens: int = 16) -> dict[str, Any]:
-    return {
-        "requests": [
-            {
-                "custom_id": f"req-{i}",
-                "params": {
-                    "model": MODEL,
-                    "max_tokens": max_tokens,
-                    "messages": [{"role": "user", "content": f"{prefix} {i}"}],
-                },
-            }
-            for i in range(n)
-        ]
-    }
+    return processes.native_batch(n, lambda i: f"{prefix} {i}", model=MODEL, max_tokens=max_tokens)
 
 
 def result_lines(text: str) -> list[dict[str, Any]]:
