@@ -6,31 +6,20 @@ readable at ``GET /v1/batches/{id}/errors``."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests import harness
-from tests.fakes.upstream import FakeUpstream
 
 MODEL = "fake-chat"
 KEPT = 100
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path: Path, upstream: FakeUpstream
-) -> Iterator[harness.RunningServer]:
-    database_url = None
-    if request.param == "postgres":
-        database_url = request.getfixturevalue("store_url_postgres")
-    models = {MODEL: harness.openai_model(MODEL, upstream.openai_base_url)}
-    settings = harness.make_settings(tmp_path, models, database_url=database_url)
-    with harness.serve(settings, with_worker=False) as running:
-        yield running
+@pytest.fixture
+def server(server_on_each_store: harness.RunningServer) -> harness.RunningServer:
+    return server_on_each_store
 
 
 def failed_batch(client: httpx.Client, bad_lines: int) -> tuple[dict[str, Any], str]:
