@@ -41,3 +41,16 @@ def result_lines(client: openai.OpenAI, file_id: str | None) -> dict[str, dict[s
     assert file_id is not None
     lines = [json.loads(x) for x in client.files.content(file_id).text.splitlines()]
     return {item["custom_id"]: item for item in lines}
+
+
+def completed_bodies(
+    client: openai.OpenAI, endpoint: str, bodies: dict[str, dict[str, Any]], timeout: float = 300
+) -> dict[str, Any]:
+    """The output bodies, by custom_id, of a batch of ``bodies`` (request
+    body by custom_id) that must complete with no error line."""
+    lines = [line(cid, endpoint, **body) for cid, body in bodies.items()]
+    batch = run(client, endpoint, lines, timeout=timeout)
+    assert batch.status == "completed", batch
+    assert batch.error_file_id is None, result_lines(client, batch.error_file_id)
+    out = result_lines(client, batch.output_file_id)
+    return {custom_id: item["response"]["body"] for custom_id, item in out.items()}

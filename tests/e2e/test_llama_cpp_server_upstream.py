@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
@@ -104,15 +103,6 @@ def client(tmp_path_factory: pytest.TempPathFactory, llama_server: str) -> Itera
         yield sdk
 
 
-def run(client: openai.OpenAI, endpoint: str, bodies: dict[str, dict[str, Any]]) -> Any:
-    lines = [openai_batches.line(cid, endpoint, **body) for cid, body in bodies.items()]
-    batch = openai_batches.run(client, endpoint, lines, timeout=300)
-    assert batch.status == "completed", batch
-    assert batch.error_file_id is None, openai_batches.result_lines(client, batch.error_file_id)
-    out = openai_batches.result_lines(client, batch.output_file_id)
-    return {custom_id: item["response"]["body"] for custom_id, item in out.items()}
-
-
 # Why greedy answers may part: the model is Q4_1, and a near tie between two
 # tokens is decided by the last bits of the logits, which depend on the order
 # of floating-point sums: the server decodes one sequence with its own thread
@@ -128,7 +118,7 @@ def test_a_chat_batch_answers_as_the_embedded_engine(client: openai.OpenAI) -> N
         "max_tokens": 12,
         "temperature": 0,
     }
-    out = run(
+    out = openai_batches.completed_bodies(
         client,
         "/v1/chat/completions",
         {"upstream": {"model": CHAT, **body}, "embedded": {"model": EMBEDDED, **body}},
@@ -144,7 +134,7 @@ def test_a_chat_batch_answers_as_the_embedded_engine(client: openai.OpenAI) -> N
 
 def test_a_completions_batch_goes_to_the_upstreams_own_endpoint(client: openai.OpenAI) -> None:
     body = {"prompt": "The capital of France is", "max_tokens": 8, "temperature": 0}
-    out = run(
+    out = openai_batches.completed_bodies(
         client,
         "/v1/completions",
         {"upstream": {"model": CHAT, **body}, "embedded": {"model": EMBEDDED, **body}},

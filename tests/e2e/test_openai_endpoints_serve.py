@@ -9,7 +9,6 @@ import base64
 import math
 import struct
 from collections.abc import Iterator
-from typing import Any
 
 import openai
 import pytest
@@ -58,19 +57,9 @@ def client(
         yield sdk
 
 
-def run(client: openai.OpenAI, endpoint: str, bodies: dict[str, dict[str, Any]]) -> Any:
-    """The output bodies by custom_id of a batch that must complete."""
-    lines = [openai_batches.line(cid, endpoint, **body) for cid, body in bodies.items()]
-    batch = openai_batches.run(client, endpoint, lines, timeout=300)
-    assert batch.status == "completed", batch
-    assert batch.error_file_id is None
-    out = openai_batches.result_lines(client, batch.output_file_id)
-    return {custom_id: item["response"]["body"] for custom_id, item in out.items()}
-
-
 def test_a_responses_batch_on_the_embedded_model_and_an_upstream(client: openai.OpenAI) -> None:
     body = {"input": "What is the capital of France?", "max_output_tokens": 8, "temperature": 0}
-    out = run(
+    out = openai_batches.completed_bodies(
         client,
         "/v1/responses",
         {
@@ -88,7 +77,7 @@ def test_a_responses_batch_on_the_embedded_model_and_an_upstream(client: openai.
 
 def test_a_completions_batch_on_the_embedded_model_and_an_upstream(client: openai.OpenAI) -> None:
     body = {"prompt": "The sky is", "max_tokens": 4, "temperature": 0}
-    out = run(
+    out = openai_batches.completed_bodies(
         client,
         "/v1/completions",
         {"embedded": {"model": EMBEDDED, **body}, "upstream": {"model": FAKE, **body}},
@@ -101,7 +90,7 @@ def test_a_completions_batch_on_the_embedded_model_and_an_upstream(client: opena
 
 def test_an_embeddings_batch_on_the_embedded_model_and_an_upstream(client: openai.OpenAI) -> None:
     texts = ["first text", "second text"]
-    out = run(
+    out = openai_batches.completed_bodies(
         client,
         "/v1/embeddings",
         {
