@@ -62,6 +62,10 @@ def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningSe
     }
     settings = harness.make_settings(tmp_path, models)
     settings.ui.refresh_seconds = 0.3
+    # A cancelled batch's hanging call is let go at the worker's next
+    # heartbeat (10 s by default, as long as the page's waits): beat each
+    # second so a freed slot is taken within them.
+    settings.worker.heartbeat_seconds = 1.0
     with harness.serve_socket(settings) as running:
         yield running
 

@@ -136,8 +136,18 @@ async def test_concurrent_requests_share_decodes_and_match_one_at_a_time(
     decodes = backend.embed_stats.decodes
     together = await asyncio.gather(*(_embed(backend, [text]) for text in texts))
     assert backend.embed_stats.decodes - decodes < len(texts) // 4
+    # Packed inputs share one unified KV cache, so each row's softmax runs over
+    # the other inputs' (masked) cells too, and where an input starts in the
+    # row changes the order of the float sums: on this machine's build (AVX-512,
+    # no AMX) one of the three differs by up to 6.4e-4 (cosine 0.999997), the
+    # others by 1e-7. Bit-exact packing needs a KV stream per input.
     for expected, response in zip(alone, together, strict=False):
-        assert response.vectors[0] == pytest.approx(expected, abs=1e-5)
+        assert _cosine(response.vectors[0], expected) > 0.99999
+        assert response.vectors[0] == pytest.approx(expected, abs=1e-3)
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True)) / (math.hypot(*a) * math.hypot(*b))
 
 
 async def test_dimensions_keeps_the_first_values_renormalised(
