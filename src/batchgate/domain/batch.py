@@ -139,3 +139,7 @@ class Outcome:
     # A call made only to probe an upstream that looks down does not use up
     # one of the request's attempts.
     refund_attempt: bool = False
+    # Which path served a provider-batch model's request (domain/
+    # upstream_jobs.py ``Path``), stored on the row as ``route``; None
+    # leaves the row's route as it is.
+    route: str | None = None

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from batchgate.domain import batch as batch_model
 from batchgate.domain import estimate, keys, quotas, rerun, retry, stats, workers
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain import webhooks as wh
 from batchgate.domain.counts import StateTally
 from batchgate.domain.failures import InputError
@@ -144,8 +145,19 @@ class QueueStore(Protocol):
     Contract: test_queue.py, test_request_transitions.py."""
 
     def claim(
-        self, model: str, n: int, worker_id: str, now: float, lease_seconds: float
-    ) -> list[batch_model.ClaimedRequest]: ...
+        self,
+        model: str,
+        n: int,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        route: str | None = None,
+    ) -> list[batch_model.ClaimedRequest]:
+        """Lease up to ``n`` queued rows of ``model`` whose ``route`` is
+        ``route`` (None: unset; a provider-batch model's real-time lane claims
+        only rows that fell back to it, ``"realtime"``)."""
+        ...
+
     def extend_leases(
         self, worker_id: str, request_ids: Iterable[int], now: float, lease_seconds: float
     ) -> set[int]: ...
@@ -229,9 +241,104 @@ class RetentionStore(Protocol):
     def reclaim_space(self) -> None: ...
 
 
-# A future role goes here and into JobStore below, with its contract file in
-# tests/contract/: e.g. "upstream jobs" (work handed to a provider's own batch
-# API, polled until it ends) once that issue lands.
+class UpstreamJobStore(Protocol):
+    """Upstream jobs (domain/upstream_jobs.py): a provider-batch model's
+    queued rows packed into jobs, each leased to one worker at a time while
+    it is driven through the provider. A job's rows are leased to the job
+    (``lease_owner = job.id``); their outcomes are written with
+    ``QueueStore.record_outcomes`` fenced on it."""
+
+    def pending_upstream_work(self, model: str, now: float) -> uj.PendingWork:
+        """The model's queued rows a job may take now (``route`` unset,
+        backoff over, batch in progress)."""
+        ...
+
+    def assemble_job(
+        self, job: uj.UpstreamJob, max_requests: int, now: float
+    ) -> list[uj.HeldRequest]:
+        """Insert ``job`` (state assembling, leased as given) and claim up to
+        ``max_requests`` of its model's pending rows into it, earliest
+        deadline first, in one transaction: running, leased to the job,
+        ``upstream_job_id`` set, attempt counted. No rows: nothing is stored
+        and [] is returned. Sets the job's request_count and deadline."""
+        ...
+
+    def job_requests(self, job_id: str) -> list[uj.HeldRequest]:
+        """The rows the job still holds (running, leased to it), by id."""
+        ...
+
+    def release_job_requests(
+        self,
+        job_id: str,
+        request_ids: Iterable[int],
+        now: float,
+        *,
+        route: uj.Path | None = None,
+    ) -> int:
+        """Rows the job holds go back to the queue at once, their attempt
+        refunded (the job's fate is not theirs): into a later job, or, with
+        ``route=REALTIME``, to the model's real-time path. Rows it no longer
+        holds are left. Returns how many moved."""
+        ...
+
+    def expire_job_requests(self, job_id: str, request_ids: Iterable[int], now: float) -> int:
+        """Rows the job holds whose window has no room for another job end
+        ``expired``. Returns how many."""
+        ...
+
+    def claim_due_jobs(
+        self, models: Sequence[str], worker_id: str, now: float, lease_seconds: float, limit: int
+    ) -> list[uj.UpstreamJob]:
+        """Lease jobs of ``models`` that are not done and are due
+        (``next_poll_at <= now``), unleased, expired or already ours: the
+        worker that crashed mid-step is replaced once its lease runs out."""
+        ...
+
+    def update_job(
+        self,
+        job_id: str,
+        worker_id: str,
+        update: uj.JobUpdate,
+        now: float,
+        lease_seconds: float,
+    ) -> uj.UpstreamJob | None:
+        """Apply one step's changes, fenced on the job's lease (and on a legal
+        state move, domain/upstream_jobs.py ``JOB_TRANSITIONS``), extending the
+        lease; None when ``worker_id`` no longer holds the job or the move is
+        not legal."""
+        ...
+
+    def release_job_lease(self, job_id: str, worker_id: str) -> None:
+        """Let another worker take the job at once (a draining worker)."""
+        ...
+
+    def get_job(self, job_id: str) -> uj.UpstreamJob | None: ...
+
+    def list_jobs(
+        self,
+        *,
+        model: str | None = None,
+        states: Iterable[uj.JobState] | None = None,
+        ended_since: float | None = None,
+        limit: int = 100,
+    ) -> list[uj.UpstreamJob]:
+        """Jobs, newest first (the dashboard, the ETA's measured turnaround)."""
+        ...
+
+    def jobs_for_batch(self, batch_id: str) -> list[uj.UpstreamJob]:
+        """The jobs that hold or served rows of a tenant's batch."""
+        ...
+
+    def fallback_due(self, model: str, deadline_before: float) -> dict[str, list[int]]:
+        """Rows held by the model's open jobs whose batch window ends before
+        ``deadline_before``, by job id."""
+        ...
+
+    def recorded_upstream_batch_ids(self, kind: str, since: float) -> set[str]:
+        """Upstream batch ids already recorded on jobs of ``kind`` created
+        since then: a batch found upstream after a crash that is one of
+        these belongs to another job."""
+        ...
 
 
 class JobStore(
@@ -245,6 +352,7 @@ class JobStore(
     StatsReader,
     WorkerRegistry,
     RetentionStore,
+    UpstreamJobStore,
     Protocol,
 ):
     """Every role: what composition.py opens and wiring passes on."""

@@ -1,0 +1,167 @@
+"""Provider batch APIs as a backend kind: ``openai_batch`` (any server that
+speaks OpenAI's Files + Batch API: OpenAI, Azure-style deployments, another
+batchgate) and ``anthropic_batch`` (Anthropic's Message Batches API).
+
+Such a model is not served one call per request. The worker's upstream-job
+driver (worker/upstream_jobs.py) packs its queued rows into jobs
+(domain/upstream_jobs.py), and talks to the provider through the
+:class:`BatchClient` here; :class:`LineCodec` turns a canonical request into
+its upstream line and an upstream result line back into an outcome. A model
+entry may also name a real-time upstream (``realtime = {backend = ...}``):
+rows whose tenant window runs short go there (the deadline fallback), which
+is why the backend object still has ``complete``.
+
+This module holds the ports; ``client_openai.py``, ``client_anthropic.py``,
+``codec.py`` and ``options.py`` implement them; ``create`` builds the backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from batchgate import canonical
+from batchgate.backends import base
+from batchgate.domain import failures
+from batchgate.domain import upstream_jobs as uj
+
+
+class JobTooLarge(base.BackendError):
+    """The provider refused a job as too large (OpenAI's
+    ``token_limit_exceeded``, Anthropic's ``request_too_large`` or a 413):
+    the driver splits it and sends smaller jobs."""
+
+    def __init__(self, message: str, *, reason: str = "token_limit_exceeded") -> None:
+        super().__init__(message, retryable=True, status_code=None)
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class UpstreamBatch:
+    """A provider's batch as last read."""
+
+    id: str
+    status: str  # the provider's own word ("in_progress", "ended", ...)
+    end_status: uj.EndStatus | None  # None while it is open
+    created_at: float
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    request_total: int | None = None
+    # The provider refused the job as too large after accepting it (an
+    # OpenAI batch that ends ``failed`` with ``token_limit_exceeded``).
+    refusal: str | None = None
+    # Another failure the provider gave for the whole batch, for the job's
+    # last_error.
+    error: str | None = None
+    job_id: str | None = None  # the job the batch's metadata names, if any
+
+
+@dataclasses.dataclass(frozen=True)
+class LineResult:
+    """One upstream result line, read back: the row's response, or its error
+    (``retryable``: a 429/5xx inside the line, worth another job)."""
+
+    request_id: int
+    response: canonical.Response | None = None
+    error: failures.RequestError | None = None
+    retryable: bool = False
+
+
+class LineCodec(Protocol):
+    """Turns requests into upstream lines and result lines into outcomes."""
+
+    def encode(self, request_id: int, request: canonical.Request) -> bytes:
+        """The request's upstream entry as one JSON object (no newline),
+        ``custom_id`` = ``uj.upstream_custom_id(request_id)``. Raises
+        ``base.UnsupportedRequest`` for a request the endpoint cannot carry."""
+        ...
+
+
+class BatchClient(Protocol):
+    """A provider's batch API. Every call raises ``base.BackendError`` on an
+    HTTP failure (``retryable`` for 429, 5xx, timeouts, resets)."""
+
+    kind: str
+    # OpenAI uploads a file first (the job passes through ``uploaded``);
+    # Anthropic carries the requests in the create call.
+    uploads_file: bool
+
+    async def find_file(self, job: uj.UpstreamJob) -> str | None:
+        """After a crash: the id of a file already uploaded for ``job``
+        (its name is ``uj.job_marker(job.id)``), or None."""
+        ...
+
+    async def upload(self, job: uj.UpstreamJob, lines: Sequence[bytes]) -> str:
+        """Upload the job's input; the file's id."""
+        ...
+
+    async def find_batch(
+        self, job: uj.UpstreamJob, recorded: set[str]
+    ) -> UpstreamBatch | None:
+        """After a crash: the provider's batch already created for ``job``,
+        or None. OpenAI: its metadata names the job. Anthropic (no
+        metadata): a batch created since ``job.create_started_at`` (less a
+        minute of clock skew) with ``job.request_count`` requests whose id is
+        not in ``recorded`` (ids other jobs hold)."""
+        ...
+
+    async def create(self, job: uj.UpstreamJob, lines: Sequence[bytes]) -> UpstreamBatch:
+        """Create the provider's batch (OpenAI: from ``job.upstream_file_id``,
+        ``lines`` unused; Anthropic: ``lines`` are the requests). Raises
+        :class:`JobTooLarge` when the provider refuses it as too large."""
+        ...
+
+    async def get(self, batch_id: str) -> UpstreamBatch: ...
+
+    async def cancel(self, batch_id: str) -> UpstreamBatch: ...
+
+    def results(self, batch: UpstreamBatch) -> AsyncIterator[LineResult]:
+        """Every result line of an ended batch (output, then error file),
+        parsed as it streams; lines not ours are skipped."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class NoRealtimePath(base.BackendError):
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"model {model!r} is served through a provider batch API and names no "
+            "real-time upstream",
+            retryable=False,
+        )
+
+
+@dataclasses.dataclass
+class ProviderBatchBackend:
+    """What the registry builds for ``openai_batch`` / ``anthropic_batch``.
+    The worker sees it (``isinstance``) and runs an upstream-job driver for
+    the model; ``complete``/``embed`` serve only rows that fell back to the
+    real-time upstream, if the entry names one."""
+
+    model: str
+    kind: str
+    endpoint: str  # the upstream endpoint of every line ("/v1/chat/completions", ...)
+    client: BatchClient
+    codec: LineCodec
+    limits: uj.Limits
+    capabilities: base.Capabilities
+    realtime: base.Backend | None = None
+
+    async def complete(self, request: canonical.chat.ChatRequest) -> canonical.chat.ChatResponse:
+        if self.realtime is None:
+            raise NoRealtimePath(self.model)
+        return await self.realtime.complete(request)
+
+    async def embed(
+        self, request: canonical.embeddings.EmbeddingRequest
+    ) -> canonical.embeddings.EmbeddingResponse:
+        if not isinstance(self.realtime, base.EmbeddingBackend):
+            raise NoRealtimePath(self.model)
+        return await self.realtime.embed(request)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        if self.realtime is not None:
+            await self.realtime.aclose()
