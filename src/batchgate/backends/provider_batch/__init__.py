@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from batchgate import canonical
 from batchgate.backends import base
@@ -58,6 +58,17 @@ class UpstreamBatch:
 
 
 @dataclasses.dataclass(frozen=True)
+class ResultLine:
+    """One of our lines in a provider's results, parsed but not yet read: the
+    codec reads it against its row's request, as the real-time readers do
+    (they need it: a request's stop sequences decide a finish reason, an
+    embeddings reply must cover the request's inputs)."""
+
+    request_id: int
+    data: dict[str, Any]  # the whole line as the provider sent it
+
+
+@dataclasses.dataclass(frozen=True)
 class LineResult:
     """One upstream result line, read back: the row's response, or its error
     (``retryable``: a 429/5xx inside the line, worth another job)."""
@@ -75,6 +86,12 @@ class LineCodec(Protocol):
         """The request's upstream entry as one JSON object (no newline),
         ``custom_id`` = ``uj.upstream_custom_id(request_id)``. Raises
         ``base.UnsupportedRequest`` for a request the endpoint cannot carry."""
+        ...
+
+    def decode(self, line: ResultLine, request: canonical.Request) -> LineResult:
+        """A result line read against the request it answers (the row's
+        stored params). Neither response nor error: the provider never ran
+        the row (expired, cancelled), so it is still unfinished."""
         ...
 
 
@@ -96,9 +113,7 @@ class BatchClient(Protocol):
         """Upload the job's input; the file's id."""
         ...
 
-    async def find_batch(
-        self, job: uj.UpstreamJob, recorded: set[str]
-    ) -> UpstreamBatch | None:
+    async def find_batch(self, job: uj.UpstreamJob, recorded: set[str]) -> UpstreamBatch | None:
         """After a crash: the provider's batch already created for ``job``,
         or None. OpenAI: its metadata names the job. Anthropic (no
         metadata): a batch created since ``job.create_started_at`` (less a
@@ -116,9 +131,11 @@ class BatchClient(Protocol):
 
     async def cancel(self, batch_id: str) -> UpstreamBatch: ...
 
-    def results(self, batch: UpstreamBatch) -> AsyncIterator[LineResult]:
+    def results(self, batch: UpstreamBatch) -> AsyncIterator[ResultLine]:
         """Every result line of an ended batch (output, then error file),
-        parsed as it streams; lines not ours are skipped."""
+        parsed as it streams; lines not ours are skipped. The driver reads
+        them with ``LineCodec.decode`` against the rows' requests, loaded a
+        chunk of lines at a time (a job's file is never held in memory)."""
         ...
 
     async def aclose(self) -> None: ...
