@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from batchgate.dialects import input_limits, openai
 from batchgate.domain import files as file_model
 from batchgate.domain import ids, keys, states, workers
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain import webhooks as wh
 
 
@@ -45,6 +46,11 @@ _BATCH_ID = _generated(*(ids.new_batch_id(dialect) for dialect in states.Dialect
 _FILE_ID = _generated(ids.new_file_id())
 _KEY_ID = _generated(ids.new_key_id())
 _WORKER_ID = _generated(ids.new_worker_id(), workers.RETIRED_ID)
+# A request's lease is held by a worker or by the upstream job holding it.
+_LEASE_OWNER = _generated(ids.new_worker_id(), workers.RETIRED_ID, ids.new_upstream_job_id())
+_JOB_ID = _generated(ids.new_upstream_job_id())
+# What a provider returns; UpstreamJob/JobUpdate refuse a longer one.
+_UPSTREAM_ID = Bound(uj.MAX_UPSTREAM_ID_CHARS, "refused by domain/upstream_jobs.py")
 _MODEL = Bound(input_limits.MAX_MODEL_CHARS, "input_limits.check_request / model_is_storable")
 _JSON = "JSON the server renders from bounded values"
 
@@ -83,7 +89,9 @@ COLUMN_BOUNDS: dict[str, Bound] = {
     "requests.model": _MODEL,
     "requests.params": Bound(None, "[limits] max_body_bytes / the input file's size"),
     "requests.state": _enum(states.RequestState),
-    "requests.lease_owner": _WORKER_ID,
+    "requests.lease_owner": _LEASE_OWNER,
+    "requests.upstream_job_id": _JOB_ID,
+    "requests.route": _enum(uj.Path),
     "requests.result": Bound(None, "the backend's answer, within its max_tokens"),
     "requests.error": Bound(None, _JSON),
     "workers.id": _WORKER_ID,
@@ -109,4 +117,21 @@ COLUMN_BOUNDS: dict[str, Bound] = {
     "webhook_deliveries.status": _enum(wh.DeliveryStatus),
     "webhook_deliveries.lease_owner": _WORKER_ID,
     "webhook_deliveries.last_error": Bound(wh.MAX_ERROR_CHARS, "worker.webhooks cuts it"),
+    "upstream_jobs.id": _JOB_ID,
+    "upstream_jobs.model": Bound(input_limits.MAX_MODEL_CHARS, "a configured model its rows name"),
+    "upstream_jobs.kind": Bound(uj.MAX_KIND_CHARS, "a backend kind; UpstreamJob refuses longer"),
+    "upstream_jobs.endpoint": Bound(
+        uj.MAX_ENDPOINT_CHARS, "the model entry's endpoint, refused if longer by UpstreamJob"
+    ),
+    "upstream_jobs.state": _enum(uj.JobState),
+    "upstream_jobs.upstream_file_id": _UPSTREAM_ID,
+    "upstream_jobs.upstream_batch_id": _UPSTREAM_ID,
+    "upstream_jobs.upstream_status": Bound(
+        uj.MAX_UPSTREAM_STATUS_CHARS, "the provider's word, refused if longer by JobUpdate"
+    ),
+    "upstream_jobs.end_status": _enum(uj.EndStatus),
+    "upstream_jobs.output_file_id": _UPSTREAM_ID,
+    "upstream_jobs.error_file_id": _UPSTREAM_ID,
+    "upstream_jobs.lease_owner": _WORKER_ID,
+    "upstream_jobs.last_error": Bound(None, "the driver's message for the job's last failure"),
 }

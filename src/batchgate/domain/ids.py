@@ -34,6 +34,12 @@ def new_worker_id() -> str:
     return "worker-" + secrets.token_hex(6)
 
 
+def new_upstream_job_id() -> str:
+    """An upstream job's id (domain/upstream_jobs.py): it also leases the
+    job's rows (requests.lease_owner) and names the job upstream."""
+    return "ujob_" + _token()
+
+
 def new_webhook_endpoint_id() -> str:
     return "we_" + _token()
 

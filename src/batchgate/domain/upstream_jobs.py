@@ -75,6 +75,35 @@ def job_sources(target: JobState) -> frozenset[JobState]:
     return frozenset(state for state, to in JOB_TRANSITIONS.items() if target in to)
 
 
+# The widths of the strings a job stores (store/tables.py upstream_jobs): a
+# provider's ids and status words are not ours, so a longer one is refused
+# here (ValueError, the driver's step fails with it) rather than by the
+# database, which on PostgreSQL would refuse it with a less clear error.
+MAX_KIND_CHARS = 32
+MAX_ENDPOINT_CHARS = 64
+MAX_UPSTREAM_ID_CHARS = 256
+MAX_UPSTREAM_STATUS_CHARS = 32
+_BOUNDED = {
+    "kind": MAX_KIND_CHARS,
+    "endpoint": MAX_ENDPOINT_CHARS,
+    "upstream_file_id": MAX_UPSTREAM_ID_CHARS,
+    "upstream_batch_id": MAX_UPSTREAM_ID_CHARS,
+    "output_file_id": MAX_UPSTREAM_ID_CHARS,
+    "error_file_id": MAX_UPSTREAM_ID_CHARS,
+    "upstream_status": MAX_UPSTREAM_STATUS_CHARS,
+}
+
+
+def _check_bounds(record: object) -> None:
+    for name, width in _BOUNDED.items():
+        value = getattr(record, name, None)
+        if isinstance(value, str) and len(value) > width:
+            raise ValueError(
+                f"upstream job {name} is {len(value)} characters long, over {width}: "
+                f"{value[:40]!r}..."
+            )
+
+
 class Path(enum.StrEnum):
     """Which path served a request of a provider-batch model (stored on the
     request as ``route``). A request of any other model has none."""
@@ -116,6 +145,9 @@ class UpstreamJob:
     lease_expires_at: float | None = None
     last_error: str | None = None
 
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+
     @property
     def done(self) -> bool:
         return self.state is JobState.ENDED and self.downloaded_at is not None
@@ -143,6 +175,9 @@ class JobUpdate:
     next_poll_at: float | None = None
     polls: int | None = None
     last_error: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -121,6 +121,11 @@ requests = sa.Table(
     sa.Column("generating_at", sa.Float),
     sa.Column("finished_at", sa.Float),
     sa.Column("enqueued_tokens", sa.Integer, nullable=False, server_default="0"),
+    # A provider-batch model's rows (0013): the upstream job that holds or
+    # last held the row (kept after it ends, so a batch lists its jobs), and
+    # the path that serves it (domain/upstream_jobs.py Path; NULL: a job's).
+    sa.Column("upstream_job_id", sa.String(64)),
+    sa.Column("route", sa.String(16)),
     sa.UniqueConstraint("batch_id", "custom_id", name="uq_requests_batch_custom_id"),
     sa.UniqueConstraint("batch_id", "idx", name="uq_requests_batch_idx"),
     sa.Index("ix_requests_claim", "batch_id", "model", "state", "id"),
@@ -128,6 +133,42 @@ requests = sa.Table(
     sa.Index("ix_requests_owner", "lease_owner"),
     # Operator figures over a recent window read only what ended in it (0009).
     sa.Index("ix_requests_finished", "finished_at"),
+    sa.Index("ix_requests_upstream_job", "upstream_job_id"),
+)
+
+# Upstream jobs (0013): fields as domain/upstream_jobs.py UpstreamJob. Each
+# is leased to one worker at a time (lease_owner) while driven through the
+# provider; its rows are leased to the job (requests.lease_owner = its id).
+upstream_jobs = sa.Table(
+    "upstream_jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("request_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("bytes", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("deadline", sa.Float),
+    sa.Column("upstream_file_id", sa.String(256)),
+    sa.Column("upstream_batch_id", sa.String(256)),
+    sa.Column("create_started_at", sa.Float),
+    sa.Column("submitted_at", sa.Float),
+    sa.Column("upstream_status", sa.String(32)),
+    sa.Column("end_status", sa.String(16)),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("output_file_id", sa.String(256)),
+    sa.Column("error_file_id", sa.String(256)),
+    sa.Column("downloaded_at", sa.Float),
+    sa.Column("cancel_requested_at", sa.Float),
+    sa.Column("next_poll_at", sa.Float, nullable=False, server_default="0"),
+    sa.Column("polls", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_expires_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Index("ix_upstream_jobs_due", "state", "next_poll_at"),
+    sa.Index("ix_upstream_jobs_model", "model", "state"),
 )
 
 # One row per worker process: its heartbeat, and the cumulative counters it
