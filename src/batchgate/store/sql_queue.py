@@ -34,16 +34,23 @@ class Queue(SqlBase):
 
     # -- the queue ------------------------------------------------------------
     def claim(
-        self, model: str, n: int, worker_id: str, now: float, lease_seconds: float
+        self,
+        model: str,
+        n: int,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        route: str | None = None,
     ) -> list[batch_model.ClaimedRequest]:
-        """Lease up to ``n`` queued requests of ``model``, shared fairly across
-        keys and batches; each batch's share is taken in one statement."""
+        """Lease up to ``n`` queued requests of ``model`` whose route is
+        ``route`` (None: unset), shared fairly across keys and batches; each
+        batch's share is taken in one statement."""
         if n <= 0:
             return []
-        lease = _Lease(worker_id, now, now + lease_seconds)
+        lease = _Lease(worker_id, now, now + lease_seconds, route)
         claimed: list[batch_model.ClaimedRequest] = []
         with self._write() as conn:
-            candidates = _ready_batches(conn, model, now)
+            candidates = _ready_batches(conn, model, lease)
             for batch_id, share in fairness.fair_shares(candidates, n).items():
                 claimed.extend(_lease_share(conn, batch_id, model, share, lease))
         claimed.sort(key=lambda request: request.id)
@@ -121,6 +128,7 @@ class Queue(SqlBase):
                         "b_reasoning_tokens": outcome.reasoning_tokens,
                         "b_cost": outcome.cost,
                         "b_now": now,
+                        "b_route": outcome.route,
                     }
                 applied[outcome.request_id] = conn.execute(statement, params).rowcount == 1
         return [applied[outcome.request_id] for outcome in outcomes]
@@ -251,6 +259,8 @@ _FINISH = (
         reasoning_tokens=sa.bindparam("b_reasoning_tokens"),
         cost=sa.bindparam("b_cost"),
         finished_at=sa.bindparam("b_now"),
+        # Which path served a provider-batch model's row; None keeps it.
+        route=sa.func.coalesce(sa.bindparam("b_route", type_=sa.String), R.c.route),
     )
 )
 _REQUEUE = (
@@ -276,16 +286,26 @@ class _Lease:
     worker_id: str
     now: float
     expires_at: float
+    route: str | None = None
 
 
-def _ready(batch_id: Any, model: str, now: float) -> Any:
-    """The batch's requests of ``model`` a claim may take now (backoff over)."""
-    return (R.c.batch_id == batch_id) & (R.c.model == model) & _CLAIMABLE & (R.c.not_before <= now)
+def _ready(batch_id: Any, model: str, lease: _Lease) -> Any:
+    """The batch's requests of ``model`` a claim may take now (backoff over)
+    on its route (a provider-batch model's rows with no route are its
+    jobs', domain/upstream_jobs.py)."""
+    routed = R.c.route.is_(None) if lease.route is None else R.c.route == lease.route
+    return (
+        (R.c.batch_id == batch_id)
+        & (R.c.model == model)
+        & _CLAIMABLE
+        & (R.c.not_before <= lease.now)
+        & routed
+    )
 
 
-def _ready_batches(conn: sa.Connection, model: str, now: float) -> list[fairness.Candidate]:
+def _ready_batches(conn: sa.Connection, model: str, lease: _Lease) -> list[fairness.Candidate]:
     """The running batches with work for ``model``, as fairness candidates."""
-    has_work = sa.select(sa.literal(1)).where(_ready(B.c.id, model, now)).exists()
+    has_work = sa.select(sa.literal(1)).where(_ready(B.c.id, model, lease)).exists()
     rows = conn.execute(
         sa.select(B.c.id, B.c.owner, B.c.last_claimed_at).where(
             B.c.status == BatchStatus.IN_PROGRESS.value, has_work
@@ -302,7 +322,7 @@ def _lease_share(
     the batch served now, for fairness."""
     picked = (
         sa.select(R.c.id)
-        .where(_ready(batch_id, model, lease.now))
+        .where(_ready(batch_id, model, lease))
         .order_by(R.c.id)
         .limit(share)
         .with_for_update(skip_locked=True)

@@ -42,6 +42,7 @@ from batchgate.testing.memory.keys import MemoryKeys
 from batchgate.testing.memory.queue import MemoryQueue, MemorySweeps
 from batchgate.testing.memory.retention import MemoryRetention
 from batchgate.testing.memory.tables import MEMORY_REVISION, MemoryTables
+from batchgate.testing.memory.upstream_jobs import MemoryUpstreamJobs
 from batchgate.testing.memory.webhooks import MemoryWebhookEndpoints, MemoryWebhookOutbox
 
 __all__ = ["MEMORY_REVISION", "MemoryJobStore"]
@@ -58,6 +59,7 @@ class MemoryJobStore(
     MemoryStats,
     MemoryWorkers,
     MemoryRetention,
+    MemoryUpstreamJobs,
     MemoryTables,
 ):
     """A :class:`batchgate.store.port.JobStore` kept in dictionaries."""
@@ -82,6 +84,7 @@ if TYPE_CHECKING:
         port.StatsReader,
         port.WorkerRegistry,
         port.RetentionStore,
+        port.UpstreamJobStore,
     ] = (
         MemoryKeys(),
         MemoryFiles(),
@@ -93,4 +96,5 @@ if TYPE_CHECKING:
         MemoryStats(),
         MemoryWorkers(),
         MemoryRetention(),
+        MemoryUpstreamJobs(),
     )

@@ -20,7 +20,13 @@ class MemoryQueue(MemoryTables):
     """port.QueueStore: claims, leases, fenced outcome writes."""
 
     def claim(
-        self, model: str, n: int, worker_id: str, now: float, lease_seconds: float
+        self,
+        model: str,
+        n: int,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        route: str | None = None,
     ) -> list[batch_model.ClaimedRequest]:
         if n <= 0:
             return []
@@ -35,6 +41,7 @@ class MemoryQueue(MemoryTables):
                     if request.model == model
                     and state_rules.can_move_request(request.state, RequestState.RUNNING)
                     and request.not_before <= now
+                    and request.route == route
                 ]
                 if queued:
                     ready[row.batch.id] = queued
@@ -124,6 +131,8 @@ class MemoryQueue(MemoryTables):
                     request.reasoning_tokens = outcome.reasoning_tokens
                     request.cost = outcome.cost
                     request.finished_at = now
+                    if outcome.route is not None:
+                        request.route = outcome.route
         return [applied[outcome.request_id] for outcome in outcomes]
 
     def requeue_lost_leases(self, now: float, policy: retry.RetryPolicy) -> int:

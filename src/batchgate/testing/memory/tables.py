@@ -17,6 +17,7 @@ from batchgate.domain import errors as domain_errors
 from batchgate.domain import failures, keys, quotas, result_files, retention, workers
 from batchgate.domain import files as file_model
 from batchgate.domain import states as state_rules
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain import webhooks as wh
 from batchgate.domain.counts import StateTally
 from batchgate.domain.states import BatchStatus, RequestState
@@ -46,6 +47,10 @@ class RequestRow:
     enqueued_tokens: int = 0
     started_at: float | None = None
     generating_at: float | None = None
+    # A provider-batch model's row: the job that holds or last held it, and
+    # the path that serves it (domain/upstream_jobs.py Path; None: a job's).
+    upstream_job_id: str | None = None
+    route: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -103,6 +108,7 @@ class MemoryTables:
         self._endpoints: dict[str, tuple[wh.Endpoint, str]] = {}  # id -> (endpoint, secret)
         self._deleted_endpoints: set[str] = set()
         self._deliveries: dict[str, DeliveryRow] = {}
+        self._jobs: dict[str, uj.UpstreamJob] = {}
 
     def _insert_file(
         self,

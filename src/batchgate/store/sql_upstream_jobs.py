@@ -1,0 +1,348 @@
+"""Upstream jobs (port.UpstreamJobStore): a provider-batch model's queued rows
+packed into jobs, each leased to one worker at a time, its rows leased to the
+job (domain/upstream_jobs.py).
+
+Multi-row writes lock and write rows in id order, like the queue's, so none
+deadlocks another on PostgreSQL; ids go to the database in chunks, since a
+job may hold 100,000 rows and a statement's parameters are bounded (SQLite).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from batchgate.domain import upstream_jobs as uj
+from batchgate.domain.states import BatchStatus, RequestState
+from batchgate.store import tables
+from batchgate.store.sql_common import B, R, SqlBase
+
+J = tables.upstream_jobs
+
+# How long a job holds its rows: longer than any provider's window (24 h),
+# so the tenant's expiry sweep, not the lease, ends rows whose window ran out.
+JOB_ROW_LEASE_SECONDS = 26 * 3600.0
+_ID_CHUNK = 500  # ids per IN list
+
+_QUEUED = RequestState.QUEUED.value
+_RUNNING = RequestState.RUNNING.value
+
+
+def _chunks(values: Sequence[int]) -> Iterator[list[int]]:
+    for start in range(0, len(values), _ID_CHUNK):
+        yield list(values[start : start + _ID_CHUNK])
+
+
+def _pending(model: str, now: float) -> Any:
+    """The model's rows a job may take now: queued, not routed elsewhere,
+    backoff over, their batch in progress."""
+    return (
+        (R.c.model == model)
+        & (R.c.state == _QUEUED)
+        & R.c.route.is_(None)
+        & (R.c.not_before <= now)
+        & (B.c.status == BatchStatus.IN_PROGRESS.value)
+    )
+
+
+def _held(job_id: str) -> Any:
+    return (R.c.lease_owner == job_id) & (R.c.state == _RUNNING)
+
+
+def _job(row: Any) -> uj.UpstreamJob:
+    values = dict(row._mapping)
+    values["state"] = uj.JobState(values["state"])
+    if values["end_status"] is not None:
+        values["end_status"] = uj.EndStatus(values["end_status"])
+    return uj.UpstreamJob(**values)
+
+
+def _job_values(job: uj.UpstreamJob) -> dict[str, Any]:
+    values = {column.name: getattr(job, column.name) for column in J.columns}
+    values["state"] = job.state.value
+    values["end_status"] = None if job.end_status is None else job.end_status.value
+    return values
+
+
+def _update_values(update: uj.JobUpdate) -> dict[str, Any]:
+    """The columns ``update`` sets (its fields that are not None)."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(update):
+        value = getattr(update, field.name)
+        if value is not None:
+            values[field.name] = value.value if isinstance(value, enum.Enum) else value
+    return values
+
+
+def _held_request(row: Any) -> uj.HeldRequest:
+    return uj.HeldRequest(
+        id=row.id,
+        batch_id=row.batch_id,
+        params=row.params,
+        attempt=row.attempts,
+        deadline=row.expires_at,
+    )
+
+
+class UpstreamJobs(SqlBase):
+    """port.UpstreamJobStore on SQLite and PostgreSQL."""
+
+    def pending_upstream_work(self, model: str, now: float) -> uj.PendingWork:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(
+                    sa.func.count(),
+                    sa.func.coalesce(sa.func.sum(sa.func.length(R.c.params)), 0),
+                    sa.func.min(B.c.created_at),
+                    sa.func.min(B.c.expires_at),
+                )
+                .select_from(R.join(B, B.c.id == R.c.batch_id))
+                .where(_pending(model, now))
+            ).one()
+        return uj.PendingWork(
+            count=int(row[0]),
+            bytes=int(row[1]),
+            oldest_queued_at=row[2],
+            earliest_deadline=row[3],
+        )
+
+    def assemble_job(
+        self, job: uj.UpstreamJob, max_requests: int, now: float
+    ) -> list[uj.HeldRequest]:
+        """Earliest deadline first (the batch's window end, then the row id);
+        rows another assembler has locked are skipped (PostgreSQL), so two
+        concurrent assemblies never share a row."""
+        if max_requests <= 0:
+            return []
+        picked = (
+            sa.select(R.c.id, R.c.batch_id, R.c.params, R.c.attempts, B.c.expires_at)
+            .select_from(R.join(B, B.c.id == R.c.batch_id))
+            .where(_pending(job.model, now))
+            .order_by(B.c.expires_at, R.c.id)
+            .limit(max_requests)
+            .with_for_update(skip_locked=True, of=R)
+        )
+        with self._write() as conn:
+            rows = conn.execute(picked).all()
+            if not rows:
+                return []
+            held = [
+                uj.HeldRequest(r.id, r.batch_id, r.params, r.attempts + 1, r.expires_at)
+                for r in rows
+            ]
+            self._take_rows(conn, job.id, sorted(r.id for r in rows), now)
+            stored = _job_values(job)
+            stored.update(
+                state=uj.JobState.ASSEMBLING.value,
+                request_count=len(held),
+                deadline=min(r.deadline for r in held),
+                bytes=job.bytes or sum(len(r.params) for r in held),
+            )
+            conn.execute(J.insert().values(**stored))
+        return sorted(held, key=lambda request: request.id)
+
+    @staticmethod
+    def _take_rows(conn: sa.Connection, job_id: str, ids: list[int], now: float) -> None:
+        for chunk in _chunks(ids):
+            conn.execute(
+                R.update()
+                .where(R.c.id.in_(chunk), R.c.state == _QUEUED)
+                .values(
+                    state=_RUNNING,
+                    lease_owner=job_id,
+                    lease_expires_at=now + JOB_ROW_LEASE_SECONDS,
+                    attempts=R.c.attempts + 1,
+                    started_at=now,
+                    generating_at=None,
+                    upstream_job_id=job_id,
+                )
+            )
+
+    def job_requests(self, job_id: str) -> list[uj.HeldRequest]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(R.c.id, R.c.batch_id, R.c.params, R.c.attempts, B.c.expires_at)
+                .select_from(R.join(B, B.c.id == R.c.batch_id))
+                .where(_held(job_id))
+                .order_by(R.c.id)
+            ).all()
+        return [_held_request(row) for row in rows]
+
+    def release_job_requests(
+        self,
+        job_id: str,
+        request_ids: Iterable[int],
+        now: float,
+        *,
+        route: uj.Path | None = None,
+    ) -> int:
+        values = {
+            "state": _QUEUED,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "generating_at": None,
+            "not_before": now,
+            "attempts": R.c.attempts - 1,
+            "route": None if route is None else route.value,
+        }
+        return self._move_held(job_id, request_ids, values)
+
+    def expire_job_requests(self, job_id: str, request_ids: Iterable[int], now: float) -> int:
+        values = {
+            "state": RequestState.EXPIRED.value,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "finished_at": now,
+        }
+        return self._move_held(job_id, request_ids, values)
+
+    def _move_held(self, job_id: str, request_ids: Iterable[int], values: dict[str, Any]) -> int:
+        """Write ``values`` to the rows among ``request_ids`` the job still
+        holds, locked in id order; how many there were."""
+        moved = 0
+        with self._write() as conn:
+            for chunk in _chunks(sorted(set(request_ids))):
+                locked = (
+                    sa.select(R.c.id)
+                    .where(R.c.id.in_(chunk), _held(job_id))
+                    .order_by(R.c.id)
+                    .with_for_update()
+                    .scalar_subquery()
+                )
+                moved += conn.execute(
+                    R.update().where(R.c.id.in_(locked), _held(job_id)).values(**values)
+                ).rowcount
+        return moved
+
+    def claim_due_jobs(
+        self, models: Sequence[str], worker_id: str, now: float, lease_seconds: float, limit: int
+    ) -> list[uj.UpstreamJob]:
+        """Oldest first; a job another worker has locked is skipped."""
+        if not models or limit <= 0:
+            return []
+        due = (
+            sa.select(J.c.id)
+            .where(
+                J.c.model.in_(sorted(set(models))),
+                (J.c.state != uj.JobState.ENDED.value) | J.c.downloaded_at.is_(None),
+                J.c.next_poll_at <= now,
+                J.c.lease_owner.is_(None)
+                | (J.c.lease_expires_at <= now)
+                | (J.c.lease_owner == worker_id),
+            )
+            .order_by(J.c.created_at, J.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self._write() as conn:
+            ids = [row.id for row in conn.execute(due).all()]
+            if not ids:
+                return []
+            rows = conn.execute(
+                J.update()
+                .where(J.c.id.in_(ids))
+                .values(lease_owner=worker_id, lease_expires_at=now + lease_seconds)
+                .returning(*J.columns)
+            ).all()
+        return sorted((_job(row) for row in rows), key=lambda job: (job.created_at, job.id))
+
+    def update_job(
+        self,
+        job_id: str,
+        worker_id: str,
+        update: uj.JobUpdate,
+        now: float,
+        lease_seconds: float,
+    ) -> uj.UpstreamJob | None:
+        fence = (J.c.id == job_id) & (J.c.lease_owner == worker_id)
+        if update.state is not None:
+            sources = sorted(state.value for state in uj.job_sources(update.state))
+            fence = fence & J.c.state.in_(sources)
+        values = _update_values(update)
+        values["lease_expires_at"] = now + lease_seconds
+        with self._write() as conn:
+            row = conn.execute(
+                J.update().where(fence).values(**values).returning(*J.columns)
+            ).first()
+        return None if row is None else _job(row)
+
+    def release_job_lease(self, job_id: str, worker_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                J.update()
+                .where(J.c.id == job_id, J.c.lease_owner == worker_id)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    def get_job(self, job_id: str) -> uj.UpstreamJob | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(J).where(J.c.id == job_id)).first()
+        return None if row is None else _job(row)
+
+    def list_jobs(
+        self,
+        *,
+        model: str | None = None,
+        states: Iterable[uj.JobState] | None = None,
+        ended_since: float | None = None,
+        limit: int = 100,
+    ) -> list[uj.UpstreamJob]:
+        query = sa.select(J)
+        if model is not None:
+            query = query.where(J.c.model == model)
+        if states is not None:
+            query = query.where(J.c.state.in_(sorted(state.value for state in states)))
+        if ended_since is not None:
+            query = query.where(J.c.ended_at >= ended_since)
+        query = query.order_by(J.c.created_at.desc(), J.c.id.desc()).limit(limit)
+        with self._read() as conn:
+            return [_job(row) for row in conn.execute(query).all()]
+
+    def jobs_for_batch(self, batch_id: str) -> list[uj.UpstreamJob]:
+        """Oldest first: a row keeps the id of the last job that held it."""
+        used = sa.select(R.c.upstream_job_id).where(
+            R.c.batch_id == batch_id, R.c.upstream_job_id.is_not(None)
+        )
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(J).where(J.c.id.in_(used)).order_by(J.c.created_at, J.c.id)
+            ).all()
+        return [_job(row) for row in rows]
+
+    def fallback_due(self, model: str, deadline_before: float) -> dict[str, list[int]]:
+        open_states = sorted(state.value for state in uj.OPEN_JOB_STATES)
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(J.c.id, R.c.id)
+                .select_from(
+                    J.join(R, (R.c.upstream_job_id == J.c.id) & (R.c.lease_owner == J.c.id)).join(
+                        B, B.c.id == R.c.batch_id
+                    )
+                )
+                .where(
+                    J.c.model == model,
+                    J.c.state.in_(open_states),
+                    R.c.state == _RUNNING,
+                    B.c.expires_at < deadline_before,
+                )
+                .order_by(J.c.id, R.c.id)
+            ).all()
+        due: dict[str, list[int]] = {}
+        for job_id, request_id in rows:
+            due.setdefault(job_id, []).append(request_id)
+        return due
+
+    def recorded_upstream_batch_ids(self, kind: str, since: float) -> set[str]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(J.c.upstream_batch_id).where(
+                    J.c.kind == kind,
+                    J.c.created_at >= since,
+                    J.c.upstream_batch_id.is_not(None),
+                )
+            ).all()
+        return {row[0] for row in rows}
