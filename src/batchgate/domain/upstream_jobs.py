@@ -63,6 +63,12 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.ENDED: frozenset(),
 }
 
+# How long a job holds its rows (their lease): longer than any provider's
+# window (24 h), so the tenant's expiry sweep, not the lease, ends the rows
+# whose window ran out; a lease that does run out (a job lost for good) lets
+# the lost-lease sweep requeue them.
+JOB_ROW_LEASE_SECONDS = 26 * 3600.0
+
 OPEN_JOB_STATES = frozenset({JobState.ASSEMBLING, JobState.UPLOADED, JobState.SUBMITTED})
 
 

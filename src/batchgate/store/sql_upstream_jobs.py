@@ -23,9 +23,6 @@ from batchgate.store.sql_common import B, R, SqlBase
 
 J = tables.upstream_jobs
 
-# How long a job holds its rows: longer than any provider's window (24 h),
-# so the tenant's expiry sweep, not the lease, ends rows whose window ran out.
-JOB_ROW_LEASE_SECONDS = 26 * 3600.0
 _ID_CHUNK = 500  # ids per IN list
 
 _QUEUED = RequestState.QUEUED.value
@@ -154,7 +151,7 @@ class UpstreamJobs(SqlBase):
                 .values(
                     state=_RUNNING,
                     lease_owner=job_id,
-                    lease_expires_at=now + JOB_ROW_LEASE_SECONDS,
+                    lease_expires_at=now + uj.JOB_ROW_LEASE_SECONDS,
                     attempts=R.c.attempts + 1,
                     started_at=now,
                     generating_at=None,

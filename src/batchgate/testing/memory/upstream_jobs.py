@@ -11,9 +11,6 @@ from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import BatchStatus, RequestState
 from batchgate.testing.memory.tables import MemoryTables, RequestRow
 
-# As the SQL store's: longer than any provider's window.
-JOB_ROW_LEASE_SECONDS = 26 * 3600.0
-
 
 class MemoryUpstreamJobs(MemoryTables):
     """port.UpstreamJobStore."""
@@ -60,7 +57,7 @@ class MemoryUpstreamJobs(MemoryTables):
             for deadline, request in picked:
                 request.state = RequestState.RUNNING
                 request.lease_owner = job.id
-                request.lease_expires_at = now + JOB_ROW_LEASE_SECONDS
+                request.lease_expires_at = now + uj.JOB_ROW_LEASE_SECONDS
                 request.attempts += 1
                 request.started_at = now
                 request.generating_at = None
