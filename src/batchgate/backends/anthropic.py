@@ -20,6 +20,7 @@ such fields and rejects unknown ones), and every ``metadata`` key except
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -100,11 +101,9 @@ class AnthropicBackend:
         api_key = http_client.resolve_api_key(
             model, api_key=options.api_key, api_key_env=options.api_key_env
         )
-        self._headers = {"anthropic-version": options.anthropic_version}
-        if api_key:
-            self._headers["x-api-key"] = api_key
-        if options.anthropic_beta:
-            self._headers["anthropic-beta"] = ",".join(options.anthropic_beta)
+        self._headers = api_headers(
+            api_key, version=options.anthropic_version, beta=options.anthropic_beta
+        )
         self._client = http_client.make_client(model, timeout=options.timeout)
         self.capabilities = _capabilities(options)
 
@@ -120,15 +119,31 @@ class AnthropicBackend:
         await self._client.aclose()
 
 
-def _capabilities(options: Options) -> base.Capabilities:
+def api_headers(api_key: str | None, *, version: str, beta: Sequence[str]) -> dict[str, str]:
+    """The headers of every Anthropic API call (Messages and Message Batches)."""
+    headers = {"anthropic-version": version}
+    if api_key:
+        headers["x-api-key"] = api_key
+    if beta:
+        headers["anthropic-beta"] = ",".join(beta)
+    return headers
+
+
+def messages_capabilities(max_context: int | None) -> base.Capabilities:
+    """What the Messages API honours (a Message Batch's requests are
+    Messages bodies too)."""
     return base.Capabilities(
         tools=True,
         images=True,
         pdfs=True,
         thinking=True,
         stop_sequences=True,
-        max_context=options.max_context,
+        max_context=max_context,
     )
+
+
+def _capabilities(options: Options) -> base.Capabilities:
+    return messages_capabilities(options.max_context)
 
 
 def capabilities(model: config.ModelConfig) -> base.Capabilities:

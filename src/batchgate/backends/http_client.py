@@ -5,6 +5,7 @@ as a :class:`base.BackendError` (classified by :mod:`http_errors`)."""
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -98,17 +99,38 @@ async def post_json(
     Raises BackendError for transport failures, non-2xx statuses and replies
     that are not JSON (a cut-off body is worth retrying).
     """
+    return await call_json(client, "POST", url, headers, data=orjson.dumps(body))
+
+
+# Reads a failed call's status and body first; an error it returns is raised
+# instead of the status's usual one (a provider's "too large" refusal).
+Refusal = Callable[[int, bytes], base.BackendError | None]
+
+
+async def call_json(
+    client: PooledClient,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    *,
+    data: bytes | aiohttp.FormData | None = None,
+    refusal: Refusal | None = None,
+) -> Any:
+    """One call whose 2xx reply is JSON, parsed. ``data`` is sent as JSON
+    when it is bytes (a form sets its own content type). Failures as
+    :func:`post_json`; ``refusal`` may name a failed call's error first."""
+    send = dict(headers)
+    if isinstance(data, bytes):
+        send = {"content-type": "application/json", **headers}
     try:
-        async with client.session().post(
-            url,
-            data=orjson.dumps(body),
-            headers={"content-type": "application/json", **headers},
-            allow_redirects=False,
+        async with client.session().request(
+            method, url, data=data, headers=send, allow_redirects=False
         ) as response:
             content = await response.read()
             status = response.status
             if not 200 <= status < 300:
-                raise http_errors.error_from_status(status, response.headers, content)
+                refused = refusal(status, content) if refusal is not None else None
+                raise refused or http_errors.error_from_status(status, response.headers, content)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise http_errors.error_from_exception(exc) from exc
     try:
@@ -118,6 +140,41 @@ async def post_json(
             f"upstream returned HTTP {status} with a body that is not JSON",
             retryable=True,
         ) from None
+
+
+_CHUNK_BYTES = 256 * 1024
+
+
+async def stream_lines(
+    client: PooledClient, url: str, headers: dict[str, str]
+) -> AsyncIterator[bytes]:
+    """GET ``url`` and yield its body line by line (without the newline;
+    blank lines skipped), reading a chunk at a time: a result file of
+    hundreds of megabytes is never held whole. Split here rather than with
+    aiohttp's readline, which refuses a line longer than its buffer (an
+    embeddings reply may be megabytes). A call or a connection that fails,
+    before or during the body, raises BackendError."""
+    try:
+        async with client.session().get(url, headers=headers, allow_redirects=False) as response:
+            if not 200 <= response.status < 300:
+                content = await response.read()
+                raise http_errors.error_from_status(response.status, response.headers, content)
+            parts: list[bytes] = []  # the line being read, as it came in
+            async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+                start = 0
+                while (end := chunk.find(b"\n", start)) >= 0:
+                    parts.append(chunk[start:end])
+                    line = b"".join(parts)
+                    parts.clear()
+                    if line.strip():
+                        yield line
+                    start = end + 1
+                parts.append(chunk[start:])
+            last = b"".join(parts)
+            if last.strip():
+                yield last
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise http_errors.error_from_exception(exc) from exc
 
 
 def unreadable_reply(what: str, detail: str) -> base.BackendError:

@@ -112,6 +112,18 @@ def upstream_message(body: bytes, *, fallback: str) -> str:
     return fallback
 
 
+def error_field(body: bytes, field: str) -> str | None:
+    """A string field of an error body's ``error`` object: OpenAI's
+    ``error.code``, Anthropic's ``error.type`` (None if absent)."""
+    try:
+        parsed: Any = json.loads(body)
+    except ValueError:
+        return None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    value = error.get(field) if isinstance(error, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def error_from_status(
     status_code: int, headers: Mapping[str, str], body: bytes
 ) -> base.BackendError:

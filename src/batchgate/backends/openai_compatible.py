@@ -37,21 +37,21 @@ Embeddings have no chat fallback: the model serves embeddings only when
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+import dataclasses
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from batchgate import config
-from batchgate.backends import base, http_client
+from batchgate.backends import base, http_client, openai_bodies
 from batchgate.canonical import chat, embeddings
+from batchgate.domain.endpoints import Endpoint
 from batchgate.domain.states import RequestKind
-from batchgate.wire.openai import chat_completions, completions
-from batchgate.wire.openai import embeddings as openai_embeddings
-from batchgate.wire.openai import responses as responses_api
+from batchgate.wire.openai import chat_completions
 
 NativeEndpoint = Literal["embeddings", "completions", "responses"]
 NativeChatEndpoint = Literal["completions", "responses"]
+_NATIVE = {"completions": Endpoint.COMPLETIONS, "responses": Endpoint.RESPONSES}
 
 
 def _native_endpoint(request: chat.ChatRequest) -> NativeChatEndpoint | None:
@@ -66,21 +66,15 @@ def _native_endpoint(request: chat.ChatRequest) -> NativeChatEndpoint | None:
     return None
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Options(openai_bodies.WireOptions):
+    """The connection, and the request-shaping switches every OpenAI
+    upstream shares (``openai_bodies.WireOptions``)."""
+
     base_url: str
     api_key_env: str | None = None
     api_key: str | None = None
     upstream_model: str | None = None
     timeout: float = Field(default=600.0, gt=0)
-    supports_reasoning_effort: bool = False
-    max_tokens_field: chat_completions.MaxTokensField = "max_tokens"
-    supports_tools: bool = True
-    supports_images: bool = True
-    supports_pdfs: bool = False
-    max_context: int | None = Field(default=None, ge=1)
-    headers: dict[str, str] = Field(default_factory=dict)
-    extra_body: dict[str, Any] = Field(default_factory=dict)
     native_endpoints: list[NativeEndpoint] = Field(default_factory=list)
 
 
@@ -89,7 +83,6 @@ class OpenAICompatibleBackend:
         self._options = options
         self._upstream_model = options.upstream_model or model.name
         self._base_url = options.base_url.rstrip("/")
-        self._url = self._base_url + "/chat/completions"
         self._native = frozenset(options.native_endpoints)
         api_key = http_client.resolve_api_key(
             model, api_key=options.api_key, api_key_env=options.api_key_env
@@ -101,95 +94,55 @@ class OpenAICompatibleBackend:
         self.capabilities = _capabilities(options)
 
     async def complete(self, request: chat.ChatRequest) -> chat.ChatResponse:
-        endpoint = _native_endpoint(request)
-        if endpoint is not None and endpoint in self._native:
-            native = await self._complete_natively(request, endpoint)
-            if native is not None:
-                return native
+        native = _native_endpoint(request)
+        if native is not None and native in self._native:
+            try:
+                return await self._call_chat(_NATIVE[native], request)
+            except chat_completions.TranslationError:
+                pass  # that endpoint cannot carry it: chat completions can
         try:
-            body = chat_completions.request_to_chat_completions(
-                request,
-                upstream_model=self._upstream_model,
-                reasoning_effort=self._options.supports_reasoning_effort,
-                max_tokens_field=self._options.max_tokens_field,
-            )
+            return await self._call_chat(Endpoint.CHAT_COMPLETIONS, request)
         except chat_completions.TranslationError as exc:
-            raise base.UnsupportedRequest(f"{exc.message} ({exc.param})") from None
-        reply = await http_client.post_json(
-            self._client, self._url, self._with_extra(body), self._headers
-        )
-        return _read(
-            "a chat completion", chat_completions.response_from_chat_completion, reply, request
-        )
+            raise openai_bodies.unsupported(exc) from None
 
-    async def _complete_natively(
-        self, request: chat.ChatRequest, endpoint: NativeChatEndpoint
-    ) -> chat.ChatResponse | None:
-        """The request on the upstream's own ``/completions`` or
-        ``/responses``; None if that endpoint cannot carry it."""
-        try:
-            if endpoint == "completions":
-                body = completions.request_to_completions(
-                    request, upstream_model=self._upstream_model
-                )
-            else:
-                body = responses_api.request_to_responses(
-                    request,
-                    upstream_model=self._upstream_model,
-                    reasoning_effort=self._options.supports_reasoning_effort,
-                )
-        except chat_completions.TranslationError:
-            return None
-        reply = await http_client.post_json(
-            self._client, f"{self._base_url}/{endpoint}", self._with_extra(body), self._headers
-        )
-        if endpoint == "completions":
-            return _read("a text completion", completions.response_from_completion, reply, request)
-        return _read("a response object", responses_api.response_from_responses, reply, request)
+    async def _call_chat(self, endpoint: Endpoint, request: chat.ChatRequest) -> chat.ChatResponse:
+        """``request`` on the upstream's ``endpoint``; TranslationError
+        (before any call) if that endpoint cannot carry it."""
+        body = self._body(endpoint, request)
+        reply = await http_client.post_json(self._client, self._url(endpoint), body, self._headers)
+        return openai_bodies.chat_reply(endpoint, reply, request)
 
     async def embed(self, request: embeddings.EmbeddingRequest) -> embeddings.EmbeddingResponse:
         """Only for models whose upstream serves ``/embeddings`` (the worker
         checks ``capabilities.serves`` first)."""
-        body = openai_embeddings.request_to_openai(request, upstream_model=self._upstream_model)
+        body = self._body(Endpoint.EMBEDDINGS, request)
         reply = await http_client.post_json(
-            self._client, f"{self._base_url}/embeddings", self._with_extra(body), self._headers
+            self._client, self._url(Endpoint.EMBEDDINGS), body, self._headers
         )
-        return _read("an embeddings list", openai_embeddings.response_from_openai, reply, request)
+        response = openai_bodies.read_reply(Endpoint.EMBEDDINGS, reply, request)
+        assert isinstance(response, embeddings.EmbeddingResponse)
+        return response
 
-    def _with_extra(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``body`` over the model entry's ``extra_body`` defaults (the
-        request's own fields win), for every endpoint alike."""
-        return {**self._options.extra_body, **body}
+    def _body(
+        self, endpoint: Endpoint, request: chat.ChatRequest | embeddings.EmbeddingRequest
+    ) -> dict[str, object]:
+        return openai_bodies.request_body(
+            endpoint, request, upstream_model=self._upstream_model, options=self._options
+        )
+
+    def _url(self, endpoint: Endpoint) -> str:
+        # base_url ends in /v1 (as OpenAI SDKs take it): the endpoint's path after it.
+        return self._base_url + endpoint.value.removeprefix("/v1")
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-_Reply = TypeVar("_Reply")
-
-
-def _read(what: str, reader: Callable[..., _Reply], reply: object, request: object) -> _Reply:
-    """An upstream's reply read by ``reader``; one it cannot read is a final
-    error saying what was expected."""
-    try:
-        return reader(reply, request=request)
-    except chat_completions.TranslationError as exc:
-        raise http_client.unreadable_reply(what, f"{exc.message} ({exc.param})") from None
-
-
 def _capabilities(options: Options) -> base.Capabilities:
-    return base.Capabilities(
-        tools=options.supports_tools,
-        images=options.supports_images,
-        pdfs=options.supports_pdfs,
-        thinking=options.supports_reasoning_effort,
-        stop_sequences=True,
-        max_context=options.max_context,
-        serves=frozenset(
-            {RequestKind.CHAT}
-            | ({RequestKind.EMBEDDINGS} if "embeddings" in options.native_endpoints else set())
-        ),
-    )
+    serves = {RequestKind.CHAT}
+    if "embeddings" in options.native_endpoints:
+        serves.add(RequestKind.EMBEDDINGS)
+    return dataclasses.replace(openai_bodies.capabilities(options), serves=frozenset(serves))
 
 
 def capabilities(model: config.ModelConfig) -> base.Capabilities:
