@@ -35,6 +35,8 @@ _BUILTIN: dict[str, str] = {
     "llama_cpp": "batchgate.backends.llama_cpp:create",
     "openai_compatible": "batchgate.backends.openai_compatible:create",
     "anthropic": "batchgate.backends.anthropic:create",
+    "openai_batch": "batchgate.backends.provider_batch.backend:create_openai",
+    "anthropic_batch": "batchgate.backends.provider_batch.backend:create_anthropic",
 }
 
 # What a built-in backend honours, read from its settings alone (no client,
@@ -45,6 +47,8 @@ _BUILTIN_CAPABILITIES: dict[str, str] = {
     "llama_cpp": "batchgate.backends.llama_cpp.options:capabilities",
     "openai_compatible": "batchgate.backends.openai_compatible:capabilities",
     "anthropic": "batchgate.backends.anthropic:capabilities",
+    "openai_batch": "batchgate.backends.provider_batch.options:openai_capabilities",
+    "anthropic_batch": "batchgate.backends.provider_batch.options:anthropic_capabilities",
 }
 
 
