@@ -3,7 +3,11 @@
 Speaks ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/responses``
 and ``/v1/embeddings`` (OpenAI shapes) and ``POST /v1/messages`` (Anthropic
 shape); what it answers is described in :mod:`tests.fakes.upstream_replies`
-and :mod:`tests.fakes.upstream_endpoints`. It can inject faults and keeps a call log,
+and :mod:`tests.fakes.upstream_endpoints`. It also serves the provider batch
+APIs (OpenAI Files + Batches, Anthropic Message Batches), whose lines get the
+same answers, with their own lifecycle controls and faults: see
+:mod:`tests.fakes.upstream_batches` (settings below the ones here, ``GET
+/_batches``, ``POST /_batches/{id}``). It can inject faults and keeps a call log,
 so tests can assert how a client behaved (retries, spacing, call counts).
 
 In a test (server thread in this process)::
@@ -43,8 +47,11 @@ Control over HTTP (same settings as :meth:`FakeUpstream.configure`):
   replaces), ``seed``, ``api_key`` (null = no auth), ``log_bodies``.
   Answers the current settings (also ``GET /_control``).
 * ``GET /_calls`` (``?since=N`` for calls with ``seq > N``): ``{"calls": [...]}``.
-* ``POST /_reset``: clear the log, scripts and counters; settings go back to
-  the ones the server started with.
+* ``POST /_reset``: clear the log, scripts and counters (and every batch and
+  file); settings go back to the ones the server started with.
+
+Batch API calls are logged too, with their route kind (``batches.get``, ...)
+as the fingerprint and no body; the lines inside a batch are not.
 
 Call log entries: ``seq`` (1, 2, ...), ``t`` (``time.time()`` when the request
 was fully received), ``path``, ``fingerprint``, ``attempt`` (1 for the first
@@ -60,9 +67,8 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import copy
 import dataclasses
-import email.utils
-import http
 import random
 import signal
 import subprocess
@@ -70,60 +76,17 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import httptools
 import httpx
 import orjson
 
+from tests.fakes import upstream_batches as batches
 from tests.fakes import upstream_endpoints as endpoints
 from tests.fakes import upstream_replies as replies
-
-FaultSpec = str | int | dict[str, Any]
-
-
-@dataclasses.dataclass(frozen=True)
-class Fault:
-    kind: str  # "ok" | "status" | "hang" | "drop"
-    status: int = 200
-    retry_after: float | None = None
-    retry_after_ms: float | None = None
-    retry_after_date: float | None = None
-    message: str | None = None
-    hang_seconds: float = 300.0
-
-    @classmethod
-    def parse(cls, spec: FaultSpec | Fault) -> Fault:
-        if isinstance(spec, Fault):
-            return spec
-        if isinstance(spec, int):
-            return cls(kind="status", status=spec)
-        if isinstance(spec, str):
-            if spec in ("ok", "hang", "drop"):
-                return cls(kind=spec)
-            status, _, after = spec.partition(":")
-            return cls(
-                kind="status", status=int(status), retry_after=float(after) if after else None
-            )
-        fields = dict(spec)
-        kind = fields.pop("kind", "status" if "status" in fields else "ok")
-        return cls(kind=kind, **fields)
-
-    def label(self) -> str:
-        return str(self.status) if self.kind == "status" else self.kind
-
-    def headers(self) -> list[tuple[str, str]]:
-        out = []
-        if self.retry_after is not None:
-            value = self.retry_after
-            out.append(("retry-after", str(int(value)) if value == int(value) else str(value)))
-        if self.retry_after_date is not None:
-            date = email.utils.formatdate(time.time() + self.retry_after_date, usegmt=True)
-            out.append(("retry-after", date))
-        if self.retry_after_ms is not None:
-            out.append(("retry-after-ms", str(self.retry_after_ms)))
-        return out
+from tests.fakes import upstream_wire as wire
 
 
 @dataclasses.dataclass
@@ -136,6 +99,9 @@ class Settings:
     seed: int = 0
     api_key: str | None = None
     log_bodies: bool = True
+    # The provider batch APIs' settings (tests.fakes.upstream_batches), set
+    # and shown flat beside these.
+    batch: batches.BatchSettings = dataclasses.field(default_factory=batches.BatchSettings)
 
     def update(self, changes: dict[str, Any]) -> None:
         for key, value in changes.items():
@@ -147,11 +113,15 @@ class Settings:
                 }
             elif key in ("latency_ms", "fault_rate", "seed", "api_key", "log_bodies"):
                 setattr(self, key, value)
+            elif key in batches.SETTING_KEYS:
+                self.batch.update(key, value)
             else:
                 raise ValueError(f"unknown setting {key!r}")
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        settings = dataclasses.asdict(self)
+        settings.update(settings.pop("batch"))
+        return settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,38 +160,13 @@ ROUTES: dict[str, Route] = {
 }
 
 
-@dataclasses.dataclass
-class Action:
-    """What to do with one request: wait ``delay`` seconds, then send
-    ``response`` (bytes), or drop the connection, or hang."""
-
-    delay: float
-    kind: str  # "respond" | "drop" | "hang"
-    response: bytes = b""
-    hang_seconds: float = 0.0
-
-
-def _reason(status: int) -> str:
-    if status == 529:
-        return "Overloaded"
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
-
-
-def _http_response(
-    status: int, payload: Any, keep_alive: bool, headers: Sequence[tuple[str, str]] = ()
-) -> bytes:
-    body = orjson.dumps(payload)
-    lines = [
-        f"HTTP/1.1 {status} {_reason(status)}",
-        "content-type: application/json",
-        f"content-length: {len(body)}",
-        f"connection: {'keep-alive' if keep_alive else 'close'}",
-        *(f"{name}: {value}" for name, value in headers),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+# Kept under their old names for callers of this module.
+Fault = wire.Fault
+FaultSpec = wire.FaultSpec
+Action = wire.Action
+_http_response = wire.http_response
+# How often the server moves batches along when none has lines due.
+BATCH_TICK_SECONDS = 0.01
 
 
 class Core:
@@ -237,15 +182,12 @@ class Core:
         self._reset_locked()
 
     def _reset_locked(self) -> None:
-        self.settings = dataclasses.replace(
-            self._initial,
-            rate_faults=list(self._initial.rate_faults),
-            script=list(self._initial.script),
-            by_fingerprint={k: list(v) for k, v in self._initial.by_fingerprint.items()},
-        )
+        self.settings = copy.deepcopy(self._initial)
         self.log: list[dict[str, Any]] = []
         self._attempts: collections.Counter[str] = collections.Counter()
         self._rng = random.Random(self.settings.seed)
+        self.batch_api = batches.BatchApi(self)
+        self._line_seq = 0
 
     # --- control
 
@@ -273,6 +215,11 @@ class Core:
         if path.startswith("/_"):
             return Action(0.0, "respond", self._control(method, path, query, body, keep_alive))
         arrived = time.time()
+        if batches.owns(path):
+            with self._lock:
+                return self.batch_api.handle(
+                    method, path, query, headers, body, keep_alive, arrived
+                )
         route = ROUTES.get(path)
         if method != "POST" or route is None:
             return Action(
@@ -305,21 +252,11 @@ class Core:
         if problem is None:
             conv = route.conversation(parsed)
         fingerprint = conv.last_user_text if conv else ""
-        self._attempts[fingerprint] += 1
-        entry: dict[str, Any] = {
-            "seq": len(self.log) + 1,
-            "t": arrived,
-            "path": path,
-            "fingerprint": fingerprint,
-            "attempt": self._attempts[fingerprint],
-            "headers": dict(headers),
-            "body": parsed if settings.log_bodies else None,
-        }
-        self.log.append(entry)
+        entry = self.log_call(path, fingerprint, headers, parsed, arrived)
         error = replies.anthropic_error if anthropic else replies.openai_error
         delay = settings.latency_ms / 1000.0
 
-        if not self._authorized(anthropic, headers):
+        if not self.authorized(anthropic, headers):
             entry.update(outcome="unauthorized", status=401)
             return Action(
                 delay,
@@ -363,7 +300,24 @@ class Core:
             _http_response(200, route.render(parsed, reply, entry["seq"]), keep_alive),
         )
 
-    def _authorized(self, anthropic: bool, headers: dict[str, str]) -> bool:
+    def log_call(
+        self, path: str, fingerprint: str, headers: dict[str, str], body: Any, arrived: float
+    ) -> dict[str, Any]:
+        """A new call log entry (the caller fills in outcome and status)."""
+        self._attempts[fingerprint] += 1
+        entry: dict[str, Any] = {
+            "seq": len(self.log) + 1,
+            "t": arrived,
+            "path": path,
+            "fingerprint": fingerprint,
+            "attempt": self._attempts[fingerprint],
+            "headers": dict(headers),
+            "body": body if self.settings.log_bodies else None,
+        }
+        self.log.append(entry)
+        return entry
+
+    def authorized(self, anthropic: bool, headers: dict[str, str]) -> bool:
         key = self.settings.api_key
         if key is None:
             return True
@@ -372,6 +326,38 @@ class Core:
                 headers.get("x-api-key") == key or headers.get("authorization") == f"Bearer {key}"
             )
         return headers.get("authorization") == f"Bearer {key}"
+
+    def answer_line(self, url: str, body: Any) -> tuple[int, dict[str, Any]]:
+        """One batch line, answered as a real-time call to ``url`` would be
+        (same validation and reply), using up a fault scripted for its
+        fingerprint: a status is the line's error, hang and drop a 500.
+        Called by the batch APIs under the lock; lines are not in the call log."""
+        route = ROUTES[url]
+        error = replies.anthropic_error if route.anthropic else replies.openai_error
+        problem = route.validate(body)
+        if problem is not None:
+            return 400, error(400, problem)
+        conv = route.conversation(body)
+        scripted = self.settings.by_fingerprint.get(conv.last_user_text)
+        fault = scripted.pop(0) if scripted else Fault("ok")
+        if fault.kind != "ok":
+            status = fault.status if fault.kind == "status" else 500
+            return status, error(status, fault.message or f"fake upstream: injected HTTP {status}")
+        self._line_seq += 1
+        # Ids apart from the real-time calls' (which use the call log's seq).
+        return 200, route.render(body, replies.reply_for(conv), 10_000_000 + self._line_seq)
+
+    def tick_batches(self, now: float) -> bool:
+        with self._lock:
+            return self.batch_api.tick(now)
+
+    def batch_report(self) -> dict[str, Any]:
+        with self._lock:
+            return self.batch_api.report()
+
+    def batch_control(self, batch_id: str, ops: dict[str, Any]) -> list[dict[str, Any]]:
+        with self._lock:
+            return self.batch_api.control(batch_id, ops, time.time())
 
     def _next_fault(self, fingerprint: str) -> Fault:
         settings = self.settings
@@ -398,7 +384,15 @@ class Core:
                 return _http_response(200, {"ok": True}, keep_alive)
             if path == "/_health":
                 return _http_response(200, {"ok": True}, keep_alive)
-        except (ValueError, TypeError) as exc:
+            if path == "/_batches" and method == "GET":
+                return _http_response(200, self.batch_report(), keep_alive)
+            if path.startswith("/_batches/") and method == "POST":
+                ops = orjson.loads(body or b"{}")
+                controlled = self.batch_control(path.removeprefix("/_batches/"), ops)
+                return _http_response(200, {"batches": controlled}, keep_alive)
+        except KeyError as exc:
+            return _http_response(404, {"error": {"message": f"no batch {exc}"}}, keep_alive)
+        except (ValueError, TypeError, AttributeError) as exc:
             return _http_response(400, {"error": {"message": str(exc)}}, keep_alive)
         return _http_response(404, {"error": {"message": f"no route {method} {path}"}}, keep_alive)
 
@@ -470,7 +464,7 @@ class _Connection(asyncio.Protocol):
         while self._pending and self._transport is not None and not self._transport.is_closing():
             method, target, headers, body, keep_alive = self._pending.popleft()
             action = self._core.handle(method, target, headers, body, keep_alive)
-            if action.delay > 0 or action.kind == "hang":
+            if action.delay > 0 or action.kind in ("hang", "stream"):
                 self._task = asyncio.get_running_loop().create_task(
                     self._act_later(action, keep_alive)
                 )
@@ -492,9 +486,33 @@ class _Connection(asyncio.Protocol):
             await asyncio.sleep(action.hang_seconds)
             self.close()
             return
+        if action.kind == "stream":
+            await self._stream(action, keep_alive)
+        else:
+            self._act(action, keep_alive)
         self._task = None
-        self._act(action, keep_alive)
         self._drain()
+
+    async def _stream(self, action: Action, keep_alive: bool) -> None:
+        """A body sent in chunks ``chunk_delay`` apart (a slow download a
+        client can be killed in the middle of)."""
+        assert self._transport is not None
+        self._transport.write(action.response)
+        for index, chunk in enumerate(action.chunks):
+            if index:
+                await asyncio.sleep(action.chunk_delay)
+            if self._transport.is_closing():
+                return
+            self._transport.write(chunk)
+        if not keep_alive:
+            self._transport.close()
+
+
+async def _tick_batches(core: Core) -> None:
+    """Moves provider batches along (validation, answering lines, ending)."""
+    while True:
+        busy = core.tick_batches(time.time())
+        await asyncio.sleep(0 if busy else BATCH_TICK_SECONDS)
 
 
 async def _serve(core: Core, host: str, port: int, started: Any, stop: asyncio.Event) -> None:
@@ -504,9 +522,11 @@ async def _serve(core: Core, host: str, port: int, started: Any, stop: asyncio.E
         lambda: _Connection(core, connections), host, port, backlog=2048
     )
     started(server.sockets[0].getsockname()[1])
+    ticker = loop.create_task(_tick_batches(core))
     try:
         await stop.wait()
     finally:
+        ticker.cancel()
         server.close()
         for connection in list(connections):
             connection.close()
@@ -606,6 +626,23 @@ class FakeUpstream:
             c for c in self.core.calls() if fingerprint is None or c["fingerprint"] == fingerprint
         ]
 
+    def script_route(self, kind: str, *faults: FaultSpec | Fault) -> None:
+        """Append faults for the next calls of a batch API route kind
+        (``batches.create``, ``files.content``, ...)."""
+        if kind not in batches.ROUTE_KINDS:
+            raise ValueError(f"unknown route kind {kind!r}")
+        with self.core._lock:
+            queue = self.core.settings.batch.route_faults.setdefault(kind, [])
+            queue.extend(Fault.parse(f) for f in faults)
+
+    def batches(self) -> dict[str, Any]:
+        """Every batch (both APIs), every file, and billed lines per custom_id."""
+        return self.core.batch_report()
+
+    def batch_control(self, batch_id: str, **ops: Any) -> list[dict[str, Any]]:
+        """Hold, release, progress or end a batch (``"*"``: every open one)."""
+        return self.core.batch_control(batch_id, ops)
+
     def reset(self) -> None:
         self.core.reset()
 
@@ -632,6 +669,24 @@ class RemoteUpstream:
 
     def reset(self) -> None:
         self._http.post("/_reset").raise_for_status()
+
+    def script_route(self, kind: str, *faults: FaultSpec) -> None:
+        """Replace the fault script of a batch API route kind."""
+        current = self._http.get("/_control").json()["route_faults"]
+        current[kind] = [*current.get(kind, []), *faults]
+        self.configure(route_faults=current)
+
+    def batches(self) -> dict[str, Any]:
+        response = self._http.get("/_batches")
+        response.raise_for_status()
+        report: dict[str, Any] = response.json()
+        return report
+
+    def batch_control(self, batch_id: str, **ops: Any) -> list[dict[str, Any]]:
+        response = self._http.post(f"/_batches/{batch_id}", json=ops)
+        response.raise_for_status()
+        controlled: list[dict[str, Any]] = response.json()["batches"]
+        return controlled
 
     def close(self) -> None:
         self._http.close()
