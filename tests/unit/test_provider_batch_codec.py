@@ -2,7 +2,8 @@
 upstream line reads back as the same request through the parser an upstream
 batchgate applies to it, and a reply rendered by the upstream's own result
 renderers decodes to the reply (with the usage and finish reason the
-real-time readers give). Also the model entry's options and registry hooks."""
+real-time readers give). Also the model entry's options and registry hooks,
+and batch objects and create refusals as the clients read them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,14 @@ import pytest
 
 from batchgate import canonical, config
 from batchgate.backends import base, openai_compatible, registry
-from batchgate.backends.provider_batch import LineResult, ProviderBatchBackend, ResultLine
+from batchgate.backends.provider_batch import (
+    JobTooLarge,
+    LineResult,
+    ProviderBatchBackend,
+    ResultLine,
+    client_anthropic,
+    client_openai,
+)
 from batchgate.backends.provider_batch import codec as codec_module
 from batchgate.backends.provider_batch import options as options_module
 from batchgate.canonical import chat, embeddings
@@ -23,6 +31,7 @@ from batchgate.dialects import anthropic as anthropic_dialect
 from batchgate.dialects import message_results
 from batchgate.dialects import openai as openai_dialect
 from batchgate.domain import failures
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.batch import Batch, ResultRow
 from batchgate.domain.counts import StateTally
 from batchgate.domain.endpoints import Endpoint
@@ -475,3 +484,83 @@ async def test_a_fallback_that_cannot_serve_the_models_requests_is_refused() -> 
     )
     with pytest.raises(ValueError, match="does not serve embeddings"):
         registry.create(entry)
+
+
+# -- batch objects and refusals, as the clients read them ----------------------------
+
+
+def test_an_openai_batch_failed_for_its_token_limit_is_a_refusal() -> None:
+    obj = {
+        "id": "batch_1",
+        "status": "failed",
+        "created_at": 1700000000,
+        "metadata": {"batchgate_job": "job_9"},
+        "request_counts": {"total": 4, "completed": 0, "failed": 0},
+        "errors": {"data": [{"code": "token_limit_exceeded", "message": "Enqueued limit"}]},
+    }
+    batch = client_openai.batch_from(obj)
+    assert (batch.end_status, batch.refusal, batch.job_id) == (
+        uj.EndStatus.FAILED,
+        "token_limit_exceeded",
+        "job_9",
+    )
+    assert batch.error == "Enqueued limit" and batch.request_total == 4
+    other = client_openai.batch_from({**obj, "errors": {"data": [{"code": "invalid_json_line"}]}})
+    assert other.refusal is None and other.error == "invalid_json_line"
+    running = client_openai.batch_from({**obj, "status": "finalizing"})
+    assert running.end_status is None and running.refusal is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "too_large"),
+    [
+        (429, {"error": {"code": "token_limit_exceeded", "message": "m"}}, True),
+        (400, {"error": {"code": "token_limit_exceeded", "message": "m"}}, True),
+        (429, {"error": {"code": "rate_limit_exceeded", "message": "m"}}, False),
+        (500, {"error": {"code": "token_limit_exceeded", "message": "m"}}, False),
+    ],
+)
+def test_openai_create_refusals(status: int, body: dict[str, Any], too_large: bool) -> None:
+    refused = client_openai._too_large(status, orjson.dumps(body))
+    assert isinstance(refused, JobTooLarge) is too_large
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "too_large"),
+    [
+        (413, {"type": "error", "error": {"type": "request_too_large", "message": "m"}}, True),
+        (413, b"<html>too big</html>", True),
+        (400, {"type": "error", "error": {"type": "request_too_large", "message": "m"}}, True),
+        (400, {"type": "error", "error": {"type": "invalid_request_error", "message": "m"}}, False),
+    ],
+)
+def test_anthropic_create_refusals(status: int, body: Any, too_large: bool) -> None:
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    assert isinstance(client_anthropic._too_large(status, raw), JobTooLarge) is too_large
+
+
+@pytest.mark.parametrize(
+    ("status", "counts", "end"),
+    [
+        ("in_progress", {"processing": 2}, None),
+        ("canceling", {"processing": 1, "canceled": 1}, None),
+        ("ended", {"succeeded": 1, "errored": 1}, uj.EndStatus.COMPLETED),
+        ("ended", {"succeeded": 1, "canceled": 1}, uj.EndStatus.CANCELLED),
+        ("ended", {"succeeded": 1, "expired": 1, "canceled": 1}, uj.EndStatus.EXPIRED),
+    ],
+)
+def test_an_anthropic_batch_ends_as_its_counts_say(
+    status: str, counts: dict[str, int], end: uj.EndStatus | None
+) -> None:
+    obj = {
+        "id": "msgbatch_1",
+        "processing_status": status,
+        "created_at": "2026-12-05T21:00:00.500000Z",
+        "request_counts": counts,
+        "results_url": "https://api.example/v1/messages/batches/msgbatch_1/results",
+    }
+    batch = client_anthropic.batch_from(obj)
+    assert batch.end_status is end
+    assert batch.request_total == sum(counts.values())
+    assert batch.created_at == 1796504400.5
+    assert batch.output_file_id == obj["results_url"]

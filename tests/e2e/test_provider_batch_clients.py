@@ -1,0 +1,327 @@
+"""The provider-batch clients against a real upstream that speaks the APIs:
+a second ``batchgate serve`` (OpenAI Files + Batches, Anthropic Message
+Batches) whose models run on the fake upstream. Each step the upstream-job
+driver takes is shown here on its own: upload and find the file again,
+create and find the batch again, poll it to its end, stream its results
+back to request ids, cancel, and the "too large" refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from batchgate import config
+from batchgate.backends import registry
+from batchgate.backends.provider_batch import (
+    JobTooLarge,
+    LineResult,
+    ProviderBatchBackend,
+    UpstreamBatch,
+)
+from batchgate.canonical import chat
+from batchgate.domain import failures
+from batchgate.domain import upstream_jobs as uj
+from tests.e2e import processes
+from tests.fakes.upstream import FakeUpstream
+
+CHAT = "gpt-4o-mini"  # the upstream's model names, as the routing entries call them
+CLAUDE = "claude-haiku"
+QUOTA = "quota-chat"  # an upstream model with an enqueued-token quota
+QUOTA_TOKENS = 200
+MAX_BODY_BYTES = 64 * 1024  # the upstream's cap on a JSON create body
+
+
+@dataclasses.dataclass(frozen=True)
+class Upstream:
+    port: int
+    fake: FakeUpstream
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    data_dir = tmp_path_factory.mktemp("upstream")
+    with FakeUpstream() as fake:
+        chat_entry = {"backend": "openai_compatible", "base_url": fake.openai_base_url}
+        models = {
+            CHAT: chat_entry,
+            QUOTA: chat_entry,
+            CLAUDE: {"backend": "anthropic", "base_url": fake.base_url, "api_key": "unused"},
+        }
+        path = processes.write_config(
+            data_dir / "upstream.toml",
+            models,
+            # One attempt: an upstream 5xx ends its row errored at once, so
+            # its error line is what a provider's would be.
+            worker={"poll_seconds": 0.05, "sweep_seconds": 0.1, "max_attempts": 1},
+            tables={
+                "limits": {"max_body_bytes": MAX_BODY_BYTES},
+                "quotas": {"max_enqueued_tokens": {QUOTA: QUOTA_TOKENS}},
+            },
+        )
+        port = processes.free_port()
+        with processes.serve(path, data_dir, port):
+            yield Upstream(port, fake)
+
+
+def routing_backend(upstream: Upstream, kind: str, name: str, **options: Any) -> Any:
+    base_url = upstream.url + ("/v1" if kind == "openai_batch" else "")
+    entry = config.ModelConfig(
+        name=name, backend=kind, base_url=base_url, api_key=processes.API_KEY, **options
+    )
+    backend = registry.create(entry)
+    assert isinstance(backend, ProviderBatchBackend)
+    return backend
+
+
+def new_job(backend: ProviderBatchBackend, count: int, **fields: Any) -> uj.UpstreamJob:
+    return uj.UpstreamJob(
+        id=f"job_{time.time_ns()}",
+        model=backend.model,
+        kind=backend.kind,
+        endpoint=backend.endpoint,
+        state=uj.JobState.ASSEMBLING,
+        created_at=time.time(),
+        request_count=count,
+        **fields,
+    )
+
+
+def requests_for(texts: dict[int, str], max_tokens: int = 16) -> dict[int, chat.ChatRequest]:
+    """Request id -> a one-message chat request (the model is the tenant's
+    name for it; the line carries the upstream's)."""
+    return {
+        request_id: chat.ChatRequest.model_validate(
+            {
+                "model": "tenant-name",
+                "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": text}],
+            }
+        )
+        for request_id, text in texts.items()
+    }
+
+
+async def ended(backend: ProviderBatchBackend, batch_id: str, timeout: float = 60) -> UpstreamBatch:
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = await backend.client.get(batch_id)
+        if batch.end_status is not None:
+            return batch
+        assert time.monotonic() < deadline, f"upstream batch still {batch.status}"
+        await asyncio.sleep(0.05)
+
+
+async def read_results(
+    backend: ProviderBatchBackend, batch: UpstreamBatch, requests: dict[int, chat.ChatRequest]
+) -> dict[int, LineResult]:
+    out: dict[int, LineResult] = {}
+    async for line in backend.client.results(batch):
+        assert line.request_id not in out, f"line {line.request_id} came twice"
+        out[line.request_id] = backend.codec.decode(line, requests[line.request_id])
+    return out
+
+
+def assert_echoed(result: LineResult, text: str) -> None:
+    assert result.error is None, result.error
+    assert isinstance(result.response, chat.ChatResponse)
+    assert result.response.text() == f"echo: {text}"
+    assert result.response.stop_reason == "end_turn"
+    # The fake counts words: the prompt's, and the reply's ("echo:" + text).
+    assert result.response.usage.input_tokens == len(text.split())
+    assert result.response.usage.output_tokens == 1 + len(text.split())
+
+
+# -- OpenAI Files + Batches --------------------------------------------------------
+
+
+async def test_openai_job_upload_create_poll_and_results(upstream: Upstream) -> None:
+    backend = routing_backend(upstream, "openai_batch", CHAT)
+    try:
+        # Request ids far apart: the custom_id upstream is the id itself.
+        texts = {101: "alpha one", 7_000_002: "beta two words", 3: "x" * 400_000}
+        requests = requests_for(texts)
+        job = new_job(backend, len(texts))
+        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+
+        assert await backend.client.find_file(job) is None
+        file_id = await backend.client.upload(job, lines)
+        assert await backend.client.find_file(job) == file_id
+        assert await backend.client.find_file(new_job(backend, 3)) is None
+
+        job = dataclasses.replace(job, state=uj.JobState.UPLOADED, upstream_file_id=file_id)
+        assert await backend.client.find_batch(job, set()) is None
+        created = await backend.client.create(job, [])
+        assert created.job_id == job.id and created.end_status is None
+        found = await backend.client.find_batch(job, set())
+        assert found is not None and found.id == created.id
+
+        batch = await ended(backend, created.id)
+        assert batch.end_status is uj.EndStatus.COMPLETED and batch.request_total == 3
+        results = await read_results(backend, batch, requests)
+        assert sorted(results) == sorted(texts)
+        for request_id, text in texts.items():
+            assert_echoed(results[request_id], text)
+    finally:
+        await backend.aclose()
+
+
+async def test_openai_error_lines_map_to_error_types_and_retryability(upstream: Upstream) -> None:
+    upstream.fake.script_for("please fail 503", "503")
+    upstream.fake.script_for("please fail 400", "400")
+    backend = routing_backend(upstream, "openai_batch", CHAT)
+    try:
+        texts = {1: "please fail 503", 2: "please fail 400", 3: "fine"}
+        requests = requests_for(texts)
+        job = new_job(backend, len(texts))
+        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        job = dataclasses.replace(job, upstream_file_id=await backend.client.upload(job, lines))
+        batch = await ended(backend, (await backend.client.create(job, [])).id)
+        assert batch.output_file_id and batch.error_file_id
+        results = await read_results(backend, batch, requests)
+
+        assert_echoed(results[3], "fine")
+        server = results[1]
+        assert server.error is not None and server.retryable
+        assert server.error.status_code == 503
+        refused = results[2]
+        assert refused.error is not None and not refused.retryable
+        assert (refused.error.status_code, refused.error.type) == (
+            400,
+            failures.ErrorType.INVALID_REQUEST,
+        )
+    finally:
+        await backend.aclose()
+
+
+async def test_openai_cancel_leaves_unrun_rows_unfinished(upstream: Upstream) -> None:
+    upstream.fake.script_for("hang here", {"kind": "hang", "hang_seconds": 30})
+    backend = routing_backend(upstream, "openai_batch", CHAT)
+    try:
+        texts = {11: "quick", 12: "hang here"}
+        requests = requests_for(texts)
+        job = new_job(backend, len(texts))
+        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        job = dataclasses.replace(job, upstream_file_id=await backend.client.upload(job, lines))
+        created = await backend.client.create(job, [])
+        deadline = time.monotonic() + 30
+        while not upstream.fake.calls("hang here"):  # the hanging row is running
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+
+        cancelling = await backend.client.cancel(created.id)
+        assert cancelling.id == created.id
+        batch = await ended(backend, created.id)
+        assert batch.end_status is uj.EndStatus.CANCELLED
+        results = await read_results(backend, batch, requests)
+        assert results[12] == LineResult(12)  # never finished upstream: still ours to run
+        if 11 in results:  # it may have finished before the cancel landed
+            assert_echoed(results[11], "quick")
+    finally:
+        await backend.aclose()
+
+
+async def test_openai_token_limit_on_create_is_job_too_large(upstream: Upstream) -> None:
+    backend = routing_backend(upstream, "openai_batch", QUOTA)
+    try:
+        words = " ".join(["word"] * 100)
+        texts = {i: f"{i} {words}" for i in range(1, 6)}  # ~500 tokens > the quota
+        requests = requests_for(texts)
+        job = new_job(backend, len(texts))
+        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        job = dataclasses.replace(job, upstream_file_id=await backend.client.upload(job, lines))
+        with pytest.raises(JobTooLarge, match="token limit") as refused:
+            await backend.client.create(job, [])
+        assert refused.value.reason == "token_limit_exceeded"
+        assert await backend.client.find_batch(job, set()) is None
+    finally:
+        await backend.aclose()
+
+
+async def test_openai_batch_that_fails_upstream_says_why(upstream: Upstream) -> None:
+    backend = routing_backend(upstream, "openai_batch", CHAT)
+    try:
+        job = new_job(backend, 1)
+        bad = b'{"custom_id": "1", "method": "POST", "url": "/v1/embeddings", "body": {}}'
+        job = dataclasses.replace(job, upstream_file_id=await backend.client.upload(job, [bad]))
+        batch = await ended(backend, (await backend.client.create(job, [])).id)
+        assert batch.end_status is uj.EndStatus.FAILED
+        assert batch.error is not None and "url" in batch.error
+        assert batch.refusal is None
+    finally:
+        await backend.aclose()
+
+
+# -- Anthropic Message Batches ----------------------------------------------------
+
+
+async def test_anthropic_job_create_find_poll_and_results(upstream: Upstream) -> None:
+    backend = routing_backend(upstream, "anthropic_batch", CLAUDE)
+    try:
+        texts = {21: "gamma", 22: "delta epsilon", 23: "zeta eta theta"}
+        requests = requests_for(texts)
+        job = new_job(backend, len(texts), create_started_at=time.time())
+        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        assert await backend.client.find_batch(job, set()) is None
+
+        created = await backend.client.create(job, lines)
+        assert created.request_total == 3 and created.end_status is None
+        found = await backend.client.find_batch(job, set())
+        assert found is not None and found.id == created.id
+        # Not one already recorded on another job, nor one of another size.
+        assert await backend.client.find_batch(job, {created.id}) is None
+        other_size = dataclasses.replace(job, request_count=4)
+        assert await backend.client.find_batch(other_size, set()) is None
+        # Created before this job's create started (less the skew allowance).
+        later = dataclasses.replace(job, create_started_at=time.time() + 120)
+        assert await backend.client.find_batch(later, set()) is None
+
+        batch = await ended(backend, created.id)
+        assert batch.end_status is uj.EndStatus.COMPLETED
+        results = await read_results(backend, batch, requests)
+        assert sorted(results) == sorted(texts)
+        for request_id, text in texts.items():
+            assert_echoed(results[request_id], text)
+    finally:
+        await backend.aclose()
+
+
+async def test_anthropic_cancel_leaves_unrun_rows_unfinished(upstream: Upstream) -> None:
+    upstream.fake.script_for("claude hangs", {"kind": "hang", "hang_seconds": 30})
+    backend = routing_backend(upstream, "anthropic_batch", CLAUDE)
+    try:
+        requests = requests_for({31: "claude hangs"})
+        job = new_job(backend, 1, create_started_at=time.time())
+        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        created = await backend.client.create(job, lines)
+        deadline = time.monotonic() + 30
+        while not upstream.fake.calls("claude hangs"):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await backend.client.cancel(created.id)
+        batch = await ended(backend, created.id)
+        assert batch.end_status is uj.EndStatus.CANCELLED
+        assert await read_results(backend, batch, requests) == {31: LineResult(31)}
+    finally:
+        await backend.aclose()
+
+
+async def test_anthropic_request_too_large_is_job_too_large(upstream: Upstream) -> None:
+    backend = routing_backend(upstream, "anthropic_batch", CLAUDE)
+    try:
+        requests = requests_for({i: "y" * 20_000 for i in range(1, 5)})  # > MAX_BODY_BYTES
+        job = new_job(backend, 4, create_started_at=time.time())
+        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        with pytest.raises(JobTooLarge) as refused:
+            await backend.client.create(job, lines)
+        assert refused.value.reason == "request_too_large"
+    finally:
+        await backend.aclose()
