@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batchgate.domain import estimate
+from batchgate.domain import upstream_jobs as uj
 
 
 def test_a_big_enough_recent_sample_is_measured() -> None:
@@ -53,3 +54,52 @@ def test_the_eta_ranges_from_input_alone_to_queue_plus_max_output() -> None:
     assert entry.eta_max_seconds == pytest.approx((100 + 200 + 100) / 100)
     rendered = estimate.render([entry])
     assert rendered["input_tokens_exact"] is False and rendered["request_count"] == 2
+
+
+def _job(submitted: float | None, ended: float, status: uj.EndStatus) -> uj.UpstreamJob:
+    return uj.UpstreamJob(
+        id=f"job_{submitted}_{ended}_{status}",
+        model="m",
+        kind="openai_batch",
+        endpoint="/v1/chat/completions",
+        state=uj.JobState.ENDED,
+        created_at=0.0,
+        submitted_at=submitted,
+        ended_at=ended,
+        end_status=status,
+    )
+
+
+def test_job_turnaround_is_the_median_of_the_jobs_the_provider_ran_to_an_end() -> None:
+    jobs = [
+        _job(0.0, 100.0, uj.EndStatus.COMPLETED),
+        _job(0.0, 300.0, uj.EndStatus.COMPLETED),
+        _job(0.0, 86_400.0, uj.EndStatus.EXPIRED),  # the provider's own slowness
+        # Ours, not the provider's: cancelled early for the fallback, refused at create.
+        _job(0.0, 1.0, uj.EndStatus.CANCELLED),
+        _job(None, 2.0, uj.EndStatus.FAILED),
+    ]
+    assert uj.measured_turnaround(jobs) == (300.0, 3)
+    assert uj.measured_turnaround(jobs[3:]) == (0.0, 0)
+
+
+def test_a_provider_batch_eta_is_the_turnaround_up_to_a_flush_wait_later() -> None:
+    entry = estimate.ModelEstimate("pb", requests=3)
+    entry.set_job_eta(estimate.JobTurnaround(600.0, 4, flush_after_seconds=60.0))
+    eta = estimate.render([entry])["models"][0]["eta"]
+    assert eta == {
+        "min_seconds": 600.0,
+        "max_seconds": 660.0,
+        "throughput_source": "job_turnaround",
+        "turnaround_seconds": 600.0,
+        "sample_jobs": 4,
+        "flush_after_seconds": 60.0,
+    }
+
+
+def test_a_provider_batch_model_with_no_ended_job_says_its_eta_is_unknown() -> None:
+    entry = estimate.ModelEstimate("pb", requests=3)
+    entry.set_job_eta(estimate.JobTurnaround(None, 0, flush_after_seconds=60.0))
+    eta = estimate.render([entry])["models"][0]["eta"]
+    assert (eta["min_seconds"], eta["max_seconds"], eta["sample_jobs"]) == (None, None, 0)
+    assert eta["throughput_source"] == "job_turnaround"

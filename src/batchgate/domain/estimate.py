@@ -1,7 +1,8 @@
 """What a batch would cost and take, worked out before it is stored (a dry
-run): request count, input tokens, a cost range at the batch price, and for a
-model on the embedded engine an ETA from its measured throughput. Pure: the
-service counts tokens and reads the throughput; this adds them up."""
+run): request count, input tokens, a cost range at the batch price, and an
+ETA for a model on the embedded engine (from its measured throughput) or on a
+provider's batch API (from its jobs' measured turnaround). Pure: the service
+counts tokens and reads the throughput; this adds them up."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from batchgate.domain import errors
 class ThroughputSource(enum.StrEnum):
     MEASURED = "measured"  # from the model's requests that finished recently
     CONFIGURED = "configured"  # [estimate] default_tokens_per_second
+    # A provider-batch model: its recent upstream jobs' turnaround.
+    JOB_TURNAROUND = "job_turnaround"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +45,18 @@ class Throughput:
     requests_per_second: float = 0.0
     concurrency: float = 0.0
     output_tokens_per_request: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class JobTurnaround:
+    """A provider-batch model's measured speed: the median seconds from
+    submit to end of its recent upstream jobs (``sample_jobs`` of them; None
+    while none has ended), and the longest a queued row waits for its job to
+    be sent (``flush_after_seconds``; less when a job fills up first)."""
+
+    seconds: float | None
+    sample_jobs: int
+    flush_after_seconds: float
 
 
 # Fewer finished requests than this say too little about a model's speed.
@@ -97,12 +112,24 @@ class ModelEstimate:
     eta_max_seconds: float | None = None
     throughput: Throughput | None = None
     queued_ahead: int = 0
+    turnaround: JobTurnaround | None = None
 
     def add(self, input_tokens: int, max_output_tokens: int, exact: bool) -> None:
         self.requests += 1
         self.input_tokens += input_tokens
         self.max_output_tokens += max_output_tokens
         self.exact = self.exact and exact
+
+    def set_job_eta(self, turnaround: JobTurnaround) -> None:
+        """The ETA on a provider's batch API: a job's turnaround once the
+        rows are sent, at best at once (a full job is sent at once), at
+        worst after waiting ``flush_after_seconds`` for the job to fill.
+        However large the batch, its jobs run side by side upstream."""
+        self.turnaround = turnaround
+        if turnaround.seconds is None:
+            return  # nothing measured: the ETA says so with null times
+        self.eta_min_seconds = turnaround.seconds
+        self.eta_max_seconds = turnaround.seconds + turnaround.flush_after_seconds
 
     def set_eta(self, rate: Throughput, queued_ahead: int, tokens_per_queued: float) -> None:
         """The ETA at ``rate``. Measured (see ``measured_seconds``): at best
@@ -184,17 +211,6 @@ def _render_admission(
 
 
 def _render_model(m: ModelEstimate) -> dict[str, Any]:
-    eta = None
-    if m.throughput is not None and m.eta_min_seconds is not None:
-        eta = {
-            "min_seconds": round(m.eta_min_seconds, 1),
-            "max_seconds": round(m.eta_max_seconds or m.eta_min_seconds, 1),
-            "tokens_per_second": round(m.throughput.tokens_per_second, 1),
-            "throughput_source": m.throughput.source.value,
-            "sample_requests": m.throughput.sample_requests,
-            "measured_concurrency": round(m.throughput.concurrency, 1) or None,
-            "queued_ahead": m.queued_ahead,
-        }
     return {
         "model": m.model,
         "configured": m.configured,
@@ -203,5 +219,38 @@ def _render_model(m: ModelEstimate) -> dict[str, Any]:
         "input_tokens_exact": m.exact,
         "max_output_tokens": m.max_output_tokens,
         "cost": {"min": round(m.cost_min, 10), "max": round(m.cost_max, 10)},
-        "eta": eta,
+        "eta": _render_eta(m),
+    }
+
+
+def _render_eta(m: ModelEstimate) -> dict[str, Any] | None:
+    """None: no ETA (an upstream's real-time speed is unknown). A
+    provider-batch model whose jobs have not been measured yet gets its
+    source with null times and ``sample_jobs`` 0, as an embedded model not
+    measured yet says ``configured``."""
+    if m.turnaround is not None:
+        return _render_job_eta(m.turnaround)
+    if m.throughput is None or m.eta_min_seconds is None:
+        return None
+    return {
+        "min_seconds": round(m.eta_min_seconds, 1),
+        "max_seconds": round(m.eta_max_seconds or m.eta_min_seconds, 1),
+        "tokens_per_second": round(m.throughput.tokens_per_second, 1),
+        "throughput_source": m.throughput.source.value,
+        "sample_requests": m.throughput.sample_requests,
+        "measured_concurrency": round(m.throughput.concurrency, 1) or None,
+        "queued_ahead": m.queued_ahead,
+    }
+
+
+def _render_job_eta(turnaround: JobTurnaround) -> dict[str, Any]:
+    seconds = turnaround.seconds
+    flush = turnaround.flush_after_seconds
+    return {
+        "min_seconds": None if seconds is None else round(seconds, 1),
+        "max_seconds": None if seconds is None else round(seconds + flush, 1),
+        "throughput_source": ThroughputSource.JOB_TURNAROUND.value,
+        "turnaround_seconds": None if seconds is None else round(seconds, 1),
+        "sample_jobs": turnaround.sample_jobs,
+        "flush_after_seconds": flush,
     }

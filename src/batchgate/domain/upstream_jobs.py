@@ -25,6 +25,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import statistics
+from collections.abc import Iterable
+
+# The backend kinds served through a provider's batch API (a model entry's
+# ``backend``; a job's ``kind``).
+KINDS = frozenset({"openai_batch", "anthropic_batch"})
 
 
 class JobState(enum.StrEnum):
@@ -241,6 +247,33 @@ def flush_at(pending: PendingWork, limits: Limits, turnaround: float) -> float |
         latest = pending.earliest_deadline - limits.sync_fallback_before - turnaround
         due = min(due, latest)
     return due
+
+
+# A model's turnaround is the median over this many of its newest ended jobs
+# (``UpstreamJobStore.list_jobs``): recent enough to follow the provider's
+# load, enough that one slow job does not set it.
+TURNAROUND_JOBS = 20
+
+# Jobs the provider ran to its own end. A job cancelled (the deadline
+# fallback, a tenant's cancel) or refused at create says nothing about how
+# long the provider takes.
+_TIMED_ENDS = frozenset({EndStatus.COMPLETED, EndStatus.EXPIRED})
+
+
+def measured_turnaround(jobs: Iterable[UpstreamJob]) -> tuple[float, int]:
+    """The median seconds from submit to end of the ``jobs`` the provider
+    ran to its end, and how many there were: (0.0, 0) when none (unknown,
+    as ``flush_at`` takes it)."""
+    spans = [
+        job.ended_at - job.submitted_at
+        for job in jobs
+        if job.end_status in _TIMED_ENDS
+        and job.submitted_at is not None
+        and job.ended_at is not None
+    ]
+    if not spans:
+        return 0.0, 0
+    return max(statistics.median(spans), 0.0), len(spans)
 
 
 def needs_fallback(deadline: float, now: float, limits: Limits) -> bool:

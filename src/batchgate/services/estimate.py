@@ -19,20 +19,23 @@ from batchgate import canonical, config
 from batchgate.canonical import chat
 from batchgate.domain import errors, estimate, quotas
 from batchgate.domain import keys as key_model
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import RequestState
 from batchgate.services.batches import BatchService, ParsedRequest
 from batchgate.services.file_batches import FileBatchService
 from batchgate.store import port
 
-# Backends whose throughput batchgate controls (the embedded engine): only
-# they get an ETA; an upstream's speed depends on a service we cannot see.
+# Backends whose throughput batchgate controls (the embedded engine) get an
+# ETA from it; a provider-batch model (uj.KINDS) from its jobs' turnaround.
+# A real-time upstream's speed depends on a service we cannot see: no ETA.
 _ETA_BACKENDS = frozenset({"llama_cpp"})
 # A line error list longer than this is cut in the dry run's message.
 _MAX_LISTED_ERRORS = 10
 
 
-class EstimateStore(port.BatchStore, port.StatsReader, Protocol):
-    """The roles a dry run reads: quota admission and recent throughput."""
+class EstimateStore(port.BatchStore, port.StatsReader, port.UpstreamJobStore, Protocol):
+    """The roles a dry run reads: quota admission, recent throughput, and
+    provider-batch jobs' turnaround."""
 
 
 class EstimateService:
@@ -138,6 +141,9 @@ class EstimateService:
 
     def _eta(self, entry: estimate.ModelEstimate, now: float) -> None:
         model = self.models.get(entry.model)
+        if model is not None and model.backend in uj.KINDS:
+            entry.set_job_eta(self._turnaround(model))
+            return
         if model is None or model.backend not in _ETA_BACKENDS:
             return
         options = self.options
@@ -151,8 +157,21 @@ class EstimateService:
         )
         entry.set_eta(rate, ahead, per_request)
 
+    def _turnaround(self, model: config.ModelConfig) -> estimate.JobTurnaround:
+        ended = self.store.list_jobs(
+            model=model.name, states=[uj.JobState.ENDED], limit=uj.TURNAROUND_JOBS
+        )
+        seconds, sample = uj.measured_turnaround(ended)
+        return estimate.JobTurnaround(
+            seconds if sample else None, sample, _flush_after_seconds(model)
+        )
+
     def _queued_ahead(self, model: str, now: float) -> int:
         for stats in self.store.model_stats(now):
             if stats.model == model:
                 return stats.count(RequestState.QUEUED) + stats.count(RequestState.RUNNING)
         return 0
+
+
+def _flush_after_seconds(model: config.ModelConfig) -> float:
+    return float(model.options.get("flush_after_seconds", 60.0))
