@@ -7,6 +7,7 @@ import time
 import pytest
 
 from batchgate.domain import batch as bm
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import BatchStatus, RequestState
 from batchgate.store import port
 from tests.contract.builders import LEASE, make_batch, succeed
@@ -102,3 +103,48 @@ def test_batch_status_counts_group_batches_by_status(store: port.JobStore) -> No
 def test_a_migrated_store_is_at_the_newest_revision(store: port.JobStore) -> None:
     current, head = store.schema_revision()
     assert current == head
+
+
+def _end(
+    store: port.JobStore,
+    claimed: bm.ClaimedRequest,
+    route: str | None,
+    cost: float,
+    state: RequestState = RequestState.SUCCEEDED,
+) -> None:
+    outcome = bm.Outcome(claimed.id, claimed.attempt, "w1", state, cost=cost, route=route)
+    assert store.record_outcomes([outcome], time.time()) == [True]
+
+
+def test_path_costs_sum_what_each_path_served_per_provider_batch_model(
+    store: port.JobStore,
+) -> None:
+    since = time.time()
+    make_batch(store, 4, model="pb")
+    make_batch(store, 1, model="plain")
+    make_batch(store, 1, model="pb")
+    first, second, third, fourth, fifth = store.claim("pb", 5, "w1", time.time(), LEASE)
+    _end(store, first, uj.Path.BATCH.value, 0.25)
+    _end(store, second, uj.Path.BATCH.value, 0.5)
+    _end(store, third, uj.Path.BATCH.value, 0.0, RequestState.ERRORED)
+    _end(store, fourth, uj.Path.REALTIME.value, 0.125)
+    # Ended without being served (expired in the job): not a path's work.
+    _end(store, fifth, uj.Path.BATCH.value, 0.0, RequestState.EXPIRED)
+    # A model of no provider batch API has no route: not counted.
+    (plain,) = store.claim("plain", 1, "w1", time.time(), LEASE)
+    _end(store, plain, None, 1.0)
+    batch_path, realtime = store.path_costs(since)
+    assert (batch_path.model, batch_path.path, batch_path.requests) == ("pb", uj.Path.BATCH, 3)
+    assert batch_path.tenant_billed == pytest.approx(0.75)
+    assert batch_path.operator_cost == pytest.approx(0.75)
+    assert (realtime.model, realtime.path, realtime.requests) == ("pb", uj.Path.REALTIME, 1)
+    assert realtime.tenant_billed == pytest.approx(0.125)
+    assert realtime.operator_cost == pytest.approx(0.25)  # the list price: twice the bill
+
+
+def test_path_costs_leave_out_what_ended_before_the_window(store: port.JobStore) -> None:
+    make_batch(store, 1, model="pb")
+    (claimed,) = store.claim("pb", 1, "w1", time.time(), LEASE)
+    _end(store, claimed, uj.Path.BATCH.value, 0.5)
+    assert [entry.requests for entry in store.path_costs(time.time() - 60)] == [1]
+    assert store.path_costs(time.time() + 60) == []

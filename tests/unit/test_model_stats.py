@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from batchgate.domain import stats
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import RequestState
 
 
@@ -35,3 +36,10 @@ def test_configured_models_without_requests_get_an_empty_entry_first() -> None:
 def test_models_no_longer_configured_are_kept_after_the_configured_ones() -> None:
     seen = [stats.ModelStats(model="old", by_state={RequestState.SUCCEEDED: 4})]
     assert [entry.model for entry in stats.for_models(seen, ["new"])] == ["new", "old"]
+
+
+def test_the_operator_pays_the_bill_on_the_batch_path_and_twice_it_on_the_realtime_one() -> None:
+    batch_path = stats.PathCost("m", uj.Path.BATCH, requests=10, tenant_billed=0.5)
+    realtime = stats.PathCost("m", uj.Path.REALTIME, requests=10, tenant_billed=0.5)
+    assert (batch_path.operator_cost, batch_path.margin) == (0.5, 0.0)
+    assert (realtime.operator_cost, realtime.margin) == (1.0, -0.5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import RequestState
 
 
@@ -119,3 +120,62 @@ def for_models(stats: list[ModelStats], models: list[str]) -> list[ModelStats]:
     found = {entry.model: entry for entry in stats}
     ordered = [found.pop(name, ModelStats(model=name, by_state={})) for name in models]
     return ordered + sorted(found.values(), key=lambda entry: entry.model)
+
+
+# What the operator pays the provider per tenant dollar, by path: a
+# provider's batch API charges its batch price, which is what the tenant is
+# billed (``ModelConfig.batch_cost``, half the list price); a row that fell
+# back to the real-time upstream costs the full list price, twice that.
+OPERATOR_COST_FACTOR: Mapping[uj.Path, float] = {uj.Path.BATCH: 1.0, uj.Path.REALTIME: 2.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class PathCost:
+    """A provider-batch model's requests that ended on one path (succeeded
+    or errored) in a window: how many, what the tenants were billed for
+    them (the ``cost`` column: the batch price on either path) and what the
+    operator paid the provider for them."""
+
+    model: str
+    path: uj.Path
+    requests: int = 0
+    tenant_billed: float = 0.0
+
+    @property
+    def operator_cost(self) -> float:
+        return self.tenant_billed * OPERATOR_COST_FACTOR[self.path]
+
+    @property
+    def margin(self) -> float:
+        """Billed less paid: negative when the fallback cost more than it brought."""
+        return self.tenant_billed - self.operator_cost
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderBatchFigures:
+    """A provider-batch model on the models page: what each path served in
+    a window (every path, zeros where it served nothing) and its jobs'
+    measured turnaround (None while none has ended)."""
+
+    model: str
+    paths: tuple[PathCost, ...]
+    turnaround_seconds: float | None = None
+    turnaround_jobs: int = 0
+
+    @property
+    def tenant_billed(self) -> float:
+        return sum(path.tenant_billed for path in self.paths)
+
+    @property
+    def operator_cost(self) -> float:
+        return sum(path.operator_cost for path in self.paths)
+
+    @property
+    def margin(self) -> float:
+        return self.tenant_billed - self.operator_cost
+
+
+def paths_of(model: str, costs: list[PathCost]) -> tuple[PathCost, ...]:
+    """``model``'s entry for every path, in Path order (zeros where none)."""
+    found = {cost.path: cost for cost in costs if cost.model == model}
+    return tuple(found.get(path, PathCost(model, path)) for path in uj.Path)

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from batchgate.domain import stats, workers
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import BatchStatus, RequestState
 from batchgate.store import engine as engine_module
 from batchgate.store import tables
@@ -18,6 +19,8 @@ from batchgate.store.sql_common import _OPEN, _STATES, B, R, SqlBase, _dumps, _l
 W = tables.workers
 
 _QUEUED = RequestState.QUEUED.value
+# The rows a path served: it answered them, well or not.
+_SERVED = (RequestState.SUCCEEDED.value, RequestState.ERRORED.value)
 
 
 class Stats(SqlBase):
@@ -64,6 +67,31 @@ class Stats(SqlBase):
             query = query.where(B.c.owner == owner)
         with self._read() as conn:
             return {BatchStatus(status): int(n) for status, n in conn.execute(query).all()}
+
+    def path_costs(self, since: float) -> list[stats.PathCost]:
+        """One grouped read over the rows that ended since ``since``
+        (``ix_requests_finished``), those with a route only."""
+        query = (
+            sa.select(
+                R.c.model,
+                R.c.route,
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(R.c.cost), 0.0),
+            )
+            .where(
+                R.c.finished_at >= since,
+                R.c.route.is_not(None),
+                R.c.state.in_(_SERVED),
+            )
+            .group_by(R.c.model, R.c.route)
+            .order_by(R.c.model, R.c.route)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            stats.PathCost(model, uj.Path(route), int(count), float(billed))
+            for model, route, count, billed in rows
+        ]
 
     # -- workers --------------------------------------------------------------
     def record_worker(self, heartbeat: workers.WorkerHeartbeat) -> None:

@@ -4,6 +4,7 @@ port.WorkerRegistry)."""
 from __future__ import annotations
 
 from batchgate.domain import estimate, stats, workers
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import BatchStatus, RequestState
 from batchgate.testing.memory.tables import MEMORY_REVISION, MemoryTables, RequestRow
 
@@ -51,6 +52,23 @@ class MemoryStats(MemoryTables):
                 if row.deleted_at is None and (owner is None or row.batch.owner == owner):
                     counts[row.batch.status] = counts.get(row.batch.status, 0) + 1
         return counts
+
+    def path_costs(self, since: float) -> list[stats.PathCost]:
+        served = (RequestState.SUCCEEDED, RequestState.ERRORED)
+        sums: dict[tuple[str, str], tuple[int, float]] = {}
+        with self._lock:
+            for request in self._requests.values():
+                finished = request.finished_at
+                if request.route is None or request.state not in served:
+                    continue
+                if finished is None or finished < since:
+                    continue
+                count, billed = sums.get((request.model, request.route), (0, 0.0))
+                sums[(request.model, request.route)] = (count + 1, billed + request.cost)
+        return [
+            stats.PathCost(model, uj.Path(route), count, billed)
+            for (model, route), (count, billed) in sorted(sums.items())
+        ]
 
     def recent_work(self, model: str, since: float) -> estimate.RecentWork:
         with self._lock:
