@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Annotated, cast
+from typing import Annotated, Protocol, cast
 
 import fastapi
 
@@ -20,6 +20,12 @@ from batchgate.services.keys import KeyService
 from batchgate.services.rate_limit import RateLimiter
 from batchgate.services.sessions import SessionService
 from batchgate.services.webhooks import WebhookService
+from batchgate.store import port
+
+
+class OperatorStore(scrape.ScrapeSource, port.UpstreamJobStore, Protocol):
+    """What the operator routes read directly: figures, worker heartbeats,
+    and provider-batch jobs (their turnaround on the models page)."""
 
 
 @dataclasses.dataclass
@@ -27,7 +33,7 @@ class Services:
     settings: config.Settings
     # Routes reach the store through services; only the operator routes
     # (/ready, /metrics, the dashboard's model figures) read it directly.
-    store: scrape.ScrapeSource
+    store: OperatorStore
     batches: BatchService
     keys: KeyService
     files: FileService

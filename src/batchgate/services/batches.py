@@ -17,6 +17,7 @@ from batchgate.domain import batch as batch_model
 from batchgate.domain import endpoints, errors, failures, ids, quotas, rerun, retention
 from batchgate.domain import files as file_model
 from batchgate.domain import keys as key_model
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import RESULT_STATES, BatchStatus, Dialect, RequestState
 from batchgate.store import port
 
@@ -43,9 +44,12 @@ def _logged(batch: batch_model.Batch, event: str) -> batch_model.Batch:
     return batch
 
 
-class BatchServiceStore(port.BatchStore, port.FileStore, port.BatchSweeps, Protocol):
-    """The roles BatchService uses: batches, their input files, and
-    finalizing a batch whose every request ended at submit."""
+class BatchServiceStore(
+    port.BatchStore, port.FileStore, port.BatchSweeps, port.UpstreamJobStore, Protocol
+):
+    """The roles BatchService uses: batches, their input files, finalizing
+    a batch whose every request ended at submit, and the upstream jobs that
+    serve a provider-batch model's rows (read only)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -512,6 +516,11 @@ class BatchService:
             states = None  # every row of an ended batch is terminal: no filter to apply
         with_params = endpoints.renders_from_request(batch.endpoint)
         return self.store.iter_results(batch.id, states, with_params=with_params)
+
+    def upstream_jobs(self, batch: batch_model.Batch) -> Sequence[uj.UpstreamJob]:
+        """The provider-batch jobs that hold or served the batch's rows
+        (none for a batch of other models)."""
+        return self.store.jobs_for_batch(batch.id)
 
     # -- change ---------------------------------------------------------------
     def cancel(self, owner: str, batch_id: str) -> batch_model.Batch:

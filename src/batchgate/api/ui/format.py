@@ -44,6 +44,13 @@ def usd(amount: float) -> str:
     return "$" + f"{amount:.6f}".rstrip("0")
 
 
+def signed_usd(amount: float) -> str:
+    """A margin: ``+$0.25``, ``-$0.50``; nothing either way is ``$0``."""
+    if amount == 0:
+        return usd(0)
+    return ("+" if amount > 0 else "-") + usd(abs(amount))
+
+
 def count(value: int) -> str:
     return f"{value:,}"
 
@@ -66,6 +73,7 @@ FILTERS = {
     "duration": duration,
     "utc": utc,
     "usd": usd,
+    "signed_usd": signed_usd,
     "count": count,
     "rate": rate,
     "percent": percent,

@@ -20,6 +20,7 @@ from batchgate.api import common
 from batchgate.api.deps import Services, ServicesDep, client_address
 from batchgate.api.ui import auth, format, forms
 from batchgate.domain import errors, partial_results, progress, states, stats
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import RESULT_STATES, BatchStatus
 from batchgate.services import sessions
@@ -33,6 +34,10 @@ templates.env.globals.update(batch_label=progress.label, batch_phase=progress.ph
 PAGE_SIZE = 25
 # Throughput and error rate on the models page are over this recent window.
 MODEL_WINDOW_SECONDS = 300.0
+# What each path of a provider-batch model served and cost is over this
+# window: a job's results arrive all at once, so the throughput window
+# would mostly show nothing. Read on page load only (not polled).
+PATH_COST_WINDOW_SECONDS = 86_400.0
 # The batches list with nothing running still polls, this many times slower,
 # so a batch submitted elsewhere (API, CLI, another tab) shows up.
 IDLE_REFRESH_FACTOR = 5
@@ -226,8 +231,42 @@ def batch_page(
     batch_id: str, request: fastapi.Request, session: auth.SessionDep, services: ServicesDep
 ) -> fastapi.Response:
     batch = _batch_of(services, session, batch_id)
-    context = {**_summary_context(batch), **_errors_context(services, batch), "nav": "batches"}
+    context = {
+        **_summary_context(batch),
+        **_errors_context(services, batch),
+        **_jobs_context(services, batch),
+        "nav": "batches",
+    }
     return render(request, "batch.html", context, session=session)
+
+
+def _jobs_context(services: Services, batch: Batch) -> dict[str, Any]:
+    """The provider-batch jobs serving the batch, oldest first (none for a
+    batch of other models: the page shows no such section). With no job
+    yet, an open batch's page looks again while this server has a
+    provider-batch model at all."""
+    models = services.settings.models.values()
+    if not any(model.backend in uj.KINDS for model in models):
+        return {"jobs": [], "jobs_possible": False}
+    jobs = sorted(services.batches.upstream_jobs(batch), key=lambda job: (job.created_at, job.id))
+    return {
+        "jobs": jobs,
+        "jobs_possible": True,
+        "jobs_refresh_seconds": services.settings.ui.refresh_seconds * 5,
+    }
+
+
+@router.get("/batches/{batch_id}/jobs")
+def batch_jobs(
+    batch_id: str,
+    request: fastapi.Request,
+    session: auth.SessionDep,
+    services: ServicesDep,
+) -> fastapi.Response:
+    """The batch page's upstream jobs, for htmx to refresh."""
+    batch = _batch_of(services, session, batch_id)
+    context = {"batch": batch, **_jobs_context(services, batch)}
+    return render(request, "_batch_jobs.html", context, session=session)
 
 
 def _errors_context(services: Services, batch: Batch) -> dict[str, Any]:
@@ -316,11 +355,40 @@ def _models_context(services: Services, session: sessions.Session) -> dict[str, 
     }
 
 
+def _provider_batch_figures(services: Services, now: float) -> list[stats.ProviderBatchFigures]:
+    """Each configured provider-batch model: what each path served and cost
+    over the window, and its jobs' measured turnaround."""
+    names = [m.name for m in services.settings.models.values() if m.backend in uj.KINDS]
+    if not names:
+        return []
+    costs = services.store.path_costs(now - PATH_COST_WINDOW_SECONDS)
+    figures: list[stats.ProviderBatchFigures] = []
+    for name in names:
+        ended = services.store.list_jobs(
+            model=name, states=[uj.JobState.ENDED], limit=uj.TURNAROUND_JOBS
+        )
+        seconds, sample = uj.measured_turnaround(ended)
+        figures.append(
+            stats.ProviderBatchFigures(
+                name, stats.paths_of(name, costs), seconds if sample else None, sample
+            )
+        )
+    return figures
+
+
 @router.get("/models")
 def models_page(
     request: fastapi.Request, session: auth.SessionDep, services: ServicesDep
 ) -> fastapi.Response:
-    context = {**_models_context(services, session), "nav": "models"}
+    context = {
+        **_models_context(services, session),
+        # What the operator pays the provider is the operator's business.
+        "provider_batches": (
+            _provider_batch_figures(services, time.time()) if session.key.admin else []
+        ),
+        "path_cost_window_seconds": PATH_COST_WINDOW_SECONDS,
+        "nav": "models",
+    }
     return render(request, "models.html", context, session=session)
 
 
