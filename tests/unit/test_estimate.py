@@ -70,14 +70,15 @@ def _job(submitted: float | None, ended: float, status: uj.EndStatus) -> uj.Upst
     )
 
 
-def test_job_turnaround_is_the_median_of_the_jobs_the_provider_ran_to_an_end() -> None:
+def test_job_turnaround_is_the_median_of_the_jobs_the_provider_completed() -> None:
     jobs = [
-        _job(0.0, 100.0, uj.EndStatus.COMPLETED),
+        _job(100.0, 200.0, uj.EndStatus.COMPLETED),
         _job(0.0, 300.0, uj.EndStatus.COMPLETED),
-        _job(0.0, 86_400.0, uj.EndStatus.EXPIRED),  # the provider's own slowness
-        # Ours, not the provider's: cancelled early for the fallback, refused at create.
+        _job(0.0, 900.0, uj.EndStatus.COMPLETED),
+        # Cancelled early for the fallback, refused at create, never done.
         _job(0.0, 1.0, uj.EndStatus.CANCELLED),
         _job(None, 2.0, uj.EndStatus.FAILED),
+        _job(0.0, 86_400.0, uj.EndStatus.EXPIRED),
     ]
     assert uj.measured_turnaround(jobs) == (300.0, 3)
     assert uj.measured_turnaround(jobs[3:]) == (0.0, 0)

@@ -254,20 +254,17 @@ def flush_at(pending: PendingWork, limits: Limits, turnaround: float) -> float |
 # load, enough that one slow job does not set it.
 TURNAROUND_JOBS = 20
 
-# Jobs the provider ran to its own end. A job cancelled (the deadline
-# fallback, a tenant's cancel) or refused at create says nothing about how
-# long the provider takes.
-_TIMED_ENDS = frozenset({EndStatus.COMPLETED, EndStatus.EXPIRED})
-
 
 def measured_turnaround(jobs: Iterable[UpstreamJob]) -> tuple[float, int]:
     """The median seconds from submit to end of the ``jobs`` the provider
-    ran to its end, and how many there were: (0.0, 0) when none (unknown,
-    as ``flush_at`` takes it)."""
+    completed, and how many there were: (0.0, 0) when none (unknown, as
+    ``flush_at`` takes it). A job cancelled (the deadline fallback, a
+    tenant's cancel), refused or failed says nothing about how long the
+    provider takes to do the work."""
     spans = [
         job.ended_at - job.submitted_at
         for job in jobs
-        if job.end_status in _TIMED_ENDS
+        if job.end_status is EndStatus.COMPLETED
         and job.submitted_at is not None
         and job.ended_at is not None
     ]
