@@ -17,6 +17,7 @@ from batchgate import config
 from batchgate.backends import tokens as token_count
 from batchgate.canonical import chat
 from batchgate.domain import batch as batch_model
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import RequestState
 from tests import harness
 from tests.contract import builders
@@ -285,3 +286,79 @@ def test_an_openai_file_dry_run_over_the_token_quota_reports_the_refusal(
         assert list(sdk.batches.list()) == []
     assert estimate["request_count"] == 3
     assert estimate["admission"]["error"]["code"] == "token_limit_exceeded"
+
+
+PROVIDER_BATCH = "pb-mini"
+
+
+@pytest.fixture
+def provider_batch(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
+    """A model served through a provider's batch API (collecting for 45 s),
+    no worker: the jobs a test seeds stay as it left them."""
+    models = {
+        PROVIDER_BATCH: config.ModelConfig(
+            name=PROVIDER_BATCH,
+            backend="openai_batch",
+            base_url=upstream.openai_base_url,
+            flush_after_seconds=45,
+            price={"input": 2.0, "output": 6.0},
+        )
+    }
+    settings = harness.make_settings(tmp_path, models)
+    with harness.serve(settings, with_worker=False) as running:
+        yield running
+
+
+def provider_batch_eta(server: harness.RunningServer) -> dict[str, Any]:
+    body = {"requests": [inline("a", "hello", model=PROVIDER_BATCH)]}
+    with server.client() as client:
+        response = client.post("/v1/batches", params={"dry_run": "true"}, json=body)
+    assert response.status_code == 200, response.text
+    (model,) = response.json()["models"]
+    eta: dict[str, Any] = model["eta"]
+    return eta
+
+
+def test_a_provider_batch_model_with_no_ended_job_says_its_eta_is_not_measured(
+    provider_batch: harness.RunningServer,
+) -> None:
+    # A job still running upstream says nothing about how long one takes.
+    builders.make_batch(provider_batch.store, 2, model=PROVIDER_BATCH)
+    builders.seed_job(provider_batch.store, PROVIDER_BATCH, 2, submitted_at=time.time() - 60)
+    eta = provider_batch_eta(provider_batch)
+    assert eta == {
+        "min_seconds": None,
+        "max_seconds": None,
+        "throughput_source": "job_turnaround",
+        "turnaround_seconds": None,
+        "sample_jobs": 0,
+        "flush_after_seconds": 45.0,
+    }
+
+
+def test_a_provider_batch_models_eta_is_its_jobs_median_turnaround_plus_the_flush_wait(
+    provider_batch: harness.RunningServer,
+) -> None:
+    store, now = provider_batch.store, time.time()
+    ran = [
+        (600.0, uj.EndStatus.COMPLETED),
+        (1800.0, uj.EndStatus.COMPLETED),
+        (900.0, uj.EndStatus.COMPLETED),
+        (5.0, uj.EndStatus.CANCELLED),  # cancelled for the fallback: not the provider's time
+    ]
+    for seconds, status in ran:
+        builders.make_batch(store, 1, model=PROVIDER_BATCH)
+        start = now - 4000
+        builders.seed_job(
+            store,
+            PROVIDER_BATCH,
+            1,
+            submitted_at=start,
+            ended_at=start + seconds,
+            end_status=status,
+        )
+    eta = provider_batch_eta(provider_batch)
+    assert eta["throughput_source"] == "job_turnaround" and eta["sample_jobs"] == 3
+    assert eta["turnaround_seconds"] == 900.0
+    # Sent at once when its job fills up, at worst after the 45 s flush wait.
+    assert (eta["min_seconds"], eta["max_seconds"]) == (900.0, 945.0)

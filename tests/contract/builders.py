@@ -6,6 +6,7 @@ import time
 
 from batchgate.domain import batch as bm
 from batchgate.domain import failures, ids
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.files import FilePurpose, FileRecord
 from batchgate.domain.states import BatchStatus, Dialect, RequestState
 from batchgate.store import port
@@ -95,3 +96,49 @@ def result_file_rows(store: port.JobStore, owner: str = "key_a") -> dict[str, Fi
         owner, purpose=FilePurpose.BATCH_OUTPUT, limit=100, after=None, ascending=True
     )
     return {record.kind: record for record in records}
+
+
+def seed_job(
+    store: port.JobStore,
+    model: str,
+    n: int,
+    *,
+    submitted_at: float,
+    ended_at: float | None = None,
+    end_status: uj.EndStatus = uj.EndStatus.COMPLETED,
+    upstream_batch_id: str = "batch_upstream",
+    worker: str = "seed",
+) -> uj.UpstreamJob:
+    """An upstream job of ``model`` holding up to ``n`` of its queued rows,
+    moved through the port as the driver moves one: submitted at
+    ``submitted_at`` and, given ``ended_at``, ended ``end_status`` then (its
+    results not read yet: the rows stay held)."""
+    now = time.time()
+    job = uj.UpstreamJob(
+        id=ids.new_upstream_job_id(),
+        model=model,
+        kind="openai_batch",
+        endpoint="/v1/chat/completions",
+        state=uj.JobState.ASSEMBLING,
+        created_at=now,
+        lease_owner=worker,
+        lease_expires_at=now + LEASE,
+    )
+    assert store.assemble_job(job, n, now), f"no queued {model!r} rows to put in a job"
+    steps = [
+        uj.JobUpdate(
+            state=uj.JobState.SUBMITTED,
+            upstream_batch_id=upstream_batch_id,
+            submitted_at=submitted_at,
+        )
+    ]
+    if ended_at is not None:
+        steps.append(
+            uj.JobUpdate(state=uj.JobState.ENDED, end_status=end_status, ended_at=ended_at)
+        )
+    moved: uj.UpstreamJob | None = job
+    for step in steps:
+        moved = store.update_job(job.id, worker, step, now, LEASE)
+        assert moved is not None
+    assert moved is not None
+    return moved

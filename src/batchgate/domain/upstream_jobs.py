@@ -28,10 +28,6 @@ import math
 import statistics
 from collections.abc import Iterable
 
-# The backend kinds served through a provider's batch API (a model entry's
-# ``backend``; a job's ``kind``).
-KINDS = frozenset({"openai_batch", "anthropic_batch"})
-
 
 class JobState(enum.StrEnum):
     """Where a job is on its way through the provider.

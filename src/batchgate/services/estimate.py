@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from batchgate import canonical, config
+from batchgate.backends.provider_batch import options as batch_options
 from batchgate.canonical import chat
 from batchgate.domain import errors, estimate, quotas
 from batchgate.domain import keys as key_model
@@ -26,7 +27,7 @@ from batchgate.services.file_batches import FileBatchService
 from batchgate.store import port
 
 # Backends whose throughput batchgate controls (the embedded engine) get an
-# ETA from it; a provider-batch model (uj.KINDS) from its jobs' turnaround.
+# ETA from it; a provider-batch model from its jobs' turnaround.
 # A real-time upstream's speed depends on a service we cannot see: no ETA.
 _ETA_BACKENDS = frozenset({"llama_cpp"})
 # A line error list longer than this is cut in the dry run's message.
@@ -141,7 +142,7 @@ class EstimateService:
 
     def _eta(self, entry: estimate.ModelEstimate, now: float) -> None:
         model = self.models.get(entry.model)
-        if model is not None and model.backend in uj.KINDS:
+        if model is not None and model.backend in batch_options.KINDS:
             entry.set_job_eta(self._turnaround(model))
             return
         if model is None or model.backend not in _ETA_BACKENDS:
@@ -163,7 +164,9 @@ class EstimateService:
         )
         seconds, sample = uj.measured_turnaround(ended)
         return estimate.JobTurnaround(
-            seconds if sample else None, sample, _flush_after_seconds(model)
+            seconds if sample else None,
+            sample,
+            batch_options.job_options(model).flush_after_seconds,
         )
 
     def _queued_ahead(self, model: str, now: float) -> int:
@@ -171,7 +174,3 @@ class EstimateService:
             if stats.model == model:
                 return stats.count(RequestState.QUEUED) + stats.count(RequestState.RUNNING)
         return 0
-
-
-def _flush_after_seconds(model: config.ModelConfig) -> float:
-    return float(model.options.get("flush_after_seconds", 60.0))

@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from batchgate.api import common
 from batchgate.api.deps import Services, ServicesDep, client_address
 from batchgate.api.ui import auth, format, forms
+from batchgate.backends.provider_batch import options as batch_options
 from batchgate.domain import errors, partial_results, progress, states, stats
 from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.batch import Batch
@@ -246,7 +247,7 @@ def _jobs_context(services: Services, batch: Batch) -> dict[str, Any]:
     yet, an open batch's page looks again while this server has a
     provider-batch model at all."""
     models = services.settings.models.values()
-    if not any(model.backend in uj.KINDS for model in models):
+    if not any(model.backend in batch_options.KINDS for model in models):
         return {"jobs": [], "jobs_possible": False}
     jobs = sorted(services.batches.upstream_jobs(batch), key=lambda job: (job.created_at, job.id))
     return {
@@ -358,7 +359,7 @@ def _models_context(services: Services, session: sessions.Session) -> dict[str, 
 def _provider_batch_figures(services: Services, now: float) -> list[stats.ProviderBatchFigures]:
     """Each configured provider-batch model: what each path served and cost
     over the window, and its jobs' measured turnaround."""
-    names = [m.name for m in services.settings.models.values() if m.backend in uj.KINDS]
+    names = [m.name for m in services.settings.models.values() if m.backend in batch_options.KINDS]
     if not names:
         return []
     costs = services.store.path_costs(now - PATH_COST_WINDOW_SECONDS)

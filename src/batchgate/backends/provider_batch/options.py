@@ -129,6 +129,13 @@ class AnthropicBatchOptions(JobOptions):
     max_bytes_per_job: int = Field(default=uj.ANTHROPIC_MAX_BYTES, ge=1)
 
 
+def job_options(model: config.ModelConfig) -> JobOptions:
+    """A provider-batch entry's options, parsed for its kind (what the
+    dashboard and the dry run read: its flush wait)."""
+    kind = OpenAIBatchOptions if model.backend == OPENAI_KIND else AnthropicBatchOptions
+    return http_client.parse_options(kind, model)
+
+
 def openai_capabilities(model: config.ModelConfig) -> base.Capabilities:
     """Registry hook: an ``openai_batch`` entry serves what its one endpoint
     carries (``/v1/embeddings``: embeddings only; otherwise chat, under the
