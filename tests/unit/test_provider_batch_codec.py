@@ -564,3 +564,5 @@ def test_an_anthropic_batch_ends_as_its_counts_say(
     assert batch.request_total == sum(counts.values())
     assert batch.created_at == 1796504400.5
     assert batch.output_file_id == obj["results_url"]
+    long_url = {**obj, "results_url": "https://x/" + "a" * uj.MAX_UPSTREAM_ID_CHARS}
+    assert client_anthropic.batch_from(long_url).output_file_id is None

@@ -79,12 +79,14 @@ def batch_from(obj: Any) -> UpstreamBatch:
     }
     status = str(obj.get("processing_status") or "")
     results_url = obj.get("results_url")
+    if not isinstance(results_url, str) or len(results_url) > uj.MAX_UPSTREAM_ID_CHARS:
+        results_url = None  # too long to record: ``results`` reads the usual path instead
     return UpstreamBatch(
         id=obj["id"],
         status=status,
         end_status=_end_status(status, counts),
         created_at=_timestamp(obj.get("created_at")),
-        output_file_id=results_url if isinstance(results_url, str) else None,
+        output_file_id=results_url,
         request_total=sum(counts.values()) if counts else None,
     )
 
