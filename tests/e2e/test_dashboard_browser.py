@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
+from batchgate import config
+from batchgate.domain import batch as bm
+from batchgate.domain import upstream_jobs as uj
+from batchgate.domain.states import RequestState
 from tests import harness
+from tests.contract import builders
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.slow
@@ -181,4 +186,63 @@ def test_each_batch_shows_the_state_it_is_in(
     with server.client() as client:  # the held model's last batches, so the worker drains fast
         for batch_id in (waiting, queued):
             client.post(f"/v1/batches/{batch_id}/cancel").raise_for_status()
+    print(f"screenshots in {tmp_path}")
+
+
+PROVIDER_BATCH = "pb-mini"
+
+
+@pytest.fixture
+def provider_server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
+    """A model served through a provider's batch API, on SQLite, no worker:
+    the test moves its jobs through the store as the driver would."""
+    models = {
+        PROVIDER_BATCH: config.ModelConfig(
+            name=PROVIDER_BATCH,
+            backend="openai_batch",
+            base_url=upstream.openai_base_url,
+            price={"input": 2.0, "output": 6.0},
+        )
+    }
+    settings = harness.make_settings(tmp_path, models)
+    settings.ui.refresh_seconds = 0.3
+    with harness.serve_socket(settings, with_worker=False) as running:
+        yield running
+
+
+def test_a_batch_page_shows_its_upstream_jobs_as_they_come_and_end(
+    chromium: Browser, provider_server: harness.RunningServer, tmp_path: Path
+) -> None:
+    server, store = provider_server, provider_server.store
+    batch_id = server.submit(PROVIDER_BATCH, ["one", "two", "three"])
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    log_in(page, server.url, server.api_key)
+    page.goto(f"{server.url}/ui/batches/{batch_id}")
+    expect(page.locator("#batch-jobs table")).to_have_count(0)  # nothing sent upstream yet
+
+    # A job takes two of its rows; the open page finds it without a reload.
+    page.evaluate("window.stillTheSamePage = true")
+    now = time.time()
+    job = builders.seed_job(store, PROVIDER_BATCH, 2, submitted_at=now, upstream_batch_id="b_1")
+    row = page.locator(f'#batch-jobs tr[data-job="{job.id}"]')
+    expect(row.locator(".state")).to_have_text("submitted", timeout=10_000)
+    expect(row).to_contain_text("b_1")
+    assert page.evaluate("window.stillTheSamePage") is True
+
+    ended = uj.JobUpdate(state=uj.JobState.ENDED, end_status=uj.EndStatus.COMPLETED, ended_at=now)
+    assert store.update_job(job.id, "seed", ended, time.time(), builders.LEASE) is not None
+    expect(row.locator(".state")).to_have_text("completed", timeout=10_000)
+    expect(row.locator(".phase")).to_have_text("reading results")
+    page.screenshot(path=str(tmp_path / "batch_jobs.png"), full_page=True)
+
+    # What the two paths served, on the models page (admins only).
+    for held in store.job_requests(job.id):
+        route = uj.Path.BATCH if held.id % 2 else uj.Path.REALTIME
+        outcome = bm.Outcome(
+            held.id, held.attempt, job.id, RequestState.SUCCEEDED, cost=0.25, route=route.value
+        )
+        assert store.record_outcomes([outcome], time.time()) == [True]
+    page.goto(f"{server.url}/ui/models")
+    expect(page.locator("#provider-batches tr[data-path=total] td.num").first).to_have_text("2")
+    page.screenshot(path=str(tmp_path / "models_paths.png"), full_page=True)
     print(f"screenshots in {tmp_path}")
