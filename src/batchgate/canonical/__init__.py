@@ -45,3 +45,20 @@ def load(params: str | bytes | dict[str, Any]) -> Request:
 def dump(request: Request) -> str:
     """The JSON the store keeps for ``request`` (``load`` reads it back)."""
     return request.model_dump_json(exclude_none=True)
+
+
+def token_counts(response: Response) -> tuple[int, int, int, int]:
+    """(input, output, cached, reasoning) tokens as OpenAI reports them:
+    input includes cached input (read or written), output includes reasoning.
+    What a served request records, whichever path served it."""
+    if isinstance(response, embeddings.EmbeddingResponse):
+        return response.usage.input_tokens, 0, 0, 0
+    usage: chat.Usage = response.usage
+    cached = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    return (
+        usage.input_tokens + cached + written,
+        usage.output_tokens,
+        cached,
+        usage.reasoning_tokens or 0,
+    )

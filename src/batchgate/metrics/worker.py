@@ -16,6 +16,22 @@ from batchgate.domain.states import RequestState
 # Upstream calls take from milliseconds (a local fake, a cache hit) to
 # minutes (long generations on a busy server).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+# A provider's batch job takes from seconds (a small job on a quiet upstream)
+# to its whole 24 h window.
+TURNAROUND_BUCKETS = (
+    1,
+    10,
+    60,
+    300,
+    900,
+    1800,
+    3600,
+    2 * 3600,
+    4 * 3600,
+    8 * 3600,
+    12 * 3600,
+    86400,
+)
 
 
 class AttemptOutcome(enum.StrEnum):
@@ -54,6 +70,12 @@ class Recorder(Protocol):
     def observe_call(self, model: str, seconds: float) -> None: ...
     def record(self, model: str, outcome: batch_model.Outcome, applied: bool) -> None: ...
     def samples(self) -> dict[str, Any] | None: ...
+
+    # Provider batch APIs (worker/upstream_jobs.py).
+    def job_ended(self, model: str, end_status: str, turnaround: float | None) -> None: ...
+    def job_refused(self, model: str, reason: str) -> None: ...
+    def upstream_cost(self, model: str, path: str, usd: float) -> None: ...
+    def dropped_cost(self, model: str, usd: float) -> None: ...
 
 
 class WorkerMetrics:
@@ -94,10 +116,48 @@ class WorkerMetrics:
             ["model"],
             registry=self.registry,
         )
+        self._upstream_families()
 
         # labels() builds a key and takes the metric's lock on every call;
         # the children are kept here so the per-request path is a dict hit.
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _upstream_families(self) -> None:
+        """What provider batch APIs cost the operator, against what the
+        tenants are billed (``batchgate_cost_usd``)."""
+        self.upstream_jobs = prometheus_client.Counter(
+            "batchgate_upstream_jobs",
+            "Upstream jobs (provider batches) that ended, by model and how.",
+            ["model", "end_status"],
+            registry=self.registry,
+        )
+        self.upstream_refusals = prometheus_client.Counter(
+            "batchgate_upstream_job_refusals",
+            "Upstream jobs the provider refused as too large (smaller ones follow), by reason.",
+            ["model", "reason"],
+            registry=self.registry,
+        )
+        self.upstream_cost_usd = prometheus_client.Counter(
+            "batchgate_upstream_cost_usd",
+            "What the operator pays the provider, in USD, by path: batch (the batch price) "
+            "or realtime (the deadline fallback, at the list price).",
+            ["model", "path"],
+            registry=self.registry,
+        )
+        self.upstream_dropped = prometheus_client.Counter(
+            "batchgate_upstream_dropped_cost_usd",
+            "Upstream results paid for but dropped (their request was cancelled or had "
+            "fallen back), in USD: the operator's loss.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.turnaround = prometheus_client.Histogram(
+            "batchgate_upstream_job_turnaround_seconds",
+            "From an upstream job's submission to the provider ending it.",
+            ["model"],
+            buckets=TURNAROUND_BUCKETS,
+            registry=self.registry,
+        )
 
     def _child(self, metric: Any, *labels: str) -> Any:
         # The metrics live as long as this object, so their ids are stable.
@@ -119,6 +179,20 @@ class WorkerMetrics:
             self._child(self.tokens, model, "input").inc(outcome.input_tokens)
             self._child(self.tokens, model, "output").inc(outcome.output_tokens)
             self._child(self.cost, model).inc(outcome.cost)
+
+    def job_ended(self, model: str, end_status: str, turnaround: float | None) -> None:
+        self._child(self.upstream_jobs, model, end_status).inc()
+        if turnaround is not None:
+            self._child(self.turnaround, model).observe(max(turnaround, 0.0))
+
+    def job_refused(self, model: str, reason: str) -> None:
+        self._child(self.upstream_refusals, model, reason).inc()
+
+    def upstream_cost(self, model: str, path: str, usd: float) -> None:
+        self._child(self.upstream_cost_usd, model, path).inc(usd)
+
+    def dropped_cost(self, model: str, usd: float) -> None:
+        self._child(self.upstream_dropped, model).inc(usd)
 
     def samples(self) -> dict[str, Any] | None:
         """``{family: {"type", "help", "samples": [[name, labels, value], ...]}}``
@@ -148,6 +222,18 @@ class Disabled:
 
     def samples(self) -> dict[str, Any] | None:
         return None
+
+    def job_ended(self, model: str, end_status: str, turnaround: float | None) -> None:
+        pass
+
+    def job_refused(self, model: str, reason: str) -> None:
+        pass
+
+    def upstream_cost(self, model: str, path: str, usd: float) -> None:
+        pass
+
+    def dropped_cost(self, model: str, usd: float) -> None:
+        pass
 
 
 def recorder(*, enabled: bool) -> Recorder:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -22,15 +23,16 @@ from typing import Any, Protocol
 
 from batchgate import canonical, config
 from batchgate.backends import base, capability, tokens
-from batchgate.canonical import chat, embeddings
+from batchgate.canonical import embeddings
 from batchgate.domain import batch as batch_model
 from batchgate.domain import failures, ids, retry
+from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.batch import ClaimedRequest
 from batchgate.domain.states import RequestState
 from batchgate.domain.workers import WorkerHeartbeat
 from batchgate.metrics import worker as worker_metrics
 from batchgate.store import port
-from batchgate.worker import generating, pacing, trace
+from batchgate.worker import generating, pacing, trace, upstream_jobs
 from batchgate.worker.retention import RetentionSweep
 from batchgate.worker.writer import OutcomeWriter
 
@@ -44,11 +46,17 @@ class Lane:
     so the next request is already leased when an upstream call ends: claiming
     is off the critical path and done in batches. Only ``calls`` (upstream
     calls in progress) is held to the cap and the throttle.
+
+    ``route``: the lane claims only rows routed there (``"realtime"``: the
+    deadline fallback of a provider-batch model) and records it on them.
     """
 
-    def __init__(self, model: config.ModelConfig, backend: base.Backend) -> None:
+    def __init__(
+        self, model: config.ModelConfig, backend: base.Backend, route: str | None = None
+    ) -> None:
         self.model = model
         self.backend = backend
+        self.route = route
         # What the one capability check holds its requests to; embeddings
         # only if the backend has the method for them.
         self.capabilities = capability.declared(backend)
@@ -106,27 +114,17 @@ async def _dispatch(lane: Lane, request: canonical.Request) -> canonical.Respons
     return await lane.backend.complete(request)
 
 
-def _token_counts(response: canonical.Response) -> tuple[int, int, int, int]:
-    """(input, output, cached, reasoning) tokens as OpenAI reports them:
-    input includes cached input (read or written), output includes reasoning."""
-    if isinstance(response, embeddings.EmbeddingResponse):
-        return response.usage.input_tokens, 0, 0, 0
-    usage: chat.Usage = response.usage
-    cached = usage.cache_read_input_tokens or 0
-    written = usage.cache_creation_input_tokens or 0
-    return (
-        usage.input_tokens + cached + written,
-        usage.output_tokens,
-        cached,
-        usage.reasoning_tokens or 0,
-    )
-
-
 class WorkerStore(
-    port.QueueStore, port.BatchSweeps, port.WorkerRegistry, port.RetentionStore, Protocol
+    port.QueueStore,
+    port.BatchSweeps,
+    port.WorkerRegistry,
+    port.RetentionStore,
+    port.UpstreamJobStore,
+    Protocol,
 ):
     """The roles a worker uses: the queue, the sweeps that end batches, its
-    heartbeat row, and the retention sweep it runs."""
+    heartbeat row, the retention sweep it runs, and the upstream jobs of
+    provider-batch models."""
 
 
 class Worker:
@@ -153,14 +151,37 @@ class Worker:
             base_seconds=options.backoff_base_seconds,
             max_seconds=options.backoff_max_seconds,
         )
-        self.lanes = {name: Lane(models[name], backend) for name, backend in backends.items()}
         self.writer = OutcomeWriter(store)
         self.generating = generating.GeneratingMarks(store, self.worker_id)
         self.metrics = worker_metrics.recorder(enabled=metrics)
+        self.lanes, self.drivers = self._lanes_and_drivers(backends, models)
         self.started_at = time.time()
         self.retention = RetentionSweep(store, retention)
         self._wake = asyncio.Event()
         self._draining = asyncio.Event()
+
+    def _lanes_and_drivers(
+        self, backends: Mapping[str, base.Backend], models: Mapping[str, config.ModelConfig]
+    ) -> tuple[dict[str, Lane], dict[str, upstream_jobs.UpstreamJobDriver]]:
+        """A lane per model served one call per request; a provider-batch
+        model gets an upstream-job driver instead, and a lane for the rows
+        that fall back to its real-time upstream if it names one."""
+        plain, batch = upstream_jobs.split_backends(backends.items())
+        lanes = {name: Lane(models[name], backend) for name, backend in plain.items()}
+        drivers = {}
+        for name, backend in batch.items():
+            drivers[name] = upstream_jobs.UpstreamJobDriver(
+                self.store,
+                backend,
+                models[name],
+                options=self.options,
+                policy=self.policy,
+                metrics=self.metrics,
+                worker_id=self.worker_id,
+            )
+            if backend.realtime is not None:
+                lanes[name] = Lane(models[name], backend, route=uj.Path.REALTIME.value)
+        return lanes, drivers
 
     # -- lifecycle ------------------------------------------------------------
     def notify(self) -> None:
@@ -189,6 +210,9 @@ class Worker:
         lanes = [
             asyncio.create_task(self._lane_loop(lane), name=f"lane:{name}")
             for name, lane in self.lanes.items()
+        ] + [
+            asyncio.create_task(driver.run(self._draining), name=f"upstream-jobs:{name}")
+            for name, driver in self.drivers.items()
         ]
         try:
             await self._draining.wait()
@@ -242,6 +266,7 @@ class Worker:
                 self.worker_id,
                 time.time(),
                 self.options.lease_seconds,
+                lane.route,
             )
         except Exception:
             log.exception("claim failed; retrying after a pause")
@@ -265,9 +290,13 @@ class Worker:
         else:
             outcome = self._handed_back(request)
         seconds = time.monotonic() - started
+        if lane.route is not None:
+            outcome = dataclasses.replace(outcome, route=lane.route)
 
         def written(applied: bool) -> None:
             self.metrics.record(lane.model.name, outcome, applied)
+            if lane.route is not None:
+                upstream_jobs.count_realtime(self.metrics, lane.model.name, outcome, applied)
             trace.attempt_ended(request, outcome, applied, seconds)
 
         await self.writer.write(outcome, request.batch_id, then=written)
@@ -308,7 +337,9 @@ class Worker:
         lane.throttle.on_success()
         # Clients see the model name they asked for, not the upstream's alias.
         response = response.model_copy(update={"model": canonical_request.model})
-        input_tokens, output_tokens, cached_tokens, reasoning_tokens = _token_counts(response)
+        input_tokens, output_tokens, cached_tokens, reasoning_tokens = canonical.token_counts(
+            response
+        )
         if grant is not None:
             lane.limiter.settle(grant, input_tokens + output_tokens)
         return self._outcome(
@@ -426,7 +457,7 @@ class Worker:
             id=self.worker_id,
             host=socket.gethostname(),
             pid=os.getpid(),
-            models=tuple(self.lanes),
+            models=tuple(sorted({*self.lanes, *self.drivers})),
             started_at=self.started_at,
             last_seen_at=now,
             stopped_at=now if stopped else None,
