@@ -168,6 +168,23 @@ def test_the_job_writes_outcomes_fenced_on_itself(store: port.JobStore) -> None:
     assert store.job_requests(job.id) == [held[1]]
 
 
+def test_job_requests_by_chunk_and_without_params(store: port.JobStore) -> None:
+    make_batch(store, 3)
+    job, held = assemble(store)
+    first, second, third = held
+    assert store.job_requests(job.id, [third.id, first.id, 999_999]) == [first, third]
+    assert store.job_requests(job.id, []) == []
+    light = store.job_requests(job.id, with_params=False)
+    assert [(h.id, h.params, h.deadline, h.attempt) for h in light] == [
+        (h.id, "", h.deadline, h.attempt) for h in held
+    ]
+    assert store.record_outcomes([outcome(job.id, second)], time.time()) == [True]
+    assert store.job_requests(job.id, [second.id]) == []
+    # What the job sent, held or not; never another job's rows.
+    assert store.sent_params(job.id, [first.id, second.id]) == {first.id: "{}", second.id: "{}"}
+    assert store.sent_params("ujob_other", [first.id]) == {}
+
+
 @pytest.mark.parametrize("how", ["cancel", "expire"])
 def test_cancel_and_expiry_end_job_held_rows(store: port.JobStore, how: str) -> None:
     batch = make_batch(store, 2)

@@ -270,8 +270,24 @@ class UpstreamJobStore(Protocol):
         and [] is returned. Sets the job's request_count and deadline."""
         ...
 
-    def job_requests(self, job_id: str) -> list[uj.HeldRequest]:
-        """The rows the job still holds (running, leased to it), by id."""
+    def job_requests(
+        self,
+        job_id: str,
+        request_ids: Iterable[int] | None = None,
+        *,
+        with_params: bool = True,
+    ) -> list[uj.HeldRequest]:
+        """The rows the job still holds (running, leased to it), by id; only
+        those among ``request_ids`` if given (a chunk of result lines).
+        ``with_params=False`` leaves their params empty: a poll only counts
+        the rows and reads their deadlines, and a job may hold 100,000."""
+        ...
+
+    def sent_params(self, job_id: str, request_ids: Iterable[int]) -> dict[int, str]:
+        """The stored params of rows among ``request_ids`` the job sent
+        (``upstream_job_id`` = the job), held or not: a result line for a row
+        it no longer holds (cancelled, fallen back) is read against its
+        request to count what the provider billed for it."""
         ...
 
     def release_job_requests(

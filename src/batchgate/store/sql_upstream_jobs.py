@@ -159,15 +159,41 @@ class UpstreamJobs(SqlBase):
                 )
             )
 
-    def job_requests(self, job_id: str) -> list[uj.HeldRequest]:
+    def job_requests(
+        self,
+        job_id: str,
+        request_ids: Iterable[int] | None = None,
+        *,
+        with_params: bool = True,
+    ) -> list[uj.HeldRequest]:
+        params = R.c.params if with_params else sa.literal("").label("params")
+        query = (
+            sa.select(R.c.id, R.c.batch_id, params, R.c.attempts, B.c.expires_at)
+            .select_from(R.join(B, B.c.id == R.c.batch_id))
+            .where(_held(job_id))
+            .order_by(R.c.id)
+        )
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(R.c.id, R.c.batch_id, R.c.params, R.c.attempts, B.c.expires_at)
-                .select_from(R.join(B, B.c.id == R.c.batch_id))
-                .where(_held(job_id))
-                .order_by(R.c.id)
-            ).all()
+            if request_ids is None:
+                return [_held_request(row) for row in conn.execute(query).all()]
+            rows = [
+                row
+                for chunk in _chunks(sorted(set(request_ids)))
+                for row in conn.execute(query.where(R.c.id.in_(chunk))).all()
+            ]
         return [_held_request(row) for row in rows]
+
+    def sent_params(self, job_id: str, request_ids: Iterable[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        with self._read() as conn:
+            for chunk in _chunks(sorted(set(request_ids))):
+                rows = conn.execute(
+                    sa.select(R.c.id, R.c.params).where(
+                        R.c.id.in_(chunk), R.c.upstream_job_id == job_id
+                    )
+                ).all()
+                found.update((row.id, row.params) for row in rows)
+        return found
 
     def release_job_requests(
         self,

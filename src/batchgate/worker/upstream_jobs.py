@@ -29,6 +29,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import logging
 import statistics
 import time
@@ -335,10 +336,21 @@ class UpstreamJobDriver:
             self.leased.discard(job.id)
         return updated
 
-    async def _held(self, job: uj.UpstreamJob) -> tuple[list[uj.HeldRequest], int]:
+    async def _held_rows(self, job_id: str) -> list[uj.HeldRequest]:
+        """The rows a job holds, without their params (ids, batches,
+        deadlines: what settling them needs)."""
+        return await asyncio.to_thread(
+            functools.partial(self.store.job_requests, job_id, with_params=False)
+        )
+
+    async def _held(
+        self, job: uj.UpstreamJob, *, with_params: bool = False
+    ) -> tuple[list[uj.HeldRequest], int]:
         """The rows the job holds, after those whose window is running out
         left it for the real-time lane (how many did: the second value)."""
-        held = await asyncio.to_thread(self.store.job_requests, job.id)
+        held = await asyncio.to_thread(
+            functools.partial(self.store.job_requests, job.id, with_params=with_params)
+        )
         if self.backend.realtime is None:
             return held, 0
         now = time.time()
@@ -350,7 +362,7 @@ class UpstreamJobDriver:
 
     # -- assembling and uploaded --------------------------------------------------
     async def _assembling(self, job: uj.UpstreamJob) -> uj.UpstreamJob | None:
-        held, _ = await self._held(job)
+        held, _ = await self._held(job, with_params=True)
         if not held:
             return await self._end_unsent(job)
         if not self.client.uploads_file:
@@ -511,7 +523,7 @@ class UpstreamJobDriver:
     async def _refused(self, job: uj.UpstreamJob, reason: str) -> None:
         """The provider refused the job as too large: its rows go back to
         the queue, and the model's jobs are half this size from now on."""
-        held = await asyncio.to_thread(self.store.job_requests, job.id)
+        held = await self._held_rows(job.id)
         now = time.time()
         if len(held) == 1 and job.request_count <= 1:
             # Alone and still too large: no smaller job can carry it.
@@ -609,22 +621,22 @@ class UpstreamJobDriver:
 
     # -- ended: results ---------------------------------------------------------
     async def _download(self, job: uj.UpstreamJob) -> uj.UpstreamJob | None:
-        """Stream the results into the rows the job holds, then settle the
-        rows no line answered."""
+        """Stream the results into the rows the job holds, a group at a time
+        (a job's results are never all in memory), then settle the rows no
+        line answered."""
         if job.upstream_batch_id is None:
             return await self._end(job, uj.EndStatus.CANCELLED, None)
-        held = {row.id: row for row in await asyncio.to_thread(self.store.job_requests, job.id)}
         seen = self.seen.setdefault(job.id, set())
-        group: dict[int, pb.LineResult] = {}
+        group: dict[int, pb.ResultLine] = {}
         async for line in self.client.results(_batch_of(job)):
             if line.request_id in seen or line.request_id in group:
                 continue  # a line the upstream repeated, or one written before
             group[line.request_id] = line
             if len(group) >= GROUP:
-                await self._write(job, held, group)
+                await self._write(job, group)
                 group = {}
         if group:
-            await self._write(job, held, group)
+            await self._write(job, group)
         await self._settle(job)
         done = await self._update(job, uj.JobUpdate(downloaded_at=time.time()))
         if done is not None:
@@ -636,28 +648,31 @@ class UpstreamJobDriver:
             )
         return done
 
-    async def _write(
-        self, job: uj.UpstreamJob, held: dict[int, uj.HeldRequest], group: dict[int, pb.LineResult]
-    ) -> None:
+    async def _write(self, job: uj.UpstreamJob, lines_by_id: dict[int, pb.ResultLine]) -> None:
         """One group of result lines into their rows, fenced on the job. A
         line whose row the job no longer holds (cancelled, fell back) was
         paid for all the same: the operator's loss."""
-        now = time.time()
-        outcomes: list[batch_model.Outcome] = []
-        paid = dropped = 0.0
-        for line in group.values():
-            row = held.get(line.request_id)
-            if row is None:
-                usd = lines.cost(line, self.model)
-                paid, dropped = paid + usd, dropped + usd
-                continue
-            outcome = lines.outcome(line, row, job.id, self.model, self.policy, now)
-            paid += outcome.cost
-            outcomes.append(outcome)
-        applied = await self.record(outcomes, {held[o.request_id].batch_id for o in outcomes})
-        dropped += sum(o.cost for o, ok in zip(outcomes, applied, strict=True) if not ok)
-        self.seen.setdefault(job.id, set()).update(group)
-        self.metrics.upstream_cost(self.model.name, uj.Path.BATCH.value, paid)
+        held = await asyncio.to_thread(self.store.job_requests, job.id, list(lines_by_id))
+        gone = set(lines_by_id) - {row.id for row in held}
+        gone_params = (
+            await asyncio.to_thread(self.store.sent_params, job.id, sorted(gone)) if gone else {}
+        )
+        group = await asyncio.to_thread(
+            lines.read_group,
+            job.id,
+            self.backend,
+            self.model,
+            self.policy,
+            lines_by_id,
+            held,
+            gone_params,
+            time.time(),
+        )
+        applied = await self.record(group.outcomes, group.batch_ids)
+        dropped = group.dropped
+        dropped += sum(o.cost for o, ok in zip(group.outcomes, applied, strict=True) if not ok)
+        self.seen.setdefault(job.id, set()).update(lines_by_id)
+        self.metrics.upstream_cost(self.model.name, uj.Path.BATCH.value, group.paid)
         if dropped:
             self.metrics.dropped_cost(self.model.name, dropped)
 
@@ -683,7 +698,7 @@ class UpstreamJobDriver:
         room for another job, else to the real-time lane while it has any
         room at all, else expired."""
         now = time.time()
-        held = await asyncio.to_thread(self.store.job_requests, job.id)
+        held = await self._held_rows(job.id)
         realtime = self.backend.realtime is not None
         room = self.limits.sync_fallback_before if realtime else 0.0
         again = [row.id for row in held if row.deadline - now > room]
@@ -739,7 +754,7 @@ class UpstreamJobDriver:
         if job.state in (uj.JobState.ASSEMBLING, uj.JobState.UPLOADED) and isinstance(
             exc, base.BackendError
         ):
-            held = await asyncio.to_thread(self.store.job_requests, job.id)
+            held = await self._held_rows(job.id)
             error = exc.request_error()
             await self.record(
                 [lines.ended(row, job.id, RequestState.ERRORED, error) for row in held],

@@ -107,6 +107,59 @@ def ended(
     )
 
 
+def read(backend: pb.ProviderBatchBackend, line: pb.ResultLine, params: str) -> pb.LineResult:
+    """A result line read against the request it answers (its stored
+    params). A line the codec cannot read fails its row, not the job."""
+    try:
+        return backend.codec.decode(line, canonical.load(params))
+    except Exception as exc:
+        error = failures.RequestError(failures.ErrorType.API, f"internal error: {exc!r}")
+        return pb.LineResult(line.request_id, error=error)
+
+
+@dataclasses.dataclass
+class Group:
+    """A group of result lines read: what the rows the job holds get, and
+    what the provider billed (``paid``), of it for rows it no longer holds
+    (``dropped``: the operator's loss)."""
+
+    outcomes: list[batch_model.Outcome] = dataclasses.field(default_factory=list)
+    batch_ids: set[str] = dataclasses.field(default_factory=set)
+    paid: float = 0.0
+    dropped: float = 0.0
+
+
+def read_group(
+    job_id: str,
+    backend: pb.ProviderBatchBackend,
+    model: config.ModelConfig,
+    policy: retry.RetryPolicy,
+    lines: dict[int, pb.ResultLine],
+    held: Sequence[uj.HeldRequest],
+    gone_params: dict[int, str],
+    now: float,
+) -> Group:
+    """Read one group of result ``lines`` (by request id): those of rows the
+    job still holds (``held``) into outcomes, those of rows it no longer
+    holds (their params in ``gone_params``) into their cost. A line the provider never ran
+    (neither response nor error) leaves its row held: it is settled with the
+    rows no line answered."""
+    group = Group()
+    for row in held:
+        result = read(backend, lines[row.id], row.params)
+        if result.response is None and result.error is None:
+            continue
+        written = outcome(result, row, job_id, model, policy, now)
+        group.outcomes.append(written)
+        group.batch_ids.add(row.batch_id)
+        group.paid += written.cost
+    for request_id, params in gone_params.items():
+        usd = cost(read(backend, lines[request_id], params), model)
+        group.paid += usd
+        group.dropped += usd
+    return group
+
+
 def outcome(
     line: pb.LineResult,
     row: uj.HeldRequest,

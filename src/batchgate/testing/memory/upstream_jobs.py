@@ -83,10 +83,25 @@ class MemoryUpstreamJobs(MemoryTables):
     def _holds(request: RequestRow, job_id: str) -> bool:
         return request.state is RequestState.RUNNING and request.lease_owner == job_id
 
-    def job_requests(self, job_id: str) -> list[uj.HeldRequest]:
+    def job_requests(
+        self,
+        job_id: str,
+        request_ids: Iterable[int] | None = None,
+        *,
+        with_params: bool = True,
+    ) -> list[uj.HeldRequest]:
         with self._lock:
-            rows = [r for r in self._requests.values() if self._holds(r, job_id)]
-            return [self._held(r) for r in sorted(rows, key=lambda r: r.id)]
+            if request_ids is None:
+                rows = [r for r in self._requests.values() if self._holds(r, job_id)]
+            else:
+                rows = self._held_among(job_id, request_ids)
+            held = [self._held(r) for r in sorted(rows, key=lambda r: r.id)]
+        return held if with_params else [dataclasses.replace(h, params="") for h in held]
+
+    def sent_params(self, job_id: str, request_ids: Iterable[int]) -> dict[int, str]:
+        with self._lock:
+            rows = (self._requests.get(i) for i in set(request_ids))
+            return {r.id: r.params for r in rows if r is not None and r.upstream_job_id == job_id}
 
     def _held_among(self, job_id: str, request_ids: Iterable[int]) -> list[RequestRow]:
         rows = (self._requests.get(i) for i in set(request_ids))
