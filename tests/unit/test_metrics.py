@@ -73,3 +73,37 @@ def test_switched_off_counters_report_nothing() -> None:
     counters = worker_metrics.recorder(enabled=False)
     counters.record("m", outcome(RequestState.SUCCEEDED), True)
     assert counters.samples() is None
+
+
+def test_provider_batch_counters_reach_the_scrape_summed_over_workers() -> None:
+    reports = []
+    for _ in range(2):
+        counters = worker_metrics.WorkerMetrics()
+        counters.job_ended("m", "completed", 90.0)
+        counters.job_ended("m", "cancelled", None)
+        counters.job_refused("m", "token_limit_exceeded")
+        counters.upstream_cost("m", "batch", 0.25)
+        counters.upstream_cost("m", "realtime", 1.0)
+        counters.dropped_cost("m", 0.125)
+        reports.append(counters.samples() or {})
+    target = registry.CollectorRegistry()
+    target.register(_Merged(*reports))
+    text = generate_latest(target).decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in parser.text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    m = (("model", "m"),)
+    jobs = "batchgate_upstream_jobs_total"
+    assert samples[(jobs, (("end_status", "completed"), *m))] == 2
+    assert samples[(jobs, (("end_status", "cancelled"), *m))] == 2
+    refusals = (*m, ("reason", "token_limit_exceeded"))
+    assert samples[("batchgate_upstream_job_refusals_total", refusals)] == 2
+    cost = "batchgate_upstream_cost_usd_total"
+    assert samples[(cost, (*m, ("path", "batch")))] == 0.5
+    assert samples[(cost, (*m, ("path", "realtime")))] == 2.0
+    assert samples[("batchgate_upstream_dropped_cost_usd_total", m)] == 0.25
+    # Only jobs the provider ran to an end have a turnaround.
+    assert samples[("batchgate_upstream_job_turnaround_seconds_count", m)] == 2
+    assert samples[("batchgate_upstream_job_turnaround_seconds_sum", m)] == 180.0

@@ -31,7 +31,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
@@ -202,14 +201,7 @@ class UpstreamJobDriver:
             states=[uj.JobState.ENDED],
             limit=TURNAROUND_JOBS,
         )
-        spans = [
-            job.ended_at - job.submitted_at
-            for job in recent
-            if job.end_status is uj.EndStatus.COMPLETED
-            and job.ended_at is not None
-            and job.submitted_at is not None
-        ]
-        value = statistics.median(spans) if spans else 0.0
+        value, _ = uj.measured_turnaround(recent)
         self._turnaround = (value, now)
         return value
 

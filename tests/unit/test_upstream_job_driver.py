@@ -1,0 +1,384 @@
+"""The upstream-job driver (worker/upstream_jobs.py) end to end inside one
+process: the worker on the in-memory store, the real provider-batch clients
+(built by the registry, as the server builds them), and the fake upstream's
+OpenAI Files + Batches and Anthropic Message Batches routes on 127.0.0.1.
+
+What the upstream saw is read from the fake's own ledger (``billed``: the
+successful lines it delivered per custom_id, across all its batches), so
+"none ran twice" is counted where the money is spent."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from batchgate import composition, config, testing
+from batchgate.backends import registry
+from batchgate.canonical import chat
+from batchgate.domain import batch as bm
+from batchgate.domain import upstream_jobs as uj
+from batchgate.domain.states import BatchStatus, RequestState
+from batchgate.worker.loop import Worker
+from tests.contract import builders
+from tests.fakes.upstream import FakeUpstream
+from tests.unit import worker_kit as kit
+from tests.unit.worker_kit import MODEL
+
+OPENAI = "openai_batch"
+ANTHROPIC = "anthropic_batch"
+# Per million tokens: a token costs 0.5 USD in and 1 USD out at the batch
+# price, so costs are plain numbers.
+PRICE = {"input": 1_000_000.0, "output": 2_000_000.0}
+# Jobs flushed, polled and retried within milliseconds.
+FAST: dict[str, Any] = {
+    "flush_after_seconds": 0.05,
+    "poll_seconds": 0.02,
+    "poll_max_seconds": 0.05,
+    "sync_fallback_before": 60.0,
+    "timeout": 2.0,
+}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(server: FakeUpstream) -> FakeUpstream:
+    server.reset()
+    return server
+
+
+@pytest.fixture(scope="module")
+def realtime_server() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
+def realtime(realtime_server: FakeUpstream) -> FakeUpstream:
+    realtime_server.reset()
+    return realtime_server
+
+
+def entry(fake: FakeUpstream, kind: str = OPENAI, **options: Any) -> config.ModelConfig:
+    base_url = fake.openai_base_url if kind == OPENAI else fake.base_url
+    return config.ModelConfig(
+        name=MODEL,
+        backend=kind,
+        base_url=base_url,
+        api_key="k",
+        price=config.Price(**PRICE),
+        **{**FAST, **options},
+    )
+
+
+@contextlib.asynccontextmanager
+async def driving(
+    store: testing.MemoryJobStore, model: config.ModelConfig
+) -> AsyncIterator[Worker]:
+    """The worker, wired as the server wires it, serving ``model`` for the
+    block (metrics on: the operator's costs are part of what is checked)."""
+    settings = kit.settings().model_copy(
+        update={"models": {MODEL: model}, "metrics": config.MetricsSettings(enabled=True)}
+    )
+    backend = registry.create(model)
+    try:
+        async with kit.running(composition.build_worker(settings, store, {MODEL: backend})) as w:
+            yield w
+    finally:
+        await backend.aclose()
+
+
+def submit(
+    store: testing.MemoryJobStore, texts: list[str], *, owner: str = "key_a", window: float = 3600
+) -> bm.Batch:
+    batch = builders.new_batch(len(texts), owner=owner, window=window)
+    store.create_batch(batch, [bm.NewRequest(text, MODEL, kit.params(text)) for text in texts])
+    return batch
+
+
+def rows(store: testing.MemoryJobStore, *batches: bm.Batch) -> list[Any]:
+    """The stored rows of ``batches`` (the memory store's own records: the
+    route and the job are not read back by any role)."""
+    wanted = {batch.id for batch in batches}
+    return sorted(
+        (row for row in store._requests.values() if row.batch_id in wanted),
+        key=lambda row: row.id,
+    )
+
+
+def all_ended(store: testing.MemoryJobStore, *batches: bm.Batch) -> Callable[[], bool]:
+    return lambda: all(kit.status(store, batch).is_ended for batch in batches)
+
+
+def billed(fake: FakeUpstream) -> dict[str, int]:
+    counts: dict[str, int] = fake.batches()["billed"]
+    return counts
+
+
+def upstream_batches(fake: FakeUpstream) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = fake.batches()["batches"]
+    return found
+
+
+def metric(worker: Worker, name: str, **labels: str) -> float:
+    """The sum of a worker counter's samples that carry ``labels``."""
+    report = worker.metrics.samples() or {}
+    return sum(
+        value
+        for family in report.values()
+        for sample, sample_labels, value in family["samples"]
+        if sample == name and all(sample_labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def assert_served_once(fake: FakeUpstream, store: testing.MemoryJobStore, *batches: bm.Batch):
+    """Every row succeeded, and the upstream billed exactly one line for each."""
+    served = rows(store, *batches)
+    assert {row.state for row in served} == {RequestState.SUCCEEDED}
+    assert billed(fake) == {str(row.id): 1 for row in served}
+
+
+async def wait_upstream(fake: FakeUpstream, count: int = 1) -> list[dict[str, Any]]:
+    await kit.eventually(lambda: len(upstream_batches(fake)) >= count)
+    return upstream_batches(fake)
+
+
+# -- coalescing and splitting -------------------------------------------------
+@pytest.mark.parametrize("kind", [OPENAI, ANTHROPIC])
+async def test_two_tenants_batches_go_up_as_one_job(fake: FakeUpstream, kind: str) -> None:
+    store = testing.MemoryJobStore()
+    first = submit(store, ["a one", "a two", "a three"], owner="key_a")
+    second = submit(store, ["b one", "b two"], owner="key_b")
+    async with driving(store, entry(fake, kind)) as worker:
+        await kit.eventually(all_ended(store, first, second))
+    (upstream,) = upstream_batches(fake)
+    served = rows(store, first, second)
+    # One upstream batch; it knew the rows by request id, never by the
+    # tenants' custom_ids.
+    assert sorted(upstream["custom_ids"]) == sorted(str(row.id) for row in served)
+    assert_served_once(fake, store, first, second)
+    for row in served:
+        reply = chat.ChatResponse.model_validate(row.result)
+        assert reply.text() == f"echo: {row.custom_id}"
+        assert reply.model == MODEL
+        assert row.route == uj.Path.BATCH
+        assert row.cost > 0
+    (job,) = store.list_jobs()
+    assert (job.state, job.end_status, job.request_count) == (
+        uj.JobState.ENDED,
+        uj.EndStatus.COMPLETED,
+        5,
+    )
+    assert job.done and {row.upstream_job_id for row in served} == {job.id}
+    assert [j.id for j in store.jobs_for_batch(first.id)] == [job.id]
+    assert metric(worker, "batchgate_upstream_jobs_total", end_status="completed") == 1
+    tenant_billed = sum(row.cost for row in served)
+    assert metric(worker, "batchgate_upstream_cost_usd_total", path="batch") == pytest.approx(
+        tenant_billed
+    )
+    assert metric(worker, "batchgate_cost_usd_total") == pytest.approx(tenant_billed)
+    assert metric(worker, "batchgate_upstream_dropped_cost_usd_total") == 0
+
+
+async def test_a_batch_over_the_job_limit_is_split(fake: FakeUpstream) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, [f"q{i}" for i in range(10)])
+    async with driving(store, entry(fake, max_requests_per_job=4)):
+        await kit.eventually(all_ended(store, batch))
+    sizes = sorted(len(upstream["custom_ids"]) for upstream in upstream_batches(fake))
+    assert sizes == [2, 4, 4]  # ceil(10 / 4) jobs
+    assert_served_once(fake, store, batch)
+    assert kit.status(store, batch) is BatchStatus.COMPLETED
+
+
+# -- a batch that ends without every answer -----------------------------------
+@pytest.mark.parametrize("kind", [OPENAI, ANTHROPIC])
+@pytest.mark.parametrize("end", ["failed", "expired"])
+async def test_unfinished_rows_of_a_failed_or_expired_job_run_again_once(
+    fake: FakeUpstream, kind: str, end: str
+) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, [f"q{i}" for i in range(5)])
+    fake.configure(hold=True)
+    async with driving(store, entry(fake, kind)):
+        (first,) = await wait_upstream(fake)
+        fake.configure(hold=False)  # the job its unfinished rows go into runs
+        fake.batch_control(first["id"], end=end, done=2)
+        await kit.eventually(all_ended(store, batch))
+    assert_served_once(fake, store, batch)
+    again = [upstream for upstream in upstream_batches(fake) if upstream["id"] != first["id"]]
+    assert [len(upstream["custom_ids"]) for upstream in again] == [3]
+    if kind == OPENAI:
+        # (A Message Batch only ever "ends": the rows it did not answer come
+        # back errored with a retryable api_error, or expired.)
+        statuses = sorted(job.end_status or "" for job in store.list_jobs())
+        assert statuses == sorted(["completed", end])
+        # Rows never run go again without using up an attempt.
+        assert {row.attempts for row in rows(store, batch)} == {1}
+
+
+async def test_output_lines_out_of_order_or_missing(fake: FakeUpstream) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, [f"q{i}" for i in range(8)])
+    fake.configure(shuffle_output=True, drop_output_lines=3)
+    async with driving(store, entry(fake)):
+        await kit.eventually(all_ended(store, batch))
+    assert_served_once(fake, store, batch)
+    # The three lines left out went up again, in a second job.
+    assert sorted(len(b["custom_ids"]) for b in upstream_batches(fake)) == [3, 8]
+
+
+# -- refusals as too large ----------------------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "mode"), [(OPENAI, "create"), (OPENAI, "fail"), (ANTHROPIC, "create")]
+)
+async def test_a_job_refused_as_too_large_is_split_until_it_fits(
+    fake: FakeUpstream, kind: str, mode: str
+) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, [f"q{i}" for i in range(8)])
+    fake.configure(max_batch_requests=3, token_limit_mode=mode)
+    async with driving(store, entry(fake, kind, max_requests_per_job=8)) as worker:
+        await kit.eventually(all_ended(store, batch))
+    assert_served_once(fake, store, batch)
+    # The job of 8 refused, then those of 4 (both went up before the first
+    # came back), then jobs of 2 fit.
+    failed = [job for job in store.list_jobs() if job.end_status is uj.EndStatus.FAILED]
+    assert sorted(job.request_count for job in failed) == [4, 4, 8]
+    assert all("too large" in (job.last_error or "") for job in failed)
+    assert metric(worker, "batchgate_upstream_job_refusals_total") == len(failed)
+    completed = [job for job in store.list_jobs() if job.end_status is uj.EndStatus.COMPLETED]
+    assert sorted(job.request_count for job in completed) == [2, 2, 2, 2]
+
+
+# -- upstream faults on a step ------------------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "poll", "download"),
+    [
+        (OPENAI, "batches.get", "files.content"),
+        (ANTHROPIC, "messages_batches.get", "messages_batches.results"),
+    ],
+)
+async def test_5xx_and_timeouts_on_poll_and_download_are_retried(
+    fake: FakeUpstream, kind: str, poll: str, download: str
+) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, [f"q{i}" for i in range(4)])
+    hang = {"kind": "hang", "hang_seconds": 1.0}
+    fake.script_route(poll, "500", hang, "503")
+    fake.script_route(download, "502", hang)
+    async with driving(store, entry(fake, kind, timeout=0.2)):
+        await kit.eventually(all_ended(store, batch))
+    assert_served_once(fake, store, batch)
+    assert len(upstream_batches(fake)) == 1
+    assert fake.configure()["route_faults"] == {poll: [], download: []}  # all used up
+    (job,) = store.list_jobs()
+    assert job.last_error  # the last failed step is on the record
+
+
+# -- cancel -------------------------------------------------------------------
+async def test_a_job_whose_rows_are_all_cancelled_is_cancelled_upstream(
+    fake: FakeUpstream,
+) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, [f"q{i}" for i in range(4)])
+    fake.configure(hold=True)
+    async with driving(store, entry(fake)) as worker:
+        (upstream,) = await wait_upstream(fake)
+        await kit.eventually(lambda: store.list_jobs()[0].state is uj.JobState.SUBMITTED)
+        fake.batch_control(upstream["id"], progress=2)  # two lines ran: paid for
+        store.cancel_batch(batch.id, batch.owner, time.time())
+        await kit.eventually(lambda: store.list_jobs()[0].done)
+    assert {row.state for row in rows(store, batch)} == {RequestState.CANCELED}
+    (upstream,) = upstream_batches(fake)
+    assert upstream["state"] == "cancelled"
+    (job,) = store.list_jobs()
+    assert job.end_status is uj.EndStatus.CANCELLED and job.cancel_requested_at is not None
+    paid = metric(worker, "batchgate_upstream_cost_usd_total", path="batch")
+    assert paid > 0
+    assert metric(worker, "batchgate_upstream_dropped_cost_usd_total") == pytest.approx(paid)
+    assert metric(worker, "batchgate_cost_usd_total") == 0
+
+
+async def test_one_tenant_cancelling_leaves_the_others_rows_in_the_job(
+    fake: FakeUpstream,
+) -> None:
+    store = testing.MemoryJobStore()
+    kept = submit(store, ["k1", "k2"], owner="key_a")
+    gone = submit(store, ["g1", "g2"], owner="key_b")
+    fake.configure(hold=True)
+    async with driving(store, entry(fake)) as worker:
+        (upstream,) = await wait_upstream(fake)
+        await kit.eventually(lambda: store.list_jobs()[0].state is uj.JobState.SUBMITTED)
+        store.cancel_batch(gone.id, gone.owner, time.time())
+        fake.batch_control(upstream["id"], end="completed")
+        await kit.eventually(all_ended(store, kept))
+    assert upstream_batches(fake)[0]["state"] == "completed"
+    assert {row.state for row in rows(store, kept)} == {RequestState.SUCCEEDED}
+    assert {row.state for row in rows(store, gone)} == {RequestState.CANCELED}
+    paid = metric(worker, "batchgate_upstream_cost_usd_total", path="batch")
+    tenant_billed = sum(row.cost for row in rows(store, kept))
+    dropped = metric(worker, "batchgate_upstream_dropped_cost_usd_total")
+    assert dropped > 0 and paid == pytest.approx(tenant_billed + dropped)
+
+
+# -- deadline fallback --------------------------------------------------------
+async def test_rows_whose_window_runs_short_are_served_realtime(
+    fake: FakeUpstream, realtime: FakeUpstream
+) -> None:
+    store = testing.MemoryJobStore()
+    # The short batch reaches its fallback point a second after it was
+    # created; the long one has an hour more.
+    short = submit(store, ["s1", "s2"], owner="key_a", window=3600)
+    long = submit(store, ["l1", "l2"], owner="key_b", window=7200)
+    fake.configure(hold=True)
+    model = entry(
+        fake,
+        sync_fallback_before=3599.0,
+        realtime={"backend": "openai_compatible", "base_url": realtime.openai_base_url},
+    )
+    async with driving(store, model) as worker:
+        (first,) = await wait_upstream(fake)
+        fake.configure(hold=False)  # only the first job is held
+        await kit.eventually(all_ended(store, short, long))
+    assert {row.route for row in rows(store, short)} == {uj.Path.REALTIME}
+    assert {row.route for row in rows(store, long)} == {uj.Path.BATCH}
+    assert {row.state for row in rows(store, short, long)} == {RequestState.SUCCEEDED}
+    assert sorted(call["fingerprint"] for call in realtime.calls()) == ["s1", "s2"]
+    states = {b["id"]: b["state"] for b in upstream_batches(fake)}
+    assert states.pop(first["id"]) == "cancelled"
+    assert list(states.values()) == ["completed"]  # the long batch's rows, again
+    batch_cost = sum(row.cost for row in rows(store, long))
+    realtime_cost = sum(row.cost for row in rows(store, short))
+    assert metric(worker, "batchgate_upstream_cost_usd_total", path="batch") == pytest.approx(
+        batch_cost
+    )
+    assert metric(worker, "batchgate_upstream_cost_usd_total", path="realtime") == pytest.approx(
+        2 * realtime_cost
+    )
+
+
+async def test_rows_already_inside_the_fallback_window_never_enter_a_job(
+    fake: FakeUpstream, realtime: FakeUpstream
+) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, ["now1", "now2"], window=600)
+    model = entry(
+        fake,
+        sync_fallback_before=3600.0,
+        realtime={"backend": "openai_compatible", "base_url": realtime.openai_base_url},
+    )
+    async with driving(store, model):
+        await kit.eventually(all_ended(store, batch))
+    assert {row.route for row in rows(store, batch)} == {uj.Path.REALTIME}
+    assert {row.state for row in rows(store, batch)} == {RequestState.SUCCEEDED}
+    assert upstream_batches(fake) == []
+    assert len(realtime.calls()) == 2
