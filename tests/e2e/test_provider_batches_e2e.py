@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ from prometheus_client import parser
 
 from batchgate import config
 from tests import harness
+from tests.api.test_dashboard import log_in
 from tests.e2e import processes
 from tests.fakes.upstream import FakeUpstream
 
@@ -539,6 +541,7 @@ def test_rows_of_a_held_upstream_job_fall_back_to_the_realtime_upstream_in_time(
                 tenant.close()
             check_fallback(fake, database, batch_id, batch, asks)
             check_path_costs(routing, asks)
+            check_models_page(routing, asks)
 
 
 def upstream_batches(fake: FakeUpstream, n: int) -> list[dict[str, Any]] | None:
@@ -610,3 +613,25 @@ def check_path_costs(routing: str, asks: list[Ask]) -> None:
         assert found == pytest.approx(2 * billed, rel=1e-6)
         batch_path = ("batchgate_upstream_cost_usd_total", (("model", model), ("path", "batch")))
         assert scrape(routing).get(batch_path, 0.0) == 0.0
+
+
+def requests_served(page: str, model: str, path: str) -> int:
+    """The requests a path served, from the models page's provider-batch row."""
+    row = page[page.index(f'data-model="{model}" data-path="{path}"') :]
+    row = row[: row.index("</tr>")]
+    first = re.search(r'<td class="num[^"]*"[^>]*>\s*([\d,]+)', row)
+    assert first, row
+    return int(first.group(1).replace(",", ""))
+
+
+def check_models_page(routing: str, asks: list[Ask]) -> None:
+    """The dashboard's models page shows the admin each path's requests:
+    every row of each model on the real-time path, none on the batch path."""
+    with httpx.Client(base_url=routing, timeout=60) as browser:
+        log_in(browser, processes.API_KEY)
+        response = browser.get("/ui/models")
+    assert response.status_code == 200, response.text
+    for model in (HELD_GPT, HELD_CLAUDE):
+        served = sum(ask.model == model for ask in asks)
+        assert requests_served(response.text, model, "realtime") == served
+        assert requests_served(response.text, model, "batch") == 0
