@@ -180,9 +180,22 @@ def test_job_requests_by_chunk_and_without_params(store: port.JobStore) -> None:
     ]
     assert store.record_outcomes([outcome(job.id, second)], time.time()) == [True]
     assert store.job_requests(job.id, [second.id]) == []
-    # What the job sent, held or not; never another job's rows.
-    assert store.sent_params(job.id, [first.id, second.id]) == {first.id: "{}", second.id: "{}"}
-    assert store.sent_params("ujob_other", [first.id]) == {}
+
+
+def test_dropped_params_are_of_rows_the_job_sent_and_did_not_serve(
+    store: port.JobStore,
+) -> None:
+    kept = make_batch(store, 2, owner="key_a")
+    gone = make_batch(store, 1, owner="key_b")
+    job, held = assemble(store)
+    served, fell_back, cancelled = sorted(held, key=lambda h: (h.batch_id != kept.id, h.id))
+    now = time.time()
+    assert store.record_outcomes([outcome(job.id, served)], now) == [True]
+    store.release_job_requests(job.id, [fell_back.id], now, route=uj.Path.REALTIME)
+    store.cancel_batch(gone.id, gone.owner, now)
+    every = [served.id, fell_back.id, cancelled.id]
+    assert store.dropped_params(job.id, every) == {fell_back.id: "{}", cancelled.id: "{}"}
+    assert store.dropped_params("ujob_other", every) == {}
 
 
 @pytest.mark.parametrize("how", ["cancel", "expire"])

@@ -81,11 +81,11 @@ def entry(fake: FakeUpstream, kind: str = OPENAI, **options: Any) -> config.Mode
 
 @contextlib.asynccontextmanager
 async def driving(
-    store: testing.MemoryJobStore, model: config.ModelConfig
+    store: testing.MemoryJobStore, model: config.ModelConfig, **worker: Any
 ) -> AsyncIterator[Worker]:
     """The worker, wired as the server wires it, serving ``model`` for the
     block (metrics on: the operator's costs are part of what is checked)."""
-    settings = kit.settings().model_copy(
+    settings = kit.settings(**worker).model_copy(
         update={"models": {MODEL: model}, "metrics": config.MetricsSettings(enabled=True)}
     )
     backend = registry.create(model)
@@ -221,8 +221,25 @@ async def test_unfinished_rows_of_a_failed_or_expired_job_run_again_once(
         # back errored with a retryable api_error, or expired.)
         statuses = sorted(job.end_status or "" for job in store.list_jobs())
         assert statuses == sorted(["completed", end])
-        # Rows never run go again without using up an attempt.
-        assert {row.attempts for row in rows(store, batch)} == {1}
+    # Rows an expired batch never ran go again without using up an attempt;
+    # a failed batch may have failed for its input, so that counts.
+    attempts = sorted(row.attempts for row in rows(store, batch))
+    assert attempts == ([1] * 5 if end == "expired" else [1, 1, 2, 2, 2])
+
+
+async def test_a_batch_the_upstream_keeps_failing_errors_its_rows(fake: FakeUpstream) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, ["a", "b"])
+    fake.configure(hold=True)
+    async with driving(store, entry(fake), max_attempts=2):
+        for count in (1, 2):
+            upstream = (await wait_upstream(fake, count))[-1]
+            fake.batch_control(upstream["id"], end="failed", done=0)
+        await kit.eventually(all_ended(store, batch))
+    for row in rows(store, batch):
+        assert row.state is RequestState.ERRORED and row.attempts == 2
+        assert row.error is not None and "upstream batch failed" in row.error.message
+    assert len(upstream_batches(fake)) == 2
 
 
 async def test_output_lines_out_of_order_or_missing(fake: FakeUpstream) -> None:
@@ -284,6 +301,67 @@ async def test_5xx_and_timeouts_on_poll_and_download_are_retried(
     assert job.last_error  # the last failed step is on the record
 
 
+@pytest.mark.parametrize("kind", [OPENAI, ANTHROPIC])
+async def test_a_create_whose_answer_is_lost_is_found_not_made_twice(
+    fake: FakeUpstream, kind: str
+) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, [f"q{i}" for i in range(3)])
+    # The batch exists upstream before the create answers, and the answer
+    # comes after the client has given up on it.
+    fake.configure(create_delay_after_ms=400)
+    async with driving(store, entry(fake, kind, timeout=0.15)):
+        await kit.eventually(all_ended(store, batch))
+    assert len(upstream_batches(fake)) == 1
+    assert_served_once(fake, store, batch)
+
+
+async def test_an_upload_that_failed_after_storing_the_file_is_not_sent_twice(
+    fake: FakeUpstream,
+) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, [f"q{i}" for i in range(3)])
+    fake.script_route("files.upload", {"status": 500, "after": True})
+    async with driving(store, entry(fake)):
+        await kit.eventually(all_ended(store, batch))
+    assert len(fake.batches()["files"]) == 1 + 1  # the input, once; the output
+    assert_served_once(fake, store, batch)
+
+
+async def test_an_upstream_that_keeps_refusing_a_job_errors_its_rows(
+    fake: FakeUpstream,
+) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, ["a", "b"])
+    fake.script_route("files.upload", *["400"] * 5)  # the worker's max_attempts
+    async with driving(store, entry(fake)):
+        await kit.eventually(all_ended(store, batch))
+    for row in rows(store, batch):
+        assert row.state is RequestState.ERRORED
+        assert row.error is not None and row.error.status_code == 400
+    (job,) = store.list_jobs()
+    assert job.end_status is uj.EndStatus.FAILED and "given up" in (job.last_error or "")
+    assert upstream_batches(fake) == []
+
+
+async def test_a_draining_worker_hands_its_jobs_to_the_next(fake: FakeUpstream) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, [f"q{i}" for i in range(3)])
+    fake.configure(hold=True)
+    model = entry(fake)
+    async with driving(store, model) as first:
+        (upstream,) = await wait_upstream(fake)
+        await kit.eventually(lambda: store.list_jobs()[0].state is uj.JobState.SUBMITTED)
+    (job,) = store.list_jobs()
+    assert job.lease_owner is None  # free for another worker at once
+    fake.batch_control(upstream["id"], end="completed")
+    async with driving(store, model) as second:
+        await kit.eventually(all_ended(store, batch))
+    assert first.worker_id != second.worker_id
+    assert len(upstream_batches(fake)) == 1
+    assert_served_once(fake, store, batch)
+
+
 # -- cancel -------------------------------------------------------------------
 async def test_a_job_whose_rows_are_all_cancelled_is_cancelled_upstream(
     fake: FakeUpstream,
@@ -306,6 +384,29 @@ async def test_a_job_whose_rows_are_all_cancelled_is_cancelled_upstream(
     assert paid > 0
     assert metric(worker, "batchgate_upstream_dropped_cost_usd_total") == pytest.approx(paid)
     assert metric(worker, "batchgate_cost_usd_total") == 0
+
+
+async def test_a_batch_that_ends_as_it_is_cancelled_is_read_not_cancelled_again(
+    fake: FakeUpstream,
+) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, ["x1", "x2"])
+    fake.configure(hold=True)
+    # The provider will not cancel a batch that has just completed.
+    fake.script_route("batches.cancel", {"status": 400, "message": "batch completed"})
+    async with driving(store, entry(fake)) as worker:
+        (upstream,) = await wait_upstream(fake)
+        await kit.eventually(lambda: store.list_jobs()[0].state is uj.JobState.SUBMITTED)
+        store.cancel_batch(batch.id, batch.owner, time.time())
+        await kit.eventually(lambda: store.list_jobs()[0].cancel_requested_at is not None)
+        fake.batch_control(upstream["id"], end="completed")
+        await kit.eventually(lambda: store.list_jobs()[0].done)
+    (job,) = store.list_jobs()
+    assert job.end_status is uj.EndStatus.COMPLETED
+    assert {row.state for row in rows(store, batch)} == {RequestState.CANCELED}
+    paid = metric(worker, "batchgate_upstream_cost_usd_total", path="batch")
+    assert paid > 0
+    assert metric(worker, "batchgate_upstream_dropped_cost_usd_total") == pytest.approx(paid)
 
 
 async def test_one_tenant_cancelling_leaves_the_others_rows_in_the_job(

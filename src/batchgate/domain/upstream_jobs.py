@@ -28,6 +28,8 @@ import math
 import statistics
 from collections.abc import Iterable
 
+from batchgate.domain.states import RequestState
+
 
 class JobState(enum.StrEnum):
     """Where a job is on its way through the provider.
@@ -110,6 +112,13 @@ def _check_bounds(record: object) -> None:
                 f"upstream job {name} is {len(value)} characters long, over {width}: "
                 f"{value[:40]!r}..."
             )
+
+
+# How a row a job sent can end without the job serving it: the tenant
+# cancelled it, or its window ran out. A result line that comes back for such
+# a row (or for one that fell back to the real-time path) was paid for all
+# the same: the operator's loss.
+UNSERVED_STATES = frozenset({RequestState.CANCELED, RequestState.EXPIRED})
 
 
 class Path(enum.StrEnum):

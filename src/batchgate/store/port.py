@@ -283,11 +283,13 @@ class UpstreamJobStore(Protocol):
         the rows and reads their deadlines, and a job may hold 100,000."""
         ...
 
-    def sent_params(self, job_id: str, request_ids: Iterable[int]) -> dict[int, str]:
+    def dropped_params(self, job_id: str, request_ids: Iterable[int]) -> dict[int, str]:
         """The stored params of rows among ``request_ids`` the job sent
-        (``upstream_job_id`` = the job), held or not: a result line for a row
-        it no longer holds (cancelled, fallen back) is read against its
-        request to count what the provider billed for it."""
+        (``upstream_job_id`` = the job) that left it unserved: cancelled,
+        expired, or routed to the real-time path. A result line for one of
+        them is read against its request to count what the provider billed
+        for it, the operator's loss; a row the job served itself (a download
+        repeated after a crash) is not one of them."""
         ...
 
     def release_job_requests(

@@ -27,6 +27,8 @@ _ID_CHUNK = 500  # ids per IN list
 
 _QUEUED = RequestState.QUEUED.value
 _RUNNING = RequestState.RUNNING.value
+# How a row a job sent ends without the job serving it (uj.UNSERVED_STATES).
+_UNSERVED = sorted(state.value for state in uj.UNSERVED_STATES)
 
 
 def _chunks(values: Sequence[int]) -> Iterator[list[int]]:
@@ -183,13 +185,14 @@ class UpstreamJobs(SqlBase):
             ]
         return [_held_request(row) for row in rows]
 
-    def sent_params(self, job_id: str, request_ids: Iterable[int]) -> dict[int, str]:
+    def dropped_params(self, job_id: str, request_ids: Iterable[int]) -> dict[int, str]:
+        unserved = R.c.state.in_(_UNSERVED) | (R.c.route == uj.Path.REALTIME.value)
         found: dict[int, str] = {}
         with self._read() as conn:
             for chunk in _chunks(sorted(set(request_ids))):
                 rows = conn.execute(
                     sa.select(R.c.id, R.c.params).where(
-                        R.c.id.in_(chunk), R.c.upstream_job_id == job_id
+                        R.c.id.in_(chunk), R.c.upstream_job_id == job_id, unserved
                     )
                 ).all()
                 found.update((row.id, row.params) for row in rows)

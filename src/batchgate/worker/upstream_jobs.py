@@ -39,7 +39,7 @@ from batchgate import config
 from batchgate.backends import base
 from batchgate.backends import provider_batch as pb
 from batchgate.domain import batch as batch_model
-from batchgate.domain import ids, retry
+from batchgate.domain import failures, ids, retry
 from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import RequestState
 from batchgate.metrics import worker as worker_metrics
@@ -551,7 +551,7 @@ class UpstreamJobDriver:
         assert batch_id is not None
         held, fell_back = await self._held(job)
         if (fell_back or not held) and job.cancel_requested_at is None:
-            batch = await self.client.cancel(batch_id)
+            batch = await self._cancel(batch_id)
             log.info(
                 "upstream job %s: batch %s cancelled upstream (%s)",
                 job.id,
@@ -577,6 +577,17 @@ class UpstreamJobDriver:
             )
             return None
         return await self._ended(job, batch)
+
+    async def _cancel(self, batch_id: str) -> pb.UpstreamBatch:
+        """Cancel the batch upstream; one the provider will not cancel for
+        good (it has just ended) is read as it is instead."""
+        try:
+            return await self.client.cancel(batch_id)
+        except base.BackendError as exc:
+            if exc.retryable:
+                raise
+            log.info("batch %s was not cancelled (%s); reading it instead", batch_id, exc)
+            return await self.client.get(batch_id)
 
     def _next_poll(self, held: Sequence[uj.HeldRequest], polls: int, now: float) -> float:
         """With back-off, but no later than the moment the first held row
@@ -629,7 +640,7 @@ class UpstreamJobDriver:
                 group = {}
         if group:
             await self._write(job, group)
-        await self._settle(job)
+        await self._settle(job, _failure(job))
         done = await self._update(job, uj.JobUpdate(downloaded_at=time.time()))
         if done is not None:
             log.info(
@@ -647,7 +658,7 @@ class UpstreamJobDriver:
         held = await asyncio.to_thread(self.store.job_requests, job.id, list(lines_by_id))
         gone = set(lines_by_id) - {row.id for row in held}
         gone_params = (
-            await asyncio.to_thread(self.store.sent_params, job.id, sorted(gone)) if gone else {}
+            await asyncio.to_thread(self.store.dropped_params, job.id, sorted(gone)) if gone else {}
         )
         group = await asyncio.to_thread(
             lines.read_group,
@@ -684,20 +695,33 @@ class UpstreamJobDriver:
             log.exception("finalize after upstream results failed")
         return applied
 
-    async def _settle(self, job: uj.UpstreamJob) -> None:
+    async def _settle(
+        self, job: uj.UpstreamJob, failed: failures.RequestError | None = None
+    ) -> None:
         """Rows no result line answered (a failed, expired or cancelled
         batch; lines missing): back to the queue while their window has
         room for another job, else to the real-time lane while it has any
-        room at all, else expired."""
+        room at all, else expired. The job's fate is not theirs, so their
+        attempt is refunded, unless the provider ``failed`` the batch: that
+        may be for its input (one line it refused fails a whole OpenAI
+        batch), so it counts as an attempt, and the retry policy ends it."""
         now = time.time()
         held = await self._held_rows(job.id)
         realtime = self.backend.realtime is not None
         room = self.limits.sync_fallback_before if realtime else 0.0
-        again = [row.id for row in held if row.deadline - now > room]
+        again = [row for row in held if row.deadline - now > room]
         late = [row for row in held if row.deadline - now <= room]
         fall_back = [row.id for row in late if realtime and row.deadline > now]
         expire = [row for row in late if not (realtime and row.deadline > now)]
-        await self._release(job.id, again, now)
+        if failed is None:
+            await self._release(job.id, [row.id for row in again], now)
+        else:
+            result = functools.partial(pb.LineResult, error=failed, retryable=True)
+            outcomes = [
+                lines.outcome(result(row.id), row, job.id, self.model, self.policy, now)
+                for row in again
+            ]
+            await self.record(outcomes, {row.batch_id for row in again})
         await self._release(job.id, fall_back, now, route=uj.Path.REALTIME)
         if expire:
             await asyncio.to_thread(
@@ -753,9 +777,18 @@ class UpstreamJobDriver:
                 {row.batch_id for row in held},
             )
         else:
-            await self._settle(job)
+            error = failures.RequestError(failures.ErrorType.API, f"upstream job: {_why(exc)}")
+            await self._settle(job, error)
         await self._end(job, uj.EndStatus.FAILED, f"given up: {_why(exc)}")
         self._forget(job.id)
+
+
+def _failure(job: uj.UpstreamJob) -> failures.RequestError | None:
+    """What the rows of a batch the provider failed were told."""
+    if job.end_status is not uj.EndStatus.FAILED:
+        return None
+    why = job.last_error or "no reason given"
+    return failures.RequestError(failures.ErrorType.API, f"the upstream batch failed: {why}")
 
 
 def _why(exc: Exception) -> str:

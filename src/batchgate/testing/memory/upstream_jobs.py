@@ -98,10 +98,16 @@ class MemoryUpstreamJobs(MemoryTables):
             held = [self._held(r) for r in sorted(rows, key=lambda r: r.id)]
         return held if with_params else [dataclasses.replace(h, params="") for h in held]
 
-    def sent_params(self, job_id: str, request_ids: Iterable[int]) -> dict[int, str]:
+    def dropped_params(self, job_id: str, request_ids: Iterable[int]) -> dict[int, str]:
         with self._lock:
             rows = (self._requests.get(i) for i in set(request_ids))
-            return {r.id: r.params for r in rows if r is not None and r.upstream_job_id == job_id}
+            return {
+                r.id: r.params
+                for r in rows
+                if r is not None
+                and r.upstream_job_id == job_id
+                and (r.state in uj.UNSERVED_STATES or r.route == uj.Path.REALTIME)
+            }
 
     def _held_among(self, job_id: str, request_ids: Iterable[int]) -> list[RequestRow]:
         rows = (self._requests.get(i) for i in set(request_ids))
