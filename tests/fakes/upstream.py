@@ -504,6 +504,8 @@ class _Connection(asyncio.Protocol):
             if self._transport.is_closing():
                 return
             self._transport.write(chunk)
+            if action.progress is not None:
+                action.progress["sent"] = index + 1
         if not keep_alive:
             self._transport.close()
 

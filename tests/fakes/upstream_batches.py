@@ -48,11 +48,15 @@ Anthropic always answers 413 ``request_too_large``), ``shuffle_output``,
 ``drop_output_lines`` (a budget: that many successful lines are left out of
 the next output files / results, and not billed), ``content_chunk_delay_ms``
 and ``content_chunk_bytes`` (file content and results stream in chunks that
-far apart), ``create_delay_after_ms`` (a create's batch exists, listed,
-before its answer is sent), ``create_hang_before`` (seconds, or true: every
-create hangs and creates nothing), and ``route_faults`` ({route kind: [fault
+far apart; the call's log entry counts ``chunks`` and ``sent``),
+``create_delay_after_ms`` (a create's batch exists, listed, before its
+answer is sent), ``create_hang_before`` (seconds, or true: every create
+hangs and creates nothing), and ``route_faults`` ({route kind: [fault
 specs]}, used up in order; kinds in :data:`ROUTE_KINDS`; a spec with
 ``"after": true`` does the route's work and then fails).
+
+Calls are in the server's call log (``/_calls``) with their route kind as
+the fingerprint; an OpenAI create with its body (the file, the metadata).
 
 ``GET /_batches``: every batch of both APIs (its input custom_ids, state,
 lines answered, lines dropped), every file, and ``billed``: per custom_id,
@@ -476,12 +480,18 @@ class BatchApi:
             return self._error(anthropic, keep_alive, refused)
         kind, ids = matched
         # In the call log under the route kind as its fingerprint, so
-        # ``calls("batches.get")`` are the polls. No body: uploads are big.
-        entry = self.host.log_call(path, kind, headers, None, now)
+        # ``calls("batches.get")`` are the polls. No body (uploads are big)
+        # but an OpenAI create's: small, it names the file and the job.
         args = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
         req = Request(kind, ids, args, headers, body, keep_alive, now)
+        logged = req.json() if kind == "batches.create" else None
+        entry = self.host.log_call(path, kind, headers, logged, now)
         action, outcome, status = self._dispatch(req, anthropic)
         entry.update(method=method, outcome=outcome, status=status)
+        if action.kind == "stream":
+            # How far a slow download got: a test can act in the middle of it.
+            entry.update(chunks=len(action.chunks), sent=0)
+            action.progress = entry
         return action
 
     def _dispatch(self, req: Request, anthropic: bool) -> tuple[wire.Action, str, int | None]:

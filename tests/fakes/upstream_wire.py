@@ -81,6 +81,8 @@ class Action:
     hang_seconds: float = 0.0
     chunks: Sequence[bytes] = ()
     chunk_delay: float = 0.0
+    # A stream's call log entry: its ``sent`` counts the chunks written.
+    progress: dict[str, Any] | None = None
 
 
 def reason(status: int) -> str:
