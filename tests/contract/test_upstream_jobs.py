@@ -198,6 +198,20 @@ def test_dropped_params_are_of_rows_the_job_sent_and_did_not_serve(
     assert store.dropped_params("ujob_other", every) == {}
 
 
+def test_job_hold_counts_held_rows_and_their_earliest_deadline(store: port.JobStore) -> None:
+    later = make_batch(store, 2, owner="key_a", window=7200.0)
+    soon = make_batch(store, 1, owner="key_b", window=600.0)
+    job, held = assemble(store)
+    assert store.job_hold(job.id) == uj.Hold(3, soon.expires_at)
+    # The soonest row leaves (written back): the hold's deadline moves on.
+    (soon_row,) = (h for h in held if h.batch_id == soon.id)
+    assert store.record_outcomes([outcome(job.id, soon_row)], time.time()) == [True]
+    assert store.job_hold(job.id) == uj.Hold(2, later.expires_at)
+    store.cancel_batch(later.id, later.owner, time.time())
+    assert store.job_hold(job.id) == uj.Hold(0, None)
+    assert store.job_hold("ujob_other") == uj.Hold(0, None)
+
+
 @pytest.mark.parametrize("how", ["cancel", "expire"])
 def test_cancel_and_expiry_end_job_held_rows(store: port.JobStore, how: str) -> None:
     batch = make_batch(store, 2)

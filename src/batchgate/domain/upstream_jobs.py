@@ -208,6 +208,16 @@ class PendingWork:
 
 
 @dataclasses.dataclass(frozen=True)
+class Hold:
+    """How many rows a job still holds, and the earliest completion-window
+    end among them (None: it holds none): what a poll needs to know,
+    counted by the store without reading the rows."""
+
+    count: int
+    earliest_deadline: float | None
+
+
+@dataclasses.dataclass(frozen=True)
 class HeldRequest:
     """A row a job holds: enough to render its upstream line again, and to
     decide whether it may go into another job."""

@@ -279,8 +279,14 @@ class UpstreamJobStore(Protocol):
     ) -> list[uj.HeldRequest]:
         """The rows the job still holds (running, leased to it), by id; only
         those among ``request_ids`` if given (a chunk of result lines).
-        ``with_params=False`` leaves their params empty: a poll only counts
-        the rows and reads their deadlines, and a job may hold 100,000."""
+        ``with_params=False`` leaves their params empty (what settling the
+        rows left after a job's results needs)."""
+        ...
+
+    def job_hold(self, job_id: str) -> uj.Hold:
+        """How many rows the job still holds and their earliest deadline,
+        counted in the store: a job is polled many times and may hold
+        100,000 rows, which a poll need not read."""
         ...
 
     def dropped_params(self, job_id: str, request_ids: Iterable[int]) -> dict[int, str]:

@@ -185,6 +185,16 @@ class UpstreamJobs(SqlBase):
             ]
         return [_held_request(row) for row in rows]
 
+    def job_hold(self, job_id: str) -> uj.Hold:
+        query = (
+            sa.select(sa.func.count(), sa.func.min(B.c.expires_at))
+            .select_from(R.join(B, B.c.id == R.c.batch_id))
+            .where(_held(job_id))
+        )
+        with self._read() as conn:
+            count, earliest = conn.execute(query).one()
+        return uj.Hold(count, earliest)
+
     def dropped_params(self, job_id: str, request_ids: Iterable[int]) -> dict[int, str]:
         unserved = R.c.state.in_(_UNSERVED) | (R.c.route == uj.Path.REALTIME.value)
         found: dict[int, str] = {}

@@ -352,6 +352,22 @@ class UpstreamJobDriver:
         moved = await self._release(job.id, sorted(due), now, route=uj.Path.REALTIME)
         return [row for row in held if row.id not in due], moved
 
+    async def _hold(self, job: uj.UpstreamJob) -> tuple[uj.Hold, int]:
+        """What :meth:`_held` tells a poll, counted by the store: the rows
+        are read only when some must leave for the real-time lane. A job is
+        polled many times and may hold 100,000 rows; reading them all on
+        every poll cost more than writing its results back."""
+        hold = await asyncio.to_thread(self.store.job_hold, job.id)
+        earliest = hold.earliest_deadline
+        if (
+            self.backend.realtime is None
+            or earliest is None
+            or not uj.needs_fallback(earliest, time.time(), self.limits)
+        ):
+            return hold, 0
+        held, moved = await self._held(job)
+        return uj.Hold(len(held), min((row.deadline for row in held), default=None)), moved
+
     # -- assembling and uploaded --------------------------------------------------
     async def _assembling(self, job: uj.UpstreamJob) -> uj.UpstreamJob | None:
         held, _ = await self._held(job, with_params=True)
@@ -381,8 +397,8 @@ class UpstreamJobDriver:
         )
 
     async def _uploaded(self, job: uj.UpstreamJob) -> uj.UpstreamJob | None:
-        held, _ = await self._held(job)
-        if not held:
+        hold, _ = await self._hold(job)
+        if not hold.count:
             return await self._end_unsent(job)
         async with self.create_lock:
             found = await self._find_batch(job)
@@ -549,8 +565,8 @@ class UpstreamJobDriver:
         to the real-time upstream, is cancelled there first (once)."""
         batch_id = job.upstream_batch_id
         assert batch_id is not None
-        held, fell_back = await self._held(job)
-        if (fell_back or not held) and job.cancel_requested_at is None:
+        hold, fell_back = await self._hold(job)
+        if (fell_back or not hold.count) and job.cancel_requested_at is None:
             batch = await self._cancel(batch_id)
             log.info(
                 "upstream job %s: batch %s cancelled upstream (%s)",
@@ -570,7 +586,7 @@ class UpstreamJobDriver:
             batch = await self.client.get(batch_id)
         if batch.end_status is None:
             polls = job.polls + 1
-            next_poll = self._next_poll(held, polls, time.time())
+            next_poll = self._next_poll(hold, polls, time.time())
             await self._update(
                 job,
                 uj.JobUpdate(upstream_status=batch.status, polls=polls, next_poll_at=next_poll),
@@ -589,12 +605,12 @@ class UpstreamJobDriver:
             log.info("batch %s was not cancelled (%s); reading it instead", batch_id, exc)
             return await self.client.get(batch_id)
 
-    def _next_poll(self, held: Sequence[uj.HeldRequest], polls: int, now: float) -> float:
+    def _next_poll(self, hold: uj.Hold, polls: int, now: float) -> float:
         """With back-off, but no later than the moment the first held row
         must fall back to the real-time upstream."""
         due = now + uj.next_poll_delay(polls, self.limits)
-        if self.backend.realtime is not None and held:
-            first = min(row.deadline for row in held) - self.limits.sync_fallback_before
+        if self.backend.realtime is not None and hold.earliest_deadline is not None:
+            first = hold.earliest_deadline - self.limits.sync_fallback_before
             due = min(due, max(first, now))
         return due
 

@@ -98,6 +98,12 @@ class MemoryUpstreamJobs(MemoryTables):
             held = [self._held(r) for r in sorted(rows, key=lambda r: r.id)]
         return held if with_params else [dataclasses.replace(h, params="") for h in held]
 
+    def job_hold(self, job_id: str) -> uj.Hold:
+        with self._lock:
+            held = [r for r in self._requests.values() if self._holds(r, job_id)]
+            deadlines = [self._batches[r.batch_id].batch.expires_at for r in held]
+        return uj.Hold(len(held), min(deadlines, default=None))
+
     def dropped_params(self, job_id: str, request_ids: Iterable[int]) -> dict[int, str]:
         with self._lock:
             rows = (self._requests.get(i) for i in set(request_ids))
