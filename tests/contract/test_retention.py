@@ -1,5 +1,6 @@
 """Retention in the store contract: expiry set when batches end, bounded
-purge steps, tallies kept, files expiring; on SQLite and PostgreSQL."""
+purge steps, tallies kept, files expiring, upstream jobs going once nothing
+needs them; on SQLite, PostgreSQL and in memory."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import pytest
 
 from batchgate.domain import batch as bm
 from batchgate.domain import files as file_model
-from batchgate.domain import result_files
-from batchgate.domain.states import Dialect
+from batchgate.domain import result_files, retention
+from batchgate.domain import upstream_jobs as uj
+from batchgate.domain.states import Dialect, RequestState
 from batchgate.store import port
-from tests.contract.builders import LEASE, make_batch, succeed
+from tests.contract.builders import LEASE, make_batch, seed_job, succeed
 
 
 def purge_all(store: port.JobStore, now: float | None = None, max_rows: int = 2) -> int:
@@ -119,3 +121,62 @@ def test_reclaiming_space_after_a_purge_keeps_what_is_still_kept(store: port.Job
     purge_all(store, now=time.time() + 120)
     store.reclaim_space()
     assert len(list(store.iter_results(kept.id))) == 2
+
+
+# -- upstream jobs ------------------------------------------------------------
+def job_serving(store: port.JobStore, batch: bm.Batch, ended_at: float) -> uj.UpstreamJob:
+    """A done upstream job that served every row of ``batch`` (the only
+    queued rows of model ``m``), ended at ``ended_at``; the batch ends now."""
+    now = time.time()
+    job = seed_job(store, "m", batch.total, submitted_at=ended_at - 60, ended_at=ended_at)
+    outcomes = [
+        bm.Outcome(h.id, h.attempt, job.id, RequestState.SUCCEEDED, result={}, route=uj.Path.BATCH)
+        for h in store.job_requests(job.id)
+    ]
+    assert all(store.record_outcomes(outcomes, now))
+    done = store.update_job(job.id, "seed", uj.JobUpdate(downloaded_at=ended_at), now, LEASE)
+    assert done is not None and done.done
+    assert store.finalize_batches(now, [batch.id]) == [batch.id]
+    return done
+
+
+def job_ids(store: port.JobStore) -> set[str]:
+    return {job.id for job in store.list_jobs()}
+
+
+def test_a_done_job_goes_once_its_rows_are_purged_and_it_is_old_enough(
+    store: port.JobStore,
+) -> None:
+    ended = time.time()
+    purged = job_serving(store, make_batch(store, 2, results_ttl=60), ended)
+    forever = make_batch(store, 1, results_ttl=None)
+    kept = job_serving(store, forever, ended)
+    # The purged batch's rows go at once; its job stays as long as a crash
+    # look-up or the turnaround may still read it.
+    purge_all(store, now=ended + retention.JOB_KEEP_SECONDS - 10)
+    assert job_ids(store) == {purged.id, kept.id}
+    purge_all(store, now=ended + retention.JOB_KEEP_SECONDS + 10)
+    # A batch kept forever keeps the job its page lists.
+    assert job_ids(store) == {kept.id}
+    assert [job.id for job in store.jobs_for_batch(forever.id)] == [kept.id]
+
+
+def test_a_job_whose_rows_went_to_a_later_job_goes_and_an_open_job_stays(
+    store: port.JobStore,
+) -> None:
+    now = time.time()
+    batch = make_batch(store, 2, results_ttl=None)
+    first = seed_job(store, "m", 2, submitted_at=now - 60, worker="w1")
+    held = [h.id for h in store.job_requests(first.id)]
+    assert store.release_job_requests(first.id, held, now) == 2  # the upstream failed it
+    ended = uj.JobUpdate(
+        state=uj.JobState.ENDED,
+        end_status=uj.EndStatus.FAILED,
+        ended_at=now,
+        downloaded_at=now,
+    )
+    assert store.update_job(first.id, "w1", ended, now, LEASE) is not None
+    second = seed_job(store, "m", 2, submitted_at=now, worker="w2")  # still running
+    purge_all(store, now=now + 10 * retention.JOB_KEEP_SECONDS)
+    assert job_ids(store) == {second.id}
+    assert [job.id for job in store.jobs_for_batch(batch.id)] == [second.id]

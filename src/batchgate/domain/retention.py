@@ -1,5 +1,5 @@
-"""Retention rules: how long results and files are kept, and what a client
-is told once they are gone. Pure; the purge itself is the store's
+"""Retention rules: how long results, files and upstream jobs are kept, and
+what a client is told once they are gone. Pure; the purge itself is the store's
 (``purge_step``), driven by worker/retention.py."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 
 from batchgate.domain import errors
+from batchgate.domain import upstream_jobs as uj
 
 # OpenAI's bounds for ``output_expires_after`` and a file's ``expires_after``.
 MIN_SECONDS = 3600  # 1 hour
@@ -43,6 +44,37 @@ def expiry(start: float, ttl: int | None) -> float | None:
     """When something that lives ``ttl`` seconds from ``start`` expires
     (None: never)."""
     return None if ttl is None else start + ttl
+
+
+# Upstream jobs (domain/upstream_jobs.py) are purged by a rule of their own,
+# since no tenant sets their lifetime: a job goes once all three hold.
+#
+# 1. It is done (ended, results downloaded): nothing will read or write it.
+# 2. No request row names it (``upstream_job_id``). A kept batch's page lists
+#    the jobs its rows name, so a job lives as long as the longest-kept row it
+#    served: rows go when their batch's results expire (the results TTL, or
+#    the tenant's ``output_expires_after``; never, if results are kept
+#    forever), and a row re-queued into a later job names that job instead.
+#    This follows each batch's own TTL, which a rule of "older than the
+#    longest TTL" could not (a TTL is per batch, and may be forever).
+# 3. It ended at least ``JOB_KEEP_SECONDS`` ago: a driver recovering from a
+#    crash tells an Anthropic batch apart from other jobs' batches by the ids
+#    jobs recorded over that long (``uj.RECORDED_LOOKBACK_SECONDS``), and the
+#    flush and the dry run's ETA read the turnaround of a model's recent jobs.
+#    (Only a job stuck unsent for as long, whose rows are long gone, could
+#    still match a purged job's batch; it would adopt it and write nothing.)
+JOB_KEEP_SECONDS = uj.RECORDED_LOOKBACK_SECONDS
+
+
+def job_purgeable(job: uj.UpstreamJob, now: float, referenced: bool) -> bool:
+    """Whether retention may delete ``job`` now (``referenced``: a request
+    row still names it)."""
+    return (
+        job.done
+        and not referenced
+        and job.ended_at is not None
+        and job.ended_at <= now - JOB_KEEP_SECONDS
+    )
 
 
 def _utc(moment: float) -> str:

@@ -75,6 +75,14 @@ JOB_ROW_LEASE_SECONDS = 26 * 3600.0
 
 OPEN_JOB_STATES = frozenset({JobState.ASSEMBLING, JobState.UPLOADED, JobState.SUBMITTED})
 
+# After a crash an Anthropic batch is matched to its job by creation time and
+# size, and told apart from other jobs' batches by the ids those jobs
+# recorded: jobs made up to this long before the create began
+# (``UpstreamJobStore.recorded_upstream_batch_ids``). Retention keeps every
+# job at least this long after it ended (domain/retention.py), so no job the
+# look-up still consults is gone.
+RECORDED_LOOKBACK_SECONDS = 3 * 86400.0
+
 
 def can_move_job(current: JobState, target: JobState) -> bool:
     return target in JOB_TRANSITIONS[current]

@@ -21,8 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from batchgate.domain import files as file_model
-from batchgate.domain import result_files
-from batchgate.store import sql_webhooks
+from batchgate.domain import result_files, retention
+from batchgate.domain import upstream_jobs as uj
+from batchgate.store import sql_webhooks, tables
 from batchgate.store.sql_common import (
     FC,
     B,
@@ -36,14 +37,29 @@ from batchgate.store.sql_common import (
 # An uploaded file's content is in 1 MiB chunks; this many go per transaction.
 _CHUNKS_PER_STEP = 4
 # What a purge deletes from or updates, and so what VACUUM should pass over.
-_PURGED_TABLES = ("requests", "file_chunks", "batches", "files")
+_PURGED_TABLES = ("requests", "file_chunks", "batches", "files", "upstream_jobs")
+
+J = tables.upstream_jobs
+
+
+def _job_purgeable(now: float) -> Any:
+    """domain/retention.py ``job_purgeable`` as a condition on a job row: done,
+    ended long enough ago, and named by no request row (``ix_requests_upstream_job``)."""
+    named = sa.select(R.c.id).where(R.c.upstream_job_id == J.c.id).exists()
+    return (
+        (J.c.state == uj.JobState.ENDED.value)
+        & J.c.downloaded_at.is_not(None)
+        & (J.c.ended_at <= now - retention.JOB_KEEP_SECONDS)
+        & ~named
+    )
 
 
 class Retention(SqlBase):
     def purge_step(self, now: float, max_rows: int) -> int:
         """One bounded piece of the purge: up to ``max_rows`` request rows of
         the first batch whose results are due, else a few chunks of the first
-        file that is. Returns what it removed (rows, chunks, and objects it
+        file that is, else up to ``max_rows`` upstream jobs nothing needs any
+        more. Returns what it removed (rows, chunks, jobs, and objects it
         finished); 0 when nothing is due."""
         with self._read() as conn:
             batch = conn.execute(
@@ -68,7 +84,7 @@ class Retention(SqlBase):
             return self._purge_batch_rows(batch, now, max_rows)
         if file_id is not None:
             return self._purge_file_chunks(file_id, now)
-        return 0
+        return self._purge_jobs(now, max_rows)
 
     def _purge_batch_rows(self, batch: Any, now: float, max_rows: int) -> int:
         if batch.frozen_tally is None and batch.deleted_at is None:
@@ -122,6 +138,27 @@ class Retention(SqlBase):
                 return removed
             conn.execute(F.update().where(F.c.id == file_id).values(purged_at=now))
         return removed + 1
+
+    def _purge_jobs(self, now: float, max_rows: int) -> int:
+        """Upstream jobs done long enough ago whose rows are all gone (their
+        batches purged, or re-queued into later jobs). No write ever names
+        such a job again (a row takes only a new job's id), so the rows found
+        by the read are still purgeable when deleted."""
+        with self._read() as conn:
+            ids = list(
+                conn.execute(
+                    sa.select(J.c.id)
+                    .where(_job_purgeable(now))
+                    .order_by(J.c.ended_at, J.c.id)
+                    .limit(max_rows)
+                ).scalars()
+            )
+        if not ids:
+            return 0
+        with self._write() as conn:
+            return int(
+                conn.execute(J.delete().where(J.c.id.in_(ids), _job_purgeable(now))).rowcount
+            )
 
     def reclaim_space(self) -> None:
         """Make the space purged rows held reusable now. PostgreSQL: a plain

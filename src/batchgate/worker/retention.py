@@ -1,4 +1,5 @@
-"""The retention sweep: purge expired results and files in small steps.
+"""The retention sweep: purge expired results and files, and the upstream
+jobs nothing needs any more (domain/retention.py), in small steps.
 
 Every ``sweep_seconds`` a worker purges what is due, one bounded
 ``purge_step`` at a time, resting between steps for as long as the step took:
@@ -50,5 +51,5 @@ class RetentionSweep:
             await asyncio.sleep(max(time.monotonic() - started, _MIN_REST_SECONDS))
         if removed:
             await asyncio.to_thread(self.store.reclaim_space)
-            log.info("retention sweep removed %d expired rows, chunks and objects", removed)
+            log.info("retention sweep removed %d expired rows, chunks, jobs and objects", removed)
         return removed

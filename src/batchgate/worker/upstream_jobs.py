@@ -55,10 +55,6 @@ MAX_JOBS_PER_FLUSH = 64  # full jobs assembled in one tick
 TURNAROUND_JOBS = 20  # recent jobs whose median turnaround the flush allows for
 TURNAROUND_REFRESH_SECONDS = 60.0
 ERROR_CHARS = 500
-# Anthropic's batches are matched by creation time after a crash; a batch is
-# another job's if that job recorded it, and a job may record its batch long
-# after it was assembled.
-RECORDED_LOOKBACK_SECONDS = 3 * 86400.0
 
 
 class DriverStore(port.QueueStore, port.BatchSweeps, port.UpstreamJobStore, Protocol):
@@ -446,7 +442,7 @@ class UpstreamJobDriver:
         recorded = await asyncio.to_thread(
             self.store.recorded_upstream_batch_ids,
             job.kind,
-            job.create_started_at - RECORDED_LOOKBACK_SECONDS,
+            job.create_started_at - uj.RECORDED_LOOKBACK_SECONDS,
         )
         if job.upstream_batch_id is not None:
             recorded.discard(job.upstream_batch_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from batchgate.domain import files as file_model
-from batchgate.domain import result_files
+from batchgate.domain import result_files, retention
 from batchgate.testing.memory.tables import MemoryTables
 
 
@@ -43,12 +43,26 @@ class MemoryRetention(MemoryTables):
                 and row.record.is_expired(now)
             ]
             if not files:
-                return 0
+                return self._purge_jobs(now, max_rows)
             expired = min(files, key=lambda item: item.record.expires_at or 0.0)
             removed = len(expired.chunks)
             expired.chunks = []
             expired.purged_at = now
             return removed + 1
+
+    def _purge_jobs(self, now: float, max_rows: int) -> int:
+        named = {row.upstream_job_id for row in self._requests.values()}
+        doomed = sorted(
+            (
+                job
+                for job in self._jobs.values()
+                if retention.job_purgeable(job, now, job.id in named)
+            ),
+            key=lambda job: (job.ended_at or 0.0, job.id),
+        )[:max_rows]
+        for job in doomed:
+            del self._jobs[job.id]
+        return len(doomed)
 
     def reclaim_space(self) -> None:
         """Nothing to reclaim: purged rows are gone from the dictionaries."""
