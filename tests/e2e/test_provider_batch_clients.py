@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from batchgate import config
@@ -198,6 +199,40 @@ async def test_openai_error_lines_map_to_error_types_and_retryability(upstream: 
             400,
             failures.ErrorType.INVALID_REQUEST,
         )
+    finally:
+        await backend.aclose()
+
+
+async def test_openai_done_jobs_files_are_deleted(upstream: Upstream) -> None:
+    upstream.fake.script_for("please fail 400", "400")
+    backend = routing_backend(upstream, "openai_batch", CHAT)
+    try:
+        requests = requests_for({1: "please fail 400", 2: "fine"})
+        job = new_job(backend, len(requests))
+        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        job = dataclasses.replace(job, upstream_file_id=await backend.client.upload(job, lines))
+        batch = await ended(backend, (await backend.client.create(job, [])).id)
+        done = dataclasses.replace(
+            job, output_file_id=batch.output_file_id, error_file_id=batch.error_file_id
+        )
+        made = [done.upstream_file_id, done.output_file_id, done.error_file_id]
+        assert all(made)
+        headers = {"authorization": f"Bearer {processes.API_KEY}"}
+        async with httpx.AsyncClient(base_url=upstream.url, headers=headers) as http:
+            for file_id in made:
+                assert (await http.get(f"/v1/files/{file_id}")).status_code == 200
+            await backend.client.delete_upstream(done)
+            for file_id in made:
+                assert (await http.get(f"/v1/files/{file_id}")).status_code == 404
+        await backend.client.delete_upstream(done)  # gone already: nothing to do
+        kept = routing_backend(upstream, "openai_batch", CHAT, delete_files=False)
+        try:
+            job = new_job(kept, 1)
+            job = dataclasses.replace(job, upstream_file_id=await kept.client.upload(job, lines))
+            await kept.client.delete_upstream(job)
+            assert await kept.client.find_file(job) == job.upstream_file_id
+        finally:
+            await kept.aclose()
     finally:
         await backend.aclose()
 

@@ -325,6 +325,9 @@ def test_three_tenants_in_three_dialects_share_provider_batches_of_a_batchgate_u
                     "base_url": f"{upstream}/v1",
                     "api_key": processes.API_KEY,
                     "upstream_model": UPSTREAM_MODEL,
+                    # Kept at the upstream for check_nothing_of_the_tenants_upstream
+                    # to read (deleting them: test_provider_batch_clients.py).
+                    "delete_files": False,
                     **job_options(flush_after_seconds=FLUSH_AFTER_SECONDS),
                 },
                 CLAUDE: {

@@ -59,7 +59,8 @@ Calls are in the server's call log (``/_calls``) with their route kind as
 the fingerprint; an OpenAI create with its body (the file, the metadata).
 
 ``GET /_batches``: every batch of both APIs (its input custom_ids, state,
-lines answered, lines dropped), every file, and ``billed``: per custom_id,
+lines answered, lines dropped), every file (deleted ones too, marked
+``deleted``), and ``billed``: per custom_id,
 how many successful lines were delivered for it across all batches.
 """
 
@@ -182,6 +183,9 @@ class StoredFile:
     purpose: str
     content: bytes
     created_at: float
+    # Deleted files are gone from every route but stay in ``report`` (a
+    # test counts uploads, and sees which files were deleted).
+    deleted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -580,7 +584,7 @@ class BatchApi:
 
     def _file(self, file_id: str) -> StoredFile:
         stored = self.files.get(file_id)
-        if stored is None:
+        if stored is None or stored.deleted:
             raise Refused(404, "not_found_error", f"No such File object: {file_id}", "id")
         return stored
 
@@ -606,7 +610,11 @@ class BatchApi:
         if order not in ("asc", "desc"):
             raise ValueError('order must be "asc" or "desc"')
         purpose = req.query.get("purpose")
-        items = [f for f in self.files.values() if purpose is None or f.purpose == purpose]
+        items = [
+            f
+            for f in self.files.values()
+            if not f.deleted and (purpose is None or f.purpose == purpose)
+        ]
         if order == "desc":
             items.reverse()
         page, more = _page(items, req.limit(10000, 10000), req.query.get("after"), None)
@@ -614,7 +622,7 @@ class BatchApi:
 
     def _delete_file(self, req: Request) -> wire.Action:
         stored = self._file(req.ids[0])
-        del self.files[stored.id]
+        stored.deleted = True
         return self._json(req, {"id": stored.id, "object": "file", "deleted": True})
 
     # --- OpenAI Batches
@@ -632,7 +640,7 @@ class BatchApi:
             raise ValueError("body must be a JSON object")
         file_id = body.get("input_file_id")
         stored = self.files.get(file_id) if isinstance(file_id, str) else None
-        if stored is None or stored.purpose != "batch":
+        if stored is None or stored.deleted or stored.purpose != "batch":
             raise Refused(
                 400,
                 "invalid_request_error",
@@ -1014,7 +1022,9 @@ class BatchApi:
     def report(self) -> dict[str, Any]:
         return {
             "batches": [self._entry(batch) for batch in self.batches.values()],
-            "files": [stored.to_json() for stored in self.files.values()],
+            "files": [
+                {**stored.to_json(), "deleted": stored.deleted} for stored in self.files.values()
+            ],
             "billed": dict(self.billed),
         }
 

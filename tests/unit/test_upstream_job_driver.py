@@ -483,3 +483,57 @@ async def test_rows_already_inside_the_fallback_window_never_enter_a_job(
     assert {row.state for row in rows(store, batch)} == {RequestState.SUCCEEDED}
     assert upstream_batches(fake) == []
     assert len(realtime.calls()) == 2
+
+
+# -- the provider's copies of a done job ---------------------------------------
+def files_at_provider(fake: FakeUpstream) -> dict[str, bool]:
+    """Every file the fake was given or made: id -> deleted."""
+    return {stored["id"]: stored["deleted"] for stored in fake.batches()["files"]}
+
+
+@pytest.mark.parametrize("delete_files", [True, False])
+async def test_a_done_jobs_files_are_deleted_at_the_provider(
+    fake: FakeUpstream, delete_files: bool
+) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, ["fine", "refused"])
+    fake.script_for("refused", "400")  # its line goes to the error file
+    async with driving(store, entry(fake, delete_files=delete_files)):
+        await kit.eventually(all_ended(store, batch))
+        if delete_files:
+            await kit.eventually(lambda: all(files_at_provider(fake).values()))
+    (job,) = store.list_jobs()
+    assert job.done
+    made = {job.upstream_file_id, job.output_file_id, job.error_file_id}
+    assert None not in made and len(made) == 3
+    assert files_at_provider(fake) == dict.fromkeys(made, delete_files)
+    assert len(fake.calls("files.delete")) == (3 if delete_files else 0)
+    states = sorted(row.state for row in rows(store, batch))
+    assert states == sorted([RequestState.SUCCEEDED, RequestState.ERRORED])
+
+
+async def test_files_the_provider_will_not_delete_are_left_after_three_tries(
+    fake: FakeUpstream,
+) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, ["a", "b"])
+    fake.script_route("files.delete", *["503"] * 10)
+    async with driving(store, entry(fake)):
+        await kit.eventually(all_ended(store, batch))
+        await kit.eventually(lambda: len(fake.calls("files.delete")) >= 6)
+    # Input and output, three times each; then left (logged), the job done.
+    assert len(fake.calls("files.delete")) == 6
+    assert len(fake.configure()["route_faults"]["files.delete"]) == 4
+    assert files_at_provider(fake) and not any(files_at_provider(fake).values())
+    (job,) = store.list_jobs()
+    assert job.done and job.end_status is uj.EndStatus.COMPLETED
+    assert_served_once(fake, store, batch)
+
+
+async def test_an_anthropic_batch_is_kept_after_its_job(fake: FakeUpstream) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, ["a"])
+    async with driving(store, entry(fake, ANTHROPIC)):
+        await kit.eventually(all_ended(store, batch))
+    (upstream,) = upstream_batches(fake)
+    assert not upstream["deleted"] and fake.calls("messages_batches.delete") == []

@@ -55,6 +55,9 @@ MAX_JOBS_PER_FLUSH = 64  # full jobs assembled in one tick
 TURNAROUND_JOBS = 20  # recent jobs whose median turnaround the flush allows for
 TURNAROUND_REFRESH_SECONDS = 60.0
 ERROR_CHARS = 500
+# Deleting a done job's files at the provider: tried this often, then the
+# files are left there (logged); the job itself is done either way.
+DELETE_ATTEMPTS = 3
 
 
 class DriverStore(port.QueueStore, port.BatchSweeps, port.UpstreamJobStore, Protocol):
@@ -104,6 +107,8 @@ class UpstreamJobDriver:
         # One create in flight per model: an Anthropic batch found after a
         # crash is told apart from this model's other new batches by time.
         self.create_lock = asyncio.Lock()
+        # Deletes of done jobs' files at the provider, in flight.
+        self.deletes: set[asyncio.Task[None]] = set()
 
     @property
     def tick_seconds(self) -> float:
@@ -131,13 +136,10 @@ class UpstreamJobDriver:
                 log.exception("upstream jobs of %s: %s failed", self.model.name, name)
 
     async def _stop(self) -> None:
-        if self.steps:
-            _, late = await asyncio.wait(
-                list(self.steps.values()), timeout=self.options.drain_seconds
-            )
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        deadline = time.monotonic() + self.options.drain_seconds
+        await _finish(list(self.steps.values()), deadline)
+        # A step that finished its job just now started its files' delete.
+        await _finish(list(self.deletes), deadline)
         for job_id in sorted(self.leased):
             try:
                 await asyncio.to_thread(self.store.release_job_lease, job_id, self.worker_id)
@@ -278,7 +280,35 @@ class UpstreamJobDriver:
         while current is not None and not current.done:
             current = await handlers[current.state](current)
         if current is not None:
-            self._forget(current.id)
+            self._done(current)
+
+    def _done(self, job: uj.UpstreamJob) -> None:
+        """A job is done: forget it, and delete its files at the provider."""
+        self._forget(job.id)
+        task = asyncio.create_task(self._delete_upstream(job), name=f"ujob-delete:{job.id}")
+        self.deletes.add(task)
+        task.add_done_callback(self.deletes.discard)
+
+    async def _delete_upstream(self, job: uj.UpstreamJob) -> None:
+        """Its results are in the store: what the provider keeps for it goes
+        (``BatchClient.delete_upstream``), tried a few times with back-off,
+        then logged and left, never tried forever."""
+        for attempt in range(1, DELETE_ATTEMPTS + 1):
+            try:
+                await self.client.delete_upstream(job)
+                return
+            except Exception as exc:
+                retryable = isinstance(exc, base.BackendError) and exc.retryable
+                if not retryable or attempt == DELETE_ATTEMPTS:
+                    log.warning(
+                        "upstream job %s: its files at the provider were not deleted (%s); "
+                        "they stay there",
+                        job.id,
+                        _why(exc),
+                        extra={"event": "upstream_delete_failed", "job_id": job.id},
+                    )
+                    return
+            await asyncio.sleep(min(self.policy.backoff(attempt), self.limits.poll_max_seconds))
 
     def _forget(self, job_id: str) -> None:
         self.leased.discard(job_id)
@@ -467,8 +497,7 @@ class UpstreamJobDriver:
         try:
             batch = await self.client.create(started, requests)
         except pb.JobTooLarge as exc:
-            await self._refused(started, exc.reason)
-            return None
+            return await self._refused(started, exc.reason)
         self.refusals = 0
         return await self._submitted(started, batch)
 
@@ -524,7 +553,7 @@ class UpstreamJobDriver:
             self.metrics.job_ended(self.model.name, status.value, None)
         return ended
 
-    async def _refused(self, job: uj.UpstreamJob, reason: str) -> None:
+    async def _refused(self, job: uj.UpstreamJob, reason: str) -> uj.UpstreamJob | None:
         """The provider refused the job as too large: its rows go back to
         the queue, and the model's jobs are half this size from now on."""
         held = await self._held_rows(job.id)
@@ -552,7 +581,7 @@ class UpstreamJobDriver:
             extra={"event": "upstream_job_refused", "job_id": job.id, "reason": reason},
         )
         why = f"refused by the upstream as too large ({reason}); its requests were re-queued"
-        await self._end(job, uj.EndStatus.FAILED, why)
+        return await self._end(job, uj.EndStatus.FAILED, why)
 
     # -- submitted --------------------------------------------------------------
     async def _poll(self, job: uj.UpstreamJob) -> uj.UpstreamJob | None:
@@ -612,8 +641,7 @@ class UpstreamJobDriver:
 
     async def _ended(self, job: uj.UpstreamJob, batch: pb.UpstreamBatch) -> uj.UpstreamJob | None:
         if batch.refusal is not None:
-            await self._refused(job, batch.refusal)
-            return None
+            return await self._refused(job, batch.refusal)
         assert batch.end_status is not None
         now = time.time()
         ended = await self._update(
@@ -791,8 +819,21 @@ class UpstreamJobDriver:
         else:
             error = failures.RequestError(failures.ErrorType.API, f"upstream job: {_why(exc)}")
             await self._settle(job, error)
-        await self._end(job, uj.EndStatus.FAILED, f"given up: {_why(exc)}")
-        self._forget(job.id)
+        ended = await self._end(job, uj.EndStatus.FAILED, f"given up: {_why(exc)}")
+        if ended is None:
+            self._forget(job.id)
+        else:
+            self._done(ended)
+
+
+async def _finish(tasks: list[asyncio.Task[None]], deadline: float) -> None:
+    """Let ``tasks`` finish until ``deadline`` (monotonic); cancel the rest."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=max(deadline - time.monotonic(), 0.0))
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
 
 
 def _failure(job: uj.UpstreamJob) -> failures.RequestError | None:

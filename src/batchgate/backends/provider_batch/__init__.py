@@ -138,6 +138,17 @@ class BatchClient(Protocol):
         chunk of lines at a time (a job's file is never held in memory)."""
         ...
 
+    async def delete_upstream(self, job: uj.UpstreamJob) -> None:
+        """Delete what the provider keeps for a done job, whose results are
+        in the store now: OpenAI's input, output and error files (they count
+        against the operator's file storage), unless the entry keeps them.
+        An Anthropic Message Batch is kept: it takes no storage of the
+        operator's, the provider drops its results after 29 days, and it is
+        the operator's record to check the provider's bill against. An
+        object already gone counts as deleted; if a delete fails the others
+        are still tried, then ``base.BackendError`` is raised."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

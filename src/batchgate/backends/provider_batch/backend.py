@@ -46,6 +46,7 @@ def create_openai(model: config.ModelConfig) -> ProviderBatchBackend:
         base_url=parsed.base_url,
         endpoint=parsed.endpoint.value,
         headers=headers,
+        delete_files=parsed.delete_files,
     )
     return ProviderBatchBackend(
         model=model.name,

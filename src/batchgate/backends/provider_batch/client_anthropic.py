@@ -161,5 +161,8 @@ class AnthropicBatchClient:
             if line is not None:
                 yield line
 
+    async def delete_upstream(self, job: uj.UpstreamJob) -> None:
+        """Nothing: the Message Batch is kept (see ``BatchClient``)."""
+
     async def aclose(self) -> None:
         await self._http.aclose()

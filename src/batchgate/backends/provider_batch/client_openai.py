@@ -85,11 +85,13 @@ class OpenAIBatchClient:
         base_url: str,
         endpoint: str,
         headers: dict[str, str],
+        delete_files: bool = True,
     ) -> None:
         self._http = http
         self._base = base_url.rstrip("/")
         self._endpoint = endpoint
         self._headers = headers
+        self._delete_files = delete_files
 
     async def _call(
         self,
@@ -181,6 +183,24 @@ class OpenAIBatchClient:
                 line = codec.parse_line(raw)
                 if line is not None:
                     yield line
+
+    async def delete_upstream(self, job: uj.UpstreamJob) -> None:
+        if not self._delete_files:
+            return
+        failed: list[tuple[str, base.BackendError]] = []
+        for file_id in (job.upstream_file_id, job.output_file_id, job.error_file_id):
+            if file_id is None:
+                continue
+            try:
+                await self._call("DELETE", f"/files/{file_id}")
+            except base.BackendError as exc:
+                if exc.status_code != 404:  # a 404: deleted already
+                    failed.append((file_id, exc))
+        if failed:
+            raise base.BackendError(
+                "could not delete " + "; ".join(f"file {f}: {exc}" for f, exc in failed),
+                retryable=any(exc.retryable for _, exc in failed),
+            )
 
     async def aclose(self) -> None:
         await self._http.aclose()

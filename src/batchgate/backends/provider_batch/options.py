@@ -15,6 +15,8 @@ the registry's capabilities hooks. ::
     poll_seconds = 30                        # the first poll's delay, x1.5 each poll
     poll_max_seconds = 600
     sync_fallback_before = "2h"              # a duration ("90m", "7200", 7200)
+    delete_files = true                      # openai only: a done job's files
+                                             # deleted at the provider
     timeout = 600                            # seconds per HTTP call
     realtime = { backend = "openai_compatible", base_url = "...", api_key_env = "..." }
 
@@ -117,6 +119,10 @@ class OpenAIBatchOptions(JobOptions, openai_bodies.WireOptions):
     endpoint: Endpoint = Endpoint.CHAT_COMPLETIONS
     max_requests_per_job: int = Field(default=uj.OPENAI_MAX_REQUESTS, ge=1)
     max_bytes_per_job: int = Field(default=uj.OPENAI_MAX_BYTES, ge=1)
+    # A done job's input, output and error files are deleted at the
+    # provider once its results are in the store (they count against the
+    # organisation's file storage); false keeps them, to inspect.
+    delete_files: bool = True
 
 
 class AnthropicBatchOptions(JobOptions):
