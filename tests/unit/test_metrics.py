@@ -107,3 +107,19 @@ def test_provider_batch_counters_reach_the_scrape_summed_over_workers() -> None:
     # Only jobs the provider ran to an end have a turnaround.
     assert samples[("batchgate_upstream_job_turnaround_seconds_count", m)] == 2
     assert samples[("batchgate_upstream_job_turnaround_seconds_sum", m)] == 180.0
+
+
+def test_a_provider_batch_rows_bill_is_counted_by_the_path_that_served_it() -> None:
+    counters = worker_metrics.WorkerMetrics()
+    counters.record("pb", outcome(RequestState.SUCCEEDED, cost=0.25, route="batch"), True)
+    counters.record("pb", outcome(RequestState.SUCCEEDED, cost=0.5, route="realtime"), True)
+    counters.record("pb", outcome(RequestState.SUCCEEDED, cost=1.0, route="realtime"), False)
+    counters.record("plain", outcome(RequestState.SUCCEEDED, cost=2.0), True)
+    (family,) = [f for f in counters.registry.collect() if f.name == "batchgate_tenant_billed_usd"]
+    billed = {
+        (s.labels["model"], s.labels["path"]): s.value
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+    # A write fenced off bills nobody; a model of no provider batch API has no path.
+    assert billed == {("pb", "batch"): 0.25, ("pb", "realtime"): 0.5}

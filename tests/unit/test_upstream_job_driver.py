@@ -465,6 +465,11 @@ async def test_rows_whose_window_runs_short_are_served_realtime(
     assert metric(worker, "batchgate_upstream_cost_usd_total", path="realtime") == pytest.approx(
         2 * realtime_cost
     )
+    # The tenants are billed the batch price on either path.
+    billed = "batchgate_tenant_billed_usd_total"
+    assert metric(worker, billed, path="batch") == pytest.approx(batch_cost)
+    assert metric(worker, billed, path="realtime") == pytest.approx(realtime_cost)
+    assert realtime_cost > 0
 
 
 async def test_rows_already_inside_the_fallback_window_never_enter_a_job(

@@ -144,6 +144,16 @@ class WorkerMetrics:
             ["model", "path"],
             registry=self.registry,
         )
+        # Beside the operator's cost by path: what the tenants were billed
+        # for each path (the batch price either way), so the two compare
+        # series by series.
+        self.tenant_billed = prometheus_client.Counter(
+            "batchgate_tenant_billed_usd",
+            "What tenants are billed, in USD, for the succeeded requests of provider-batch "
+            "models, by path: the batch price on either path.",
+            ["model", "path"],
+            registry=self.registry,
+        )
         self.upstream_dropped = prometheus_client.Counter(
             "batchgate_upstream_dropped_cost_usd",
             "Upstream results paid for but dropped (their request was cancelled or had "
@@ -179,6 +189,8 @@ class WorkerMetrics:
             self._child(self.tokens, model, "input").inc(outcome.input_tokens)
             self._child(self.tokens, model, "output").inc(outcome.output_tokens)
             self._child(self.cost, model).inc(outcome.cost)
+            if outcome.route is not None:  # a provider-batch model's row
+                self._child(self.tenant_billed, model, outcome.route).inc(outcome.cost)
 
     def job_ended(self, model: str, end_status: str, turnaround: float | None) -> None:
         self._child(self.upstream_jobs, model, end_status).inc()

@@ -52,7 +52,6 @@ log = logging.getLogger("batchgate.upstream")
 GROUP = 500  # result lines per outcome write (one transaction)
 MAX_STEPS = 8  # jobs of one model stepped at once by this worker
 MAX_JOBS_PER_FLUSH = 64  # full jobs assembled in one tick
-TURNAROUND_JOBS = 20  # recent jobs whose median turnaround the flush allows for
 TURNAROUND_REFRESH_SECONDS = 60.0
 ERROR_CHARS = 500
 # Deleting a done job's files at the provider: tried this often, then the
@@ -197,7 +196,7 @@ class UpstreamJobDriver:
             self.store.list_jobs,
             model=self.model.name,
             states=[uj.JobState.ENDED],
-            limit=TURNAROUND_JOBS,
+            limit=uj.TURNAROUND_JOBS,
         )
         value, _ = uj.measured_turnaround(recent)
         self._turnaround = (value, now)
