@@ -362,6 +362,22 @@ async def test_a_draining_worker_hands_its_jobs_to_the_next(fake: FakeUpstream) 
     assert_served_once(fake, store, batch)
 
 
+async def test_a_job_is_leased_for_the_workers_lease_seconds(fake: FakeUpstream) -> None:
+    """Another worker takes a crashed worker's job over once this lapses."""
+    store = testing.MemoryJobStore()
+    submit(store, ["a"])
+    fake.configure(hold=True)
+    started = time.time()
+    async with driving(store, entry(fake), lease_seconds=1234.0) as worker:
+        await kit.eventually(
+            lambda: [job.state for job in store.list_jobs()] == [uj.JobState.SUBMITTED]
+        )
+        (job,) = store.list_jobs()
+        seen = time.time()
+        assert job.lease_owner == worker.worker_id and job.lease_expires_at is not None
+        assert started + 1234.0 <= job.lease_expires_at <= seen + 1234.0
+
+
 # -- cancel -------------------------------------------------------------------
 async def test_a_job_whose_rows_are_all_cancelled_is_cancelled_upstream(
     fake: FakeUpstream,
