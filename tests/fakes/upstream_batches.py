@@ -56,7 +56,8 @@ specs]}, used up in order; kinds in :data:`ROUTE_KINDS`; a spec with
 ``"after": true`` does the route's work and then fails).
 
 Calls are in the server's call log (``/_calls``) with their route kind as
-the fingerprint; an OpenAI create with its body (the file, the metadata).
+the fingerprint; an OpenAI create with its body (the file, the metadata), a
+Message Batches create with its ``custom_ids``.
 
 ``GET /_batches``: every batch of both APIs (its input custom_ids, state,
 lines answered, lines dropped), every file (deleted ones too, marked
@@ -484,12 +485,10 @@ class BatchApi:
             return self._error(anthropic, keep_alive, refused)
         kind, ids = matched
         # In the call log under the route kind as its fingerprint, so
-        # ``calls("batches.get")`` are the polls. No body (uploads are big)
-        # but an OpenAI create's: small, it names the file and the job.
+        # ``calls("batches.get")`` are the polls.
         args = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
         req = Request(kind, ids, args, headers, body, keep_alive, now)
-        logged = req.json() if kind == "batches.create" else None
-        entry = self.host.log_call(path, kind, headers, logged, now)
+        entry = self.host.log_call(path, kind, headers, _logged_body(req), now)
         action, outcome, status = self._dispatch(req, anthropic)
         entry.update(method=method, outcome=outcome, status=status)
         if action.kind == "stream":
@@ -1027,6 +1026,20 @@ class BatchApi:
             ],
             "billed": dict(self.billed),
         }
+
+
+def _logged_body(req: Request) -> Any:
+    """What the call log keeps of a body: an OpenAI create's (small: the
+    file, the metadata), a Message Batches create's custom_ids; nothing of
+    the others (uploads are big)."""
+    if req.kind == "batches.create":
+        return req.json()
+    if req.kind == "messages_batches.create":
+        body = req.json()
+        requests = body.get("requests") if isinstance(body, dict) else None
+        if isinstance(requests, list):
+            return {"custom_ids": [r.get("custom_id") for r in requests if isinstance(r, dict)]}
+    return None
 
 
 def _list(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
