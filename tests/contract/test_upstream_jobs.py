@@ -494,3 +494,53 @@ def test_recorded_upstream_batch_ids_by_kind_and_age(store: port.JobStore) -> No
     assert store.recorded_upstream_batch_ids(KIND, now - 1) == {"up_0", "up_1"}
     assert store.recorded_upstream_batch_ids(KIND, now + 5) == {"up_1"}
     assert store.recorded_upstream_batch_ids("anthropic_batch", now) == {"up_2"}
+
+
+def test_one_unresolved_create_per_kind(store: port.JobStore) -> None:
+    """A create begun with no batch recorded blocks the other jobs of its
+    kind from beginning theirs until its batch is recorded or it ends."""
+    make_batch(store, 5)
+    now = time.time()
+    first, second, third = (new_job(now=now, kind="anthropic_batch") for _ in range(3))
+    other = new_job(now=now)
+    for job in (first, second, third, other):
+        store.assemble_job(job, 1, now)
+    started = store.start_create(first.id, "w1", now + 1, 90.0)
+    assert started is not None and started == store.get_job(first.id)
+    assert (started.create_started_at, started.lease_expires_at) == (now + 1, now + 91)
+    assert store.start_create(second.id, "w1", now + 2, LEASE) is None
+    assert store.start_create(first.id, "w2", now + 2, LEASE) is None  # not w2's job
+    # The unresolved one itself begins again (a create repeated after a crash).
+    again = store.start_create(first.id, "w1", now + 3, LEASE)
+    assert again is not None and again.create_started_at == now + 3
+    assert store.start_create(other.id, "w1", now + 3, LEASE) is not None  # another kind
+    recorded = uj.JobUpdate(state=uj.JobState.SUBMITTED, upstream_batch_id="msgbatch_1")
+    store.update_job(first.id, "w1", recorded, now + 4, LEASE)
+    assert store.start_create(second.id, "w1", now + 5, LEASE) is not None
+    assert store.start_create(third.id, "w1", now + 5, LEASE) is None
+    ended = uj.JobUpdate(state=uj.JobState.ENDED, end_status=uj.EndStatus.CANCELLED)
+    store.update_job(second.id, "w1", ended, now + 6, LEASE)
+    assert store.start_create(third.id, "w1", now + 7, LEASE) is not None
+    assert store.start_create("ujob_none", "w1", now + 7, LEASE) is None
+
+
+def test_concurrent_creates_of_a_kind_begin_one_at_a_time(store: port.JobStore) -> None:
+    make_batch(store, 8)
+    now = time.time()
+    jobs = [new_job(now=now, kind="anthropic_batch") for _ in range(8)]
+    for job in jobs:
+        store.assemble_job(job, 1, now)
+    begun: list[str] = []
+    barrier = threading.Barrier(len(jobs))
+
+    def begin(job: uj.UpstreamJob) -> None:
+        barrier.wait()
+        if store.start_create(job.id, "w1", now + 1, LEASE) is not None:
+            begun.append(job.id)
+
+    threads = [threading.Thread(target=begin, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(begun) == 1

@@ -84,6 +84,21 @@ OPEN_JOB_STATES = frozenset({JobState.ASSEMBLING, JobState.UPLOADED, JobState.SU
 RECORDED_LOOKBACK_SECONDS = 3 * 86400.0
 
 
+# A job not yet at the provider whose create may have made a batch: begun
+# (``create_started_at``), no batch recorded. Found again by time and size
+# only (Anthropic), two of a kind at once could each adopt the other's
+# batch, so a kind has at most one (``UpstreamJobStore.start_create``).
+UNRESOLVED_CREATE_STATES = frozenset({JobState.ASSEMBLING, JobState.UPLOADED})
+
+
+def create_unresolved(job: UpstreamJob) -> bool:
+    return (
+        job.state in UNRESOLVED_CREATE_STATES
+        and job.create_started_at is not None
+        and job.upstream_batch_id is None
+    )
+
+
 def can_move_job(current: JobState, target: JobState) -> bool:
     return target in JOB_TRANSITIONS[current]
 

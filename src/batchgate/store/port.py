@@ -371,6 +371,19 @@ class UpstreamJobStore(Protocol):
         these belongs to another job."""
         ...
 
+    def start_create(
+        self, job_id: str, worker_id: str, now: float, lease_seconds: float
+    ) -> uj.UpstreamJob | None:
+        """Record that the job's create begins (``create_started_at = now``),
+        fenced on its lease like ``update_job``, unless another job of its
+        kind has a create unresolved (``uj.create_unresolved``): a batch a
+        crash left unrecorded is found again by creation time and size only
+        (Anthropic), so with two such creates each job could adopt the
+        other's batch, and their rows be sent and billed twice. Atomic
+        across workers. None when the job must wait for the other (or is no
+        longer ``worker_id``'s)."""
+        ...
+
 
 class JobStore(
     KeyStore,

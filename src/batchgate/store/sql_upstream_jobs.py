@@ -24,6 +24,9 @@ from batchgate.store.sql_common import B, R, SqlBase
 J = tables.upstream_jobs
 
 _ID_CHUNK = 500  # ids per IN list
+# The first key of the PostgreSQL advisory lock that start_create takes per
+# kind (the second is the kind's hash); the migrations use 7158742.
+CREATE_LOCK = 7158743
 
 _QUEUED = RequestState.QUEUED.value
 _RUNNING = RequestState.RUNNING.value
@@ -382,3 +385,41 @@ class UpstreamJobs(SqlBase):
                 )
             ).all()
         return {row[0] for row in rows}
+
+    def start_create(
+        self, job_id: str, worker_id: str, now: float, lease_seconds: float
+    ) -> uj.UpstreamJob | None:
+        other = J.alias("other")
+        unresolved = (
+            sa.select(other.c.id)
+            .where(
+                other.c.kind == J.c.kind,
+                other.c.id != J.c.id,
+                other.c.state.in_(sorted(state.value for state in uj.UNRESOLVED_CREATE_STATES)),
+                other.c.create_started_at.is_not(None),
+                other.c.upstream_batch_id.is_(None),
+            )
+            .exists()
+        )
+        with self._write() as conn:
+            kind = conn.execute(sa.select(J.c.kind).where(J.c.id == job_id)).scalar()
+            if kind is None:
+                return None
+            if self.is_postgres:
+                # Two workers' checks must not pass side by side (each sees
+                # the other's create not yet begun): one at a time per kind,
+                # until this transaction ends. SQLite writers queue anyway.
+                conn.execute(
+                    sa.select(
+                        sa.func.pg_advisory_xact_lock(
+                            sa.cast(CREATE_LOCK, sa.Integer), sa.func.hashtext(kind)
+                        )
+                    )
+                )
+            row = conn.execute(
+                J.update()
+                .where(J.c.id == job_id, J.c.lease_owner == worker_id, ~unresolved)
+                .values(create_started_at=now, lease_expires_at=now + lease_seconds)
+                .returning(*J.columns)
+            ).first()
+        return None if row is None else _job(row)

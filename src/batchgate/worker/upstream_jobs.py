@@ -490,7 +490,7 @@ class UpstreamJobDriver:
     ) -> uj.UpstreamJob | None:
         """Create the batch (the create lock held). ``create_started_at`` is
         recorded first: a crash after this point looks before creating."""
-        started = await self._update(job, uj.JobUpdate(create_started_at=time.time()))
+        started = await self._start_create(job)
         if started is None:
             return None
         try:
@@ -499,6 +499,27 @@ class UpstreamJobDriver:
             return await self._refused(started, exc.reason)
         self.refusals = 0
         return await self._submitted(started, batch)
+
+    async def _start_create(self, job: uj.UpstreamJob) -> uj.UpstreamJob | None:
+        """Record that the create begins. A kind whose lost batches are
+        found by time (Anthropic) waits while another job's create is
+        unresolved (a crashed worker's, until its lease runs out and the
+        job is found or made): two such batches could each be taken for the
+        other's, and their rows sent and billed twice."""
+        now = time.time()
+        if not self.client.matches_by_time:
+            return await self._update(job, uj.JobUpdate(create_started_at=now))
+        started = await asyncio.to_thread(
+            self.store.start_create, job.id, self.worker_id, now, self.options.lease_seconds
+        )
+        if started is None:
+            log.info(
+                "upstream job %s waits: another job's create is not resolved yet",
+                job.id,
+                extra={"event": "upstream_create_waits", "job_id": job.id},
+            )
+            await self._update(job, uj.JobUpdate(next_poll_at=now + self.limits.poll_seconds))
+        return started
 
     async def _submitted(
         self, job: uj.UpstreamJob, batch: pb.UpstreamBatch

@@ -103,6 +103,11 @@ class BatchClient(Protocol):
     # OpenAI uploads a file first (the job passes through ``uploaded``);
     # Anthropic carries the requests in the create call.
     uploads_file: bool
+    # Anthropic's batches carry no metadata: ``find_batch`` tells a lost
+    # create's batch by creation time and size, which only one unresolved
+    # create of the kind at a time keeps unambiguous (the driver begins a
+    # create through ``UpstreamJobStore.start_create`` then).
+    matches_by_time: bool
 
     async def find_file(self, job: uj.UpstreamJob) -> str | None:
         """After a crash: the id of a file already uploaded for ``job``

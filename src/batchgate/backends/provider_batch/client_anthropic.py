@@ -94,6 +94,7 @@ def batch_from(obj: Any) -> UpstreamBatch:
 class AnthropicBatchClient:
     kind = "anthropic_batch"
     uploads_file = False
+    matches_by_time = True
 
     def __init__(
         self, http: http_client.PooledClient, *, base_url: str, headers: dict[str, str]

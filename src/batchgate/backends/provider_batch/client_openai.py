@@ -77,6 +77,7 @@ def batch_from(obj: Any) -> UpstreamBatch:
 class OpenAIBatchClient:
     kind = "openai_batch"
     uploads_file = True
+    matches_by_time = False
 
     def __init__(
         self,

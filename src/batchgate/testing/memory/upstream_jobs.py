@@ -269,3 +269,21 @@ class MemoryUpstreamJobs(MemoryTables):
                 for job in self._jobs.values()
                 if job.kind == kind and job.created_at >= since and job.upstream_batch_id
             }
+
+    def start_create(
+        self, job_id: str, worker_id: str, now: float, lease_seconds: float
+    ) -> uj.UpstreamJob | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.lease_owner != worker_id:
+                return None
+            if any(
+                other.kind == job.kind and other.id != job.id and uj.create_unresolved(other)
+                for other in self._jobs.values()
+            ):
+                return None
+            job = dataclasses.replace(
+                job, create_started_at=now, lease_expires_at=now + lease_seconds
+            )
+            self._jobs[job_id] = job
+        return job
