@@ -1,25 +1,26 @@
 """Crash safety of provider batch routing (issue 19): the routing batchgate
 is SIGKILLed at each step of its upstream jobs, ten times in all, and the
-upstream (the fake's Files + Batches API) counts what it made and billed.
+upstream (the fake's Files + Batches or Message Batches API) counts what it
+made and billed.
 
 The kills land on what the upstream saw, never on a timer:
 
-* after upload, before create: the fake holds every create without making
-  anything (``create_hang_before``); the routing process is killed once a
-  create has reached it;
+* before create (OpenAI: after the upload): the fake holds every create
+  without making anything (``create_hang_before``); the routing process is
+  killed once a create has reached it;
 * after create, before the id is recorded: the fake makes the batch (listed
   at once) and holds the reply (``create_delay_after_ms``); killed once the
   batch exists, while the job still records no batch;
-* mid-download: output files stream in small chunks
+* mid-download: output files and results stream in small chunks
   (``content_chunk_delay_ms``); killed once some chunks of one went out.
 
-Then, counted on the upstream: one batch (and one input file) per job, one
-billed line per request; and every tenant row succeeded with its own
-answer, once. On SQLite the routing process is ``serve`` with its worker;
-on PostgreSQL it is two ``batchgate worker`` processes beside ``serve
---no-worker``, and each kill hits the worker that holds the job the event
-belongs to (the other keeps working, and takes the job over once the dead
-one's lease runs out).
+Then, counted on the upstream: one batch (OpenAI: and one input file) per
+job, one billed line per request; and every tenant row succeeded with its
+own answer, once. On SQLite the routing process is ``serve`` with its
+worker; on PostgreSQL it is two ``batchgate worker`` processes beside
+``serve --no-worker``, and each kill hits the worker that holds the job the
+event belongs to (the other keeps working, and takes the job over once the
+dead one's lease runs out).
 """
 
 from __future__ import annotations
@@ -35,16 +36,17 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from batchgate.domain import upstream_jobs as uj
-from batchgate.store import sql
+from batchgate.store import sql, tables
 from tests import harness
 from tests.e2e import processes
 from tests.fakes.upstream import RemoteUpstream, start_process
 
 pytestmark = pytest.mark.slow
 
-MODEL = "gpt-crash-batch"
+MODEL = "crash-batch"
 PER_JOB = 5
 # Three tenant batches, 60 requests: twelve jobs, so every phase has jobs
 # left to act on even when two workers each take one per event.
@@ -63,6 +65,29 @@ def text(batch: int, index: int) -> str:
     return f"tenant batch {batch} question {index}"
 
 
+@dataclasses.dataclass(frozen=True)
+class Api:
+    """One provider batch API as the routing model and the fake speak it."""
+
+    backend: str
+    create: str  # the fake's route kinds of a create and of a download
+    download: str
+    upstream_model: str
+
+    @property
+    def openai(self) -> bool:
+        return self.backend == "openai_batch"
+
+
+OPENAI = Api("openai_batch", "batches.create", "files.content", "gpt-4o-mini")
+ANTHROPIC = Api(
+    "anthropic_batch",
+    "messages_batches.create",
+    "messages_batches.results",
+    "claude-haiku-4-5",
+)
+
+
 @dataclasses.dataclass
 class Kill:
     step: str
@@ -70,13 +95,19 @@ class Kill:
     process: str
 
 
-class Upstream:
-    """What the fake upstream made (``GET /_batches``) and was asked
-    (``GET /_calls``, batch routes under their route kind)."""
+class Scene:
+    """The fake upstream (what it made, ``GET /_batches``, and was asked,
+    ``GET /_calls``: batch routes under their route kind) beside the routing
+    store, which says which job a request id is in."""
 
-    def __init__(self, remote: RemoteUpstream) -> None:
+    def __init__(self, api: Api, remote: RemoteUpstream, store: sql.SqlJobStore) -> None:
+        self.api = api
         self.remote = remote
+        self.store = store
         self.http = httpx.Client(base_url=remote.base_url, timeout=10)
+
+    def close(self) -> None:
+        self.http.close()
 
     def report(self) -> dict[str, Any]:
         response = self.http.get("/_batches")
@@ -84,27 +115,66 @@ class Upstream:
         report: dict[str, Any] = response.json()
         return report
 
-    def close(self) -> None:
-        self.http.close()
-
-    def calls(self, since: int) -> list[dict[str, Any]]:
-        return self.remote.calls(since=since)
+    def calls(self, kind: str, since: int) -> list[dict[str, Any]]:
+        return self.remote.calls(kind, since=since)
 
     def last_seq(self) -> int:
         calls = self.remote.calls()
         return int(calls[-1]["seq"]) if calls else 0
 
+    def request_jobs(self) -> dict[str, str]:
+        """Upstream custom_id (the request id) -> the job holding it."""
+        R = tables.requests
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(R.c.id, R.c.upstream_job_id).where(R.c.upstream_job_id.is_not(None))
+            ).all()
+        return {str(request_id): job_id for request_id, job_id in rows}
 
-def job_of_output(report: dict[str, Any], file_id: str) -> str | None:
-    for batch in report["batches"]:
-        if batch["output_file_id"] == file_id:
+    def job_of(self, batch: dict[str, Any], jobs: dict[str, str]) -> str | None:
+        """The job an upstream batch was made for: its metadata (OpenAI),
+        the job its requests are in (Anthropic: no metadata)."""
+        if self.api.openai:
             job: str | None = (batch["metadata"] or {}).get("batchgate_job")
             return job
-    return None
+        return jobs.get(batch["custom_ids"][0]) if batch["custom_ids"] else None
 
+    def batches_by_job(self, report: dict[str, Any]) -> dict[str | None, list[dict[str, Any]]]:
+        jobs = self.request_jobs()
+        by_job: dict[str | None, list[dict[str, Any]]] = collections.defaultdict(list)
+        for batch in report["batches"]:
+            by_job[self.job_of(batch, jobs)].append(batch)
+        return by_job
 
-def batches_of(report: dict[str, Any], job_id: str) -> list[dict[str, Any]]:
-    return [b for b in report["batches"] if (b["metadata"] or {}).get("batchgate_job") == job_id]
+    # -- the events a kill waits for: each lists the jobs it happened to
+    def creates(self, since: int) -> list[str]:
+        """Jobs whose create reached the upstream."""
+        calls = self.calls(self.api.create, since)
+        if self.api.openai:
+            return [call["body"]["metadata"]["batchgate_job"] for call in calls]
+        jobs = self.request_jobs()
+        found = (jobs.get(call["body"]["custom_ids"][0]) for call in calls)
+        return [job for job in found if job is not None]
+
+    def created(self, since: int) -> list[str]:
+        """Jobs whose create made its batch (its reply held)."""
+        made = self.batches_by_job(self.report())
+        return [job for job in self.creates(since) if made.get(job)]
+
+    def downloading(self, since: int) -> list[str]:
+        """Jobs whose results are part way down the wire, most to come."""
+        ids = [
+            call["path"].split("/")[-2]
+            for call in self.calls(self.api.download, since)
+            if 2 <= call.get("sent", 0) <= call["chunks"] // 2
+        ]
+        report = self.report()
+        jobs = self.request_jobs()
+        found = []
+        for batch in report["batches"]:
+            if (batch["output_file_id"] if self.api.openai else batch["id"]) in ids:
+                found.append(self.job_of(batch, jobs))
+        return [job for job in found if job is not None]
 
 
 class Routing:
@@ -200,15 +270,15 @@ def upstream() -> Iterator[RemoteUpstream]:
         yield remote
 
 
-def write_config(tmp_path: Path, upstream: RemoteUpstream) -> Path:
+def write_config(tmp_path: Path, api: Api, upstream: RemoteUpstream) -> Path:
     return processes.write_config(
         tmp_path / "routing.toml",
         {
             MODEL: {
-                "backend": "openai_batch",
-                "base_url": upstream.openai_base_url,
+                "backend": api.backend,
+                "base_url": upstream.openai_base_url if api.openai else upstream.base_url,
                 "api_key": "sk-routing",
-                "upstream_model": "gpt-4o-mini",
+                "upstream_model": api.upstream_model,
                 "max_requests_per_job": PER_JOB,
                 "flush_after_seconds": 0.5,
                 "poll_seconds": 0.2,
@@ -241,41 +311,10 @@ def submit(http: httpx.Client) -> list[str]:
     return ids
 
 
-# -- the events a kill waits for: each lists the jobs it happened to ---------
-Event = Callable[[Upstream, int], list[str]]
-
-
-def create_held(upstream: Upstream, since: int) -> list[str]:
-    """Creates the fake holds without making anything (after upload)."""
-    return [
-        call["body"]["metadata"]["batchgate_job"]
-        for call in upstream.calls(since)
-        if call["fingerprint"] == "batches.create"
-    ]
-
-
-def created_unanswered(upstream: Upstream, since: int) -> list[str]:
-    """Creates whose batch exists upstream while their reply is held."""
-    report = upstream.report()
-    return [job for job in create_held(upstream, since) if batches_of(report, job)]
-
-
-def downloading(upstream: Upstream, since: int) -> list[str]:
-    """Output files part way down the wire, with chunks still to come."""
-    files = [
-        call["path"].split("/")[3]
-        for call in upstream.calls(since)
-        if call["fingerprint"] == "files.content"
-        and 2 <= call.get("sent", 0) <= call["chunks"] // 2
-    ]
-    report = upstream.report()
-    return [job for job in (job_of_output(report, file_id) for file_id in files) if job]
-
-
-EVENTS: dict[str, Event] = {
-    "before_create": create_held,
-    "before_record": created_unanswered,
-    "mid_download": downloading,
+EVENTS: dict[str, Callable[[Scene, int], list[str]]] = {
+    "before_create": Scene.creates,
+    "before_record": Scene.created,
+    "mid_download": Scene.downloading,
 }
 # What the fake does in each phase (the others' knobs off).
 KNOBS: dict[str, dict[str, Any]] = {
@@ -290,31 +329,30 @@ KNOBS: dict[str, dict[str, Any]] = {
 }
 
 
-def check_kill_point(
-    step: str, job: uj.UpstreamJob | None, report: dict[str, Any], job_id: str
-) -> None:
+def check_kill_point(step: str, scene: Scene, job_id: str) -> None:
     """The kill really landed where it was meant to (read after it)."""
+    job = scene.store.get_job(job_id)
     assert job is not None, job_id
+    made = scene.batches_by_job(scene.report()).get(job_id, [])
     if step == "before_create":
-        assert job.state is uj.JobState.UPLOADED, job
-        assert batches_of(report, job_id) == [], "a held create made a batch"
+        # OpenAI: uploaded; Anthropic: the requests go in the create.
+        assert job.state is (uj.JobState.UPLOADED if scene.api.openai else uj.JobState.ASSEMBLING)
+        assert job.create_started_at is not None, job
+        assert made == [], "a held create made a batch"
     elif step == "before_record":
         assert job.upstream_batch_id is None, job
-        assert len(batches_of(report, job_id)) == 1
+        assert len(made) == 1, made
     else:
         assert job.state is uj.JobState.ENDED and job.downloaded_at is None, job
 
 
-def kill_at(
-    step: str, routing: Routing, upstream: Upstream, store: sql.SqlJobStore, since: int
-) -> Kill:
+def kill_at(step: str, routing: Routing, scene: Scene, since: int) -> Kill:
     """Wait for the step's event on a job a running process holds, SIGKILL
     that process, and check the job stands where the kill was meant to be."""
-    event = EVENTS[step]
 
     def observed() -> tuple[str, str] | None:
-        for job_id in event(upstream, since):
-            job = store.get_job(job_id)
+        for job_id in EVENTS[step](scene, since):
+            job = scene.store.get_job(job_id)
             owner = None if job is None else job.lease_owner
             # A call a killed process sent as it died may arrive after it.
             if owner is not None and routing.routes(owner):
@@ -323,19 +361,19 @@ def kill_at(
 
     job_id, owner = harness.wait_until(observed, EVENT_SECONDS, f"the {step} event", 0.05)
     victim = routing.kill(owner)
-    check_kill_point(step, store.get_job(job_id), upstream.report(), job_id)
+    check_kill_point(step, scene, job_id)
     return Kill(step, job_id, victim)
 
 
-def run_with_kills(routing: Routing, upstream: Upstream, store: sql.SqlJobStore) -> list[Kill]:
+def run_with_kills(routing: Routing, scene: Scene) -> list[Kill]:
     kills: list[Kill] = []
     for step in PLAN:
         if not kills or kills[-1].step != step:
-            upstream.remote.configure(**KNOBS[step])
-        since = upstream.last_seq()
+            scene.remote.configure(**KNOBS[step])
+        since = scene.last_seq()
         routing.start()
-        kills.append(kill_at(step, routing, upstream, store, since))
-    upstream.remote.configure(**KNOBS["finish"])
+        kills.append(kill_at(step, routing, scene, since))
+    scene.remote.configure(**KNOBS["finish"])
     routing.start()
     return kills
 
@@ -368,48 +406,48 @@ def check_tenants(results: dict[str, list[dict[str, Any]]], batch_ids: list[str]
             assert content[0]["text"] == f"echo: {text(number, index)}", line
 
 
-def check_upstream(report: dict[str, Any], jobs: list[uj.UpstreamJob]) -> None:
-    """Counted on the upstream: one file and one batch per job, each request
-    in one batch and billed once."""
+def check_upstream(scene: Scene, jobs: list[uj.UpstreamJob]) -> None:
+    """Counted on the upstream: one batch (and one file) per job, each
+    request in one batch and billed once."""
+    report = scene.report()
     total = sum(BATCH_SIZES)
     sent = [job for job in jobs if job.upstream_batch_id is not None]
     assert sum(job.request_count for job in sent) == total
-    per_job = collections.Counter(
-        (b["metadata"] or {}).get("batchgate_job") for b in report["batches"]
-    )
-    assert per_job == collections.Counter({job.id: 1 for job in sent})
+    by_job = scene.batches_by_job(report)
+    assert {job: len(made) for job, made in by_job.items()} == {job.id: 1 for job in sent}
     for job in sent:
-        (batch,) = batches_of(report, job.id)
+        (batch,) = by_job[job.id]
         assert batch["id"] == job.upstream_batch_id
         assert batch["state"] == "completed" and batch["succeeded"] == job.request_count
-    markers = collections.Counter(stored["filename"] for stored in report["files"])
-    for job in sent:
-        assert markers[uj.job_marker(job.id)] == 1, job.id
+    if scene.api.openai:
+        markers = collections.Counter(stored["filename"] for stored in report["files"])
+        for job in sent:
+            assert markers[uj.job_marker(job.id)] == 1, job.id
     lines = [custom_id for b in report["batches"] for custom_id in b["custom_ids"]]
     assert len(lines) == len(set(lines)) == total  # no request in two batches
     assert report["billed"] == dict.fromkeys(lines, 1)
 
 
+@pytest.mark.parametrize("api", [OPENAI, ANTHROPIC], ids=lambda api: api.backend)
 def test_sigkill_at_each_step_of_upstream_jobs_loses_and_doubles_nothing(
-    tmp_path: Path, database_url: str, upstream: RemoteUpstream
+    tmp_path: Path, database_url: str, upstream: RemoteUpstream, api: Api
 ) -> None:
-    view = Upstream(upstream)
-    config = write_config(tmp_path, upstream)
+    config = write_config(tmp_path, api, upstream)
     with contextlib.ExitStack() as stack:
-        stack.callback(view.close)
         routing = Routing(stack, tmp_path, config, database_url)
         upstream.configure(**KNOBS["before_create"])
         routing.start()
         store = sql.SqlJobStore.open(database_url, migrate=False)
         stack.callback(store.close)
+        scene = Scene(api, upstream, store)
+        stack.callback(scene.close)
         http = stack.enter_context(processes.client(routing.port))
         batch_ids = submit(http)
-        kills = run_with_kills(routing, view, store)
+        kills = run_with_kills(routing, scene)
         results = tenant_results(http, batch_ids)
         jobs = store.list_jobs(model=MODEL, limit=1000)
-        report = view.report()
+        check_upstream(scene, jobs)
     check_tenants(results, batch_ids)
-    check_upstream(report, jobs)
     assert [kill.step for kill in kills] == list(PLAN)
     assert routing.restarts == len(PLAN)
     assert all(job.done for job in jobs)
