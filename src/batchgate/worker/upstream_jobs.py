@@ -17,8 +17,10 @@ Each tick it
 
 Every step can be repeated after a crash: before anything is created
 upstream the driver looks for it (``find_file``; ``find_batch`` once a create
-may have started, which ``create_started_at`` records first), and every
-write to a row is fenced on the job, so results written twice apply once. An
+may have started, which ``create_started_at`` records first; a kind found
+by time, Anthropic, has one such create unresolved at a time across the
+fleet, ``UpstreamJobStore.start_create``), and every write to a row is
+fenced on the job, so results written twice apply once. An
 upstream error on a step is recorded on the job (``last_error``) and the
 step is tried again after a back-off; nothing here may stop the worker.
 """
@@ -103,8 +105,9 @@ class UpstreamJobDriver:
         # Result lines of a job already written by this process (a download
         # repeated after an error skips them, and counts no cost twice).
         self.seen: dict[str, set[int]] = {}
-        # One create in flight per model: an Anthropic batch found after a
-        # crash is told apart from this model's other new batches by time.
+        # One create in flight per model in this process (the store's
+        # start_create keeps Anthropic's to one unresolved per kind across
+        # processes and crashes).
         self.create_lock = asyncio.Lock()
         # Deletes of done jobs' files at the provider, in flight.
         self.deletes: set[asyncio.Task[None]] = set()
