@@ -173,6 +173,8 @@ class WebhookSettings(BaseModel):
     backoff_max_seconds: float = Field(default=3600.0, ge=0)
     max_concurrency: int = Field(default=16, ge=1)
     poll_seconds: float = Field(default=1.0, gt=0)
+    # How often running batches are checked for batch.progress events.
+    progress_seconds: float = Field(default=1.0, gt=0)
     # SSRF: loopback, private, link-local and reserved addresses are refused
     # unless this is true; a non-empty allowlist limits the hosts too.
     allow_private_addresses: bool = False
