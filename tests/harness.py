@@ -30,6 +30,7 @@ from tests import inprocess
 if TYPE_CHECKING:
     import anthropic
     import openai
+    import pytest
 
 API_KEY = "bg-test-key-0123456789abcdef"
 # The model name tests route to the fake upstream.
@@ -39,7 +40,7 @@ T = TypeVar("T")
 
 
 def wait_until(
-    probe: Callable[[], T], timeout: float = 30.0, what: str = "the condition", every: float = 0.05
+    probe: Callable[[], T], timeout: float = 30.0, what: str = "the condition", every: float = 0.01
 ) -> T:
     """Call ``probe`` until it returns something truthy, and return that;
     after ``timeout`` seconds fail, naming ``what`` and the last value seen."""
@@ -51,6 +52,16 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout:g}s for {what}; last saw {value!r}")
         time.sleep(every)
+
+
+def advance_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Move ``time.time()`` ``seconds`` ahead, in every thread of this process
+    (the in-process server's routes and worker read it), until the test ends:
+    an expiry comes due at once instead of after a real wait. ``time.monotonic``,
+    which paces sleeps, polls and timeouts, is left alone; webhook signatures
+    are dated by ``datetime``, so receivers still accept them."""
+    earlier = time.time
+    monkeypatch.setattr(time, "time", lambda: earlier() + seconds)
 
 
 class RunningServer:
@@ -184,7 +195,7 @@ def make_settings(
         "poll_seconds": 0.05,
         "sweep_seconds": 0.2,
         "backoff_base_seconds": 0.05,
-        "drain_seconds": 0.5,
+        "drain_seconds": 0.1,
     }
     return config.Settings(
         data_dir=tmp_path,

@@ -169,17 +169,20 @@ def test_cancel_ends_cancelled_with_unrun_requests_in_the_error_file(
 
 
 def test_expired_requests_are_in_the_error_file_as_batch_expired(
-    tmp_path: Path, upstream: FakeUpstream
+    tmp_path: Path, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upstream.configure(latency_ms=5000)
     models = {MODEL: harness.openai_model(MODEL, upstream.openai_base_url)}
     settings = harness.make_settings(tmp_path, models)
-    settings.completion_window_seconds = 1
+    settings.completion_window_seconds = 30
     with (
         harness.serve(settings) as running,
         running.openai(running.api_key) as sdk,
     ):
-        batch = wait(sdk, create(sdk, upload(sdk, jsonl(line("slow")))).id)
+        created = create(sdk, upload(sdk, jsonl(line("slow"))))
+        # Past the window at once (still within the call's 60 s lease).
+        harness.advance_clock(monkeypatch, 31)
+        batch = wait(sdk, created.id)
         assert batch.status == "expired" and batch.output_file_id is None
         (expired,) = lines_of(sdk, batch.error_file_id)
     assert expired["custom_id"] == "slow" and expired["error"]["code"] == "batch_expired"

@@ -25,9 +25,7 @@ HANG = {"kind": "hang", "hang_seconds": 120}
 @pytest.fixture
 def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
     models = {MODEL: harness.openai_model(MODEL, upstream.openai_base_url)}
-    with harness.serve(
-        harness.make_settings(tmp_path, models, max_attempts=1, drain_seconds=0.2)
-    ) as running:
+    with harness.serve(harness.make_settings(tmp_path, models, max_attempts=1)) as running:
         yield running
 
 

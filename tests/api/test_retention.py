@@ -24,7 +24,7 @@ ENDPOINT = "/v1/chat/completions"
 def settings_for(tmp_path: Path, upstream: FakeUpstream, **retention: Any) -> config.Settings:
     models = {MODEL: harness.openai_model(MODEL, upstream.openai_base_url)}
     settings = harness.make_settings(tmp_path, models)
-    settings.retention = config.RetentionSettings(**{"sweep_seconds": 0.2, **retention})
+    settings.retention = config.RetentionSettings(**{"sweep_seconds": 0.05, **retention})
     return settings
 
 
@@ -36,7 +36,8 @@ def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningSe
 
 @pytest.fixture
 def short_lived(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
-    """Results kept one second after their batch ends."""
+    """Results kept one second after their batch ends (the shortest there is:
+    retention counts whole seconds, and 0 keeps forever)."""
     with harness.serve(settings_for(tmp_path, upstream, results_seconds=1)) as running:
         yield running
 
@@ -66,8 +67,16 @@ def sdk(server: harness.RunningServer) -> openai.OpenAI:
     return server.openai(server.api_key, max_retries=0)
 
 
-def wait_purged(server: harness.RunningServer, batch_id: str, timeout: float = 30) -> None:
-    """Until the retention sweep has removed the batch's request rows."""
+def wait_purged(
+    server: harness.RunningServer,
+    monkeypatch: pytest.MonkeyPatch,
+    batch_id: str,
+    timeout: float = 30,
+) -> None:
+    """Move the clock past the results' second of retention, then wait until
+    the server's retention sweep has removed the batch's request rows (the
+    sweep and the 404s read the same clock; no second passes for real)."""
+    harness.advance_clock(monkeypatch, 2)
     harness.wait_until(
         lambda: not list(server.store.iter_results(batch_id)),
         timeout,
@@ -142,12 +151,12 @@ def test_a_bad_output_expires_after_is_a_400_and_stores_no_batch(
 
 
 def test_expired_native_results_are_a_404_saying_so_and_the_batch_keeps_its_counts(
-    short_lived: harness.RunningServer,
+    short_lived: harness.RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with short_lived.client() as client:
         batch = client.post("/v1/batches", json={"requests": [inline("a"), inline("b")]}).json()
         short_lived.wait_ended(batch["id"])
-        wait_purged(short_lived, batch["id"])
+        wait_purged(short_lived, monkeypatch, batch["id"])
         results = client.get(f"/v1/batches/{batch['id']}")
         described = client.get(f"/v1/batches/{batch['id']}", headers={"accept": "application/json"})
     assert results.status_code == 404
@@ -159,7 +168,7 @@ def test_expired_native_results_are_a_404_saying_so_and_the_batch_keeps_its_coun
 
 
 def test_expired_openai_result_files_are_a_404_saying_so(
-    short_lived: harness.RunningServer,
+    short_lived: harness.RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with sdk(short_lived) as client:
         file_id = client.files.create(file=("in.jsonl", input_file()), purpose="batch").id
@@ -167,7 +176,7 @@ def test_expired_openai_result_files_are_a_404_saying_so(
             input_file_id=file_id, endpoint=ENDPOINT, completion_window="24h"
         )
         ended = short_lived.wait_ended(batch.id)
-        wait_purged(short_lived, batch.id)
+        wait_purged(short_lived, monkeypatch, batch.id)
         with pytest.raises(openai.NotFoundError) as caught:
             client.files.content(ended["output_file_id"])
         listed = [item.id for item in client.files.list()]
@@ -176,7 +185,7 @@ def test_expired_openai_result_files_are_a_404_saying_so(
 
 
 def test_an_expired_anthropic_batch_is_archived_and_its_results_are_a_404(
-    short_lived: harness.RunningServer,
+    short_lived: harness.RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with short_lived.anthropic(short_lived.api_key, max_retries=0) as client:
         created = client.messages.batches.create(requests=[inline("a")])  # type: ignore[list-item]
@@ -185,7 +194,7 @@ def test_an_expired_anthropic_batch_is_archived_and_its_results_are_a_404(
             30,
             "the batch to end",
         )
-        wait_purged(short_lived, created.id)
+        wait_purged(short_lived, monkeypatch, created.id)
         archived = client.messages.batches.retrieve(created.id)
         with pytest.raises(anthropic.NotFoundError) as caught:
             list(client.messages.batches.results(created.id))
@@ -196,13 +205,13 @@ def test_an_expired_anthropic_batch_is_archived_and_its_results_are_a_404(
 
 
 def test_retry_of_a_batch_whose_results_expired_is_a_404(
-    short_lived: harness.RunningServer, upstream: FakeUpstream
+    short_lived: harness.RunningServer, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upstream.script_for("say a", "400")
     with short_lived.client() as client:
         batch = client.post("/v1/batches", json={"requests": [inline("a")]}).json()
         short_lived.wait_ended(batch["id"])
-        wait_purged(short_lived, batch["id"])
+        wait_purged(short_lived, monkeypatch, batch["id"])
         response = client.post(f"/v1/batches/{batch['id']}/retry")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "expired"

@@ -71,7 +71,11 @@ class WebhookReceiver:
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # serve_forever checks for shutdown every poll_interval (0.5 s by
+        # default): each test that used a receiver waited that long to stop.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -127,4 +131,4 @@ class WebhookReceiver:
         return {item.webhook_id for item in self.received() if item.status == 200}
 
     def wait_for(self, predicate: Callable[[WebhookReceiver], bool], timeout: float = 30.0) -> None:
-        harness.wait_until(lambda: predicate(self), timeout, "the deliveries expected", every=0.02)
+        harness.wait_until(lambda: predicate(self), timeout, "the deliveries expected")
