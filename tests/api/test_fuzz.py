@@ -2,8 +2,12 @@
 and on PostgreSQL: no 5xx, and every response matches the document (status
 code, content type, body).
 
-Bounded (a few examples per operation) so it runs in CI in about a minute a store;
-``BATCHGATE_FUZZ_EXAMPLES`` raises the bound for a deeper local run."""
+Two tests share one check. The first sends the schema's examples and a few
+generated cases per operation (``BATCHGATE_FUZZ_EXAMPLES``, default 8, raises
+the bound for a deeper local run); it is in ``make test-fast``. The second
+sends schemathesis's coverage cases (every missing field, wrong type and
+boundary the document allows: about 2,400 calls, 800 of them on the two batch
+creations) and is ``slow``: ``make test`` runs it, the inner loop does not."""
 
 from __future__ import annotations
 
@@ -23,7 +27,6 @@ from batchgate import config
 from batchgate.api import app as api_app
 from batchgate.testing.memory_store import MemoryJobStore
 from tests import harness
-from tests.fakes.upstream import FakeUpstream
 
 MODEL = "fake-chat"
 EXAMPLES = int(os.environ.get("BATCHGATE_FUZZ_EXAMPLES", "8"))
@@ -39,13 +42,13 @@ def fuzz_server(
     database_url = None
     if request.param == "postgres":
         database_url = _empty_postgres(request.getfixturevalue("pg_url"))
-    with FakeUpstream() as upstream:
-        models = {MODEL: harness.openai_model(MODEL, upstream.openai_base_url)}
-        settings = harness.make_settings(tmp_path, models, database_url=database_url)
-        # The fuzzer sends hundreds of calls a second on one key.
-        settings.rate_limit = config.RateLimitSettings(requests_per_second=0)
-        with harness.serve(settings, with_worker=False) as running:
-            yield running
+    # No worker runs, so nothing calls the model: no upstream is needed.
+    models = {MODEL: harness.fake_model(MODEL)}
+    settings = harness.make_settings(tmp_path, models, database_url=database_url)
+    # The fuzzer sends hundreds of calls a second on one key.
+    settings.rate_limit = config.RateLimitSettings(requests_per_second=0)
+    with harness.serve(settings, with_worker=False) as running:
+        yield running
 
 
 def _empty_postgres(url: str) -> str:
@@ -67,28 +70,35 @@ def _document() -> dict[str, Any]:
     return app.openapi()
 
 
+def _schema(*phases: str) -> schemathesis.schemas.BaseSchema:
+    """The document, loaded to send only the given schemathesis phases."""
+    config = schemathesis.config.SchemathesisConfig.from_dict({"phases": {"enabled": False}})
+    config.projects.default.phases.update(phases=list(phases))
+    return schemathesis.openapi.from_dict(DOCUMENT, config=config)
+
+
 DOCUMENT = _document()
-schema = schemathesis.openapi.from_dict(DOCUMENT)
+schema = _schema("examples", "fuzzing")
+coverage_schema = _schema("coverage")
 
 
 def test_the_served_document_is_the_one_fuzzed(fuzz_server: harness.RunningServer) -> None:
     assert httpx.get(f"{fuzz_server.url}/openapi.json").json() == DOCUMENT
 
 
-@schema.parametrize()
-@hypothesis.settings(
+_SETTINGS = hypothesis.settings(
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
     suppress_health_check=list(hypothesis.HealthCheck),
     phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
 )
-def test_every_route_answers_within_its_documented_schema(
-    case: schemathesis.Case, fuzz_server: harness.RunningServer
-) -> None:
+
+
+def _call_and_validate(case: schemathesis.Case, server: harness.RunningServer) -> None:
     case.call_and_validate(
-        base_url=fuzz_server.url,
-        headers={"authorization": f"Bearer {fuzz_server.api_key}"},
+        base_url=server.url,
+        headers={"authorization": f"Bearer {server.api_key}"},
         checks=[
             checks.not_a_server_error,
             openapi_checks.status_code_conformance,
@@ -96,3 +106,20 @@ def test_every_route_answers_within_its_documented_schema(
             openapi_checks.response_schema_conformance,
         ],
     )
+
+
+@schema.parametrize()
+@_SETTINGS
+def test_every_route_answers_within_its_documented_schema(
+    case: schemathesis.Case, fuzz_server: harness.RunningServer
+) -> None:
+    _call_and_validate(case, fuzz_server)
+
+
+@pytest.mark.slow
+@coverage_schema.parametrize()
+@_SETTINGS
+def test_every_route_answers_its_coverage_cases_within_its_documented_schema(
+    case: schemathesis.Case, fuzz_server: harness.RunningServer
+) -> None:
+    _call_and_validate(case, fuzz_server)
