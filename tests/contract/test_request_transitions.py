@@ -16,6 +16,7 @@ from batchgate.domain import batch as bm
 from batchgate.domain import failures, retry, states
 from batchgate.domain.states import RequestState
 from batchgate.store import port
+from tests.contract import transition_walk
 from tests.contract.builders import LEASE, make_batch, new_batch
 
 
@@ -122,15 +123,12 @@ def test_requests_are_stored_in_an_initial_state(store: port.JobStore) -> None:
 
 
 def test_the_store_moves_requests_exactly_along_the_table(store: port.JobStore) -> None:
-    made: set[tuple[RequestState, RequestState]] = set()
-    for state in RequestState:
-        for name, operation in OPERATIONS.items():
-            subject = _in_state(store, state)
-            assert _state(store, subject) is state
-            operation(store, subject)
-            after = _state(store, subject)
-            if after is not state:
-                assert states.can_move_request(state, after), f"{name}: {state} -> {after}"
-                made.add((state, after))
-    table = {(s, t) for s, targets in states.REQUEST_TRANSITIONS.items() for t in targets}
-    assert made == table
+    made = transition_walk.moves_made(
+        store,
+        RequestState,
+        OPERATIONS,
+        bring=_in_state,
+        read=_state,
+        allowed=states.can_move_request,
+    )
+    assert made == transition_walk.edges(states.REQUEST_TRANSITIONS)

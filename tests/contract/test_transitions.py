@@ -15,6 +15,7 @@ from batchgate.domain import batch as bm
 from batchgate.domain import failures, states
 from batchgate.domain.states import BatchStatus
 from batchgate.store import port
+from tests.contract import transition_walk
 from tests.contract.builders import LEASE, make_batch, new_batch, succeed
 
 Operation = Callable[[port.JobStore, bm.Batch], object]
@@ -80,15 +81,12 @@ def test_batches_are_stored_in_an_initial_status(store: port.JobStore) -> None:
 
 
 def test_the_store_moves_batches_exactly_along_the_table(store: port.JobStore) -> None:
-    made: set[tuple[BatchStatus, BatchStatus]] = set()
-    for status in BatchStatus:
-        for name, operation in OPERATIONS.items():
-            batch = _in_status(store, status)
-            assert _status(store, batch) is status
-            operation(store, batch)
-            after = _status(store, batch)
-            if after is not status:
-                assert states.can_transition(status, after), f"{name}: {status} -> {after}"
-                made.add((status, after))
-    table = {(s, t) for s, targets in states.BATCH_TRANSITIONS.items() for t in targets}
-    assert made == table
+    made = transition_walk.moves_made(
+        store,
+        BatchStatus,
+        OPERATIONS,
+        bring=_in_status,
+        read=_status,
+        allowed=states.can_transition,
+    )
+    assert made == transition_walk.edges(states.BATCH_TRANSITIONS)
