@@ -4,8 +4,10 @@ over real HTTP on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -35,43 +37,55 @@ def model_config(backend: str, **options: Any) -> config.ModelConfig:
     return config.ModelConfig(name="m", backend=backend, max_concurrency=8, **options)
 
 
-def make_backend(kind: str, fake: FakeUpstream) -> base.Backend:
-    if kind == "openai":
-        return registry.create(
-            model_config(
-                "openai_compatible",
-                base_url=fake.openai_base_url,
-                api_key=KEY,
-                upstream_model="up-model",
-                timeout=5,
-            )
-        )
-    return registry.create(
-        model_config("anthropic", base_url=fake.base_url, api_key=KEY, timeout=5)
+@contextlib.asynccontextmanager
+async def opened(backend: str, **options: Any) -> AsyncIterator[base.Backend]:
+    """The ``backend`` built by the registry from ``options``, closed after
+    the block (its connection pool with it)."""
+    made = registry.create(model_config(backend, **options))
+    try:
+        yield made
+    finally:
+        await made.aclose()
+
+
+def openai_on(fake: FakeUpstream, **options: Any) -> AbstractAsyncContextManager[base.Backend]:
+    """The OpenAI-compatible backend on the fake upstream, with its key."""
+    return opened(
+        "openai_compatible", **{"base_url": fake.openai_base_url, "api_key": KEY, **options}
     )
+
+
+def anthropic_on(fake: FakeUpstream, **options: Any) -> AbstractAsyncContextManager[base.Backend]:
+    """The Anthropic backend on the fake upstream, with its key."""
+    return opened("anthropic", **{"base_url": fake.base_url, "api_key": KEY, **options})
+
+
+def on_fake(kind: str, fake: FakeUpstream) -> AbstractAsyncContextManager[base.Backend]:
+    """The fixtures' backends: OpenAI-compatible (upstream model "up-model")
+    or Anthropic, each with a 5 s timeout."""
+    if kind == "openai":
+        return openai_on(fake, upstream_model="up-model", timeout=5)
+    return anthropic_on(fake, timeout=5)
 
 
 @pytest.fixture
 async def openai(fake: FakeUpstream) -> AsyncIterator[base.Backend]:
-    backend = make_backend("openai", fake)
-    yield backend
-    await backend.aclose()
+    async with on_fake("openai", fake) as backend:
+        yield backend
 
 
 @pytest.fixture
 async def anthropic(fake: FakeUpstream) -> AsyncIterator[base.Backend]:
-    backend = make_backend("anthropic", fake)
-    yield backend
-    await backend.aclose()
+    async with on_fake("anthropic", fake) as backend:
+        yield backend
 
 
 @pytest.fixture(params=["openai", "anthropic"])
 async def backend(
     request: pytest.FixtureRequest, fake: FakeUpstream
 ) -> AsyncIterator[base.Backend]:
-    backend = make_backend(request.param, fake)
-    yield backend
-    await backend.aclose()
+    async with on_fake(request.param, fake) as made:
+        yield made
 
 
 def ask(text: str, **params: Any) -> chat.ChatRequest:
@@ -221,42 +235,26 @@ async def test_openai_request_carries_key_upstream_model_and_params(
 
 
 async def test_openai_extra_body_is_sent_and_request_fields_win(fake: FakeUpstream) -> None:
-    backend = registry.create(
-        model_config(
-            "openai_compatible",
-            base_url=fake.openai_base_url,
-            api_key=KEY,
-            extra_body={"chat_template_kwargs": {"enable_thinking": False}, "max_tokens": 1},
-        )
-    )
-    try:
+    extra = {"chat_template_kwargs": {"enable_thinking": False}, "max_tokens": 1}
+    async with openai_on(fake, extra_body=extra) as backend:
         await backend.complete(ask("x", max_tokens=7))
-    finally:
-        await backend.aclose()
     sent = fake.calls()[-1]["body"]
     assert sent["chat_template_kwargs"] == {"enable_thinking": False}
     assert sent["max_tokens"] == 7
 
 
 async def test_openai_extra_body_reaches_the_native_endpoints_too(fake: FakeUpstream) -> None:
-    backend = registry.create(
-        model_config(
-            "openai_compatible",
-            base_url=fake.openai_base_url,
-            api_key=KEY,
-            extra_body={"priority": 5, "seed": 1},
-            native_endpoints=["embeddings", "completions", "responses"],
-        )
-    )
-    assert isinstance(backend, base.EmbeddingBackend)
-    try:
+    async with openai_on(
+        fake,
+        extra_body={"priority": 5, "seed": 1},
+        native_endpoints=["embeddings", "completions", "responses"],
+    ) as backend:
+        assert isinstance(backend, base.EmbeddingBackend)
         await backend.complete(
             completions.request_from_completions({"model": "m", "prompt": "x", "seed": 7})
         )
         await backend.complete(responses_api.request_from_responses({"model": "m", "input": "y"}))
         await backend.embed(embeddings.EmbeddingRequest(model="m", input=["z"]))
-    finally:
-        await backend.aclose()
     sent = {call["path"]: call["body"] for call in fake.calls()}
     assert set(sent) == {"/v1/completions", "/v1/responses", "/v1/embeddings"}
     assert all(body["priority"] == 5 for body in sent.values())
@@ -285,45 +283,25 @@ async def test_openai_images_are_sent_as_data_urls(
 
 
 async def test_openai_hang_times_out_as_retryable(fake: FakeUpstream) -> None:
-    backend = registry.create(
-        model_config("openai_compatible", base_url=fake.openai_base_url, api_key=KEY, timeout=0.3)
-    )
     fake.script("hang")
-    try:
+    async with openai_on(fake, timeout=0.3) as backend:
         error = await failure(backend, ask("x"))
-    finally:
-        await backend.aclose()
     assert (error.retryable, error.error_type) == (True, "timeout_error")
 
 
 async def test_openai_reasoning_effort_option_yields_thinking(fake: FakeUpstream) -> None:
-    backend = registry.create(
-        model_config(
-            "openai_compatible",
-            base_url=fake.openai_base_url,
-            api_key=KEY,
-            supports_reasoning_effort=True,
-        )
-    )
-    try:
+    async with openai_on(fake, supports_reasoning_effort=True) as backend:
         resp = await backend.complete(
             ask("why", max_tokens=3000, thinking={"type": "enabled", "budget_tokens": 2048})
         )
-    finally:
-        await backend.aclose()
     assert backend.capabilities.thinking
     assert fake.calls()[-1]["body"]["reasoning_effort"] == "low"
     assert resp.content[0] == chat.ThinkingBlock(thinking="thinking about: why")
 
 
 async def test_openai_wrong_key_is_final_401(fake: FakeUpstream) -> None:
-    backend = registry.create(
-        model_config("openai_compatible", base_url=fake.openai_base_url, api_key="wrong")
-    )
-    try:
+    async with openai_on(fake, api_key="wrong") as backend:
         error = await failure(backend, ask("x"))
-    finally:
-        await backend.aclose()
     assert (error.retryable, error.status_code, error.error_type) == (
         False,
         401,
@@ -352,17 +330,12 @@ async def test_openai_key_is_read_from_the_named_env_var(
     fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BATCHGATE_TEST_UPSTREAM_KEY", KEY)
-    backend = registry.create(
-        model_config(
-            "openai_compatible",
-            base_url=fake.openai_base_url,
-            api_key_env="BATCHGATE_TEST_UPSTREAM_KEY",
-        )
-    )
-    try:
+    async with opened(
+        "openai_compatible",
+        base_url=fake.openai_base_url,
+        api_key_env="BATCHGATE_TEST_UPSTREAM_KEY",
+    ) as backend:
         resp = await backend.complete(ask("x"))
-    finally:
-        await backend.aclose()
     assert resp.text() == "echo: x"
 
 
@@ -413,21 +386,13 @@ async def test_anthropic_529_is_overloaded_and_retryable(
 
 
 async def test_anthropic_hang_times_out_as_retryable(fake: FakeUpstream) -> None:
-    backend = registry.create(
-        model_config("anthropic", base_url=fake.base_url, api_key=KEY, timeout=0.3)
-    )
     fake.script("hang")
-    try:
+    async with anthropic_on(fake, timeout=0.3) as backend:
         error = await failure(backend, ask("x"))
-    finally:
-        await backend.aclose()
     assert error.retryable
 
 
 async def test_anthropic_wrong_key_is_final(fake: FakeUpstream) -> None:
-    backend = registry.create(model_config("anthropic", base_url=fake.base_url, api_key="bad"))
-    try:
+    async with anthropic_on(fake, api_key="bad") as backend:
         error = await failure(backend, ask("x"))
-    finally:
-        await backend.aclose()
     assert (error.retryable, error.status_code) == (False, 401)
