@@ -10,7 +10,7 @@ import pytest
 from batchgate import config, testing
 from batchgate.backends import base, capability, registry
 from batchgate.canonical import chat
-from batchgate.services import batches
+from batchgate.services import batch_create
 from tests import plugins
 
 
@@ -23,7 +23,7 @@ def test_a_plugin_declares_its_capabilities_through_its_entry_point(
     assert declared == base.Capabilities(tools=False, max_context=100)
     assert isinstance(registry.create(model), testing.FakeBackend)
     # So the API process checks its requests at submit like a built-in's.
-    assert batches.declared_capabilities({"plug": model}) == {"plug": declared}
+    assert batch_create.declared_capabilities({"plug": model}) == {"plug": declared}
 
 
 def test_a_backend_class_declares_them_as_a_class_attribute(

@@ -11,7 +11,7 @@ from batchgate import config
 from batchgate.backends import base, capability, registry
 from batchgate.canonical import chat, embeddings
 from batchgate.domain.states import RequestKind
-from batchgate.services import batches
+from batchgate.services import batch_create
 from batchgate.wire.openai import chat_completions
 from batchgate.wire.openai import responses as responses_api
 
@@ -261,7 +261,7 @@ def test_context_windows_come_from_the_declared_capabilities() -> None:
         "unbounded": openai_model(),
         "other": config.ModelConfig(name="other", backend="third_party"),
     }
-    declared = batches.declared_capabilities(models)
+    declared = batch_create.declared_capabilities(models)
     windows = {name: c.max_context for name, c in declared.items() if c.max_context is not None}
     assert windows == {"embedded": 512, "remote": 1000}
     assert "other" not in declared  # declares nothing: only its worker can check

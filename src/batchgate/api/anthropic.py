@@ -19,7 +19,7 @@ from batchgate.dialects import anthropic, rerun
 from batchgate.domain import errors
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import Dialect
-from batchgate.services.batches import ParsedRequest
+from batchgate.services.batch_create import ParsedRequest
 
 router = fastapi.APIRouter(prefix="/v1/messages/batches")
 
@@ -53,12 +53,12 @@ def create_batch(
     # refusal in its answer (services/estimate.py), so only a create gets the
     # 429 for a full key before its body is parsed.
     if not dry_run:
-        services.batches.refuse_when_full(caller)
+        services.creation.refuse_when_full(caller)
     items = [ParsedRequest(item.custom_id, item.params) for item in anthropic.parse_create(body)]
     if dry_run:  # validate and estimate; store nothing (a batchgate extension)
         figures = services.estimates.inline(caller, items, anthropic=True)
         return common.JsonResponse(api_errors.render_estimate(figures))
-    batch = services.batches.create(
+    batch = services.creation.create(
         owner=caller.id, dialect=Dialect.ANTHROPIC, endpoint=anthropic.ENDPOINT, requests=items
     )
     services.on_new_work()
@@ -107,7 +107,7 @@ def retry_batch(
     """A new batch of this ended batch's errored or expired requests (a
     batchgate extension; Anthropic has no retry)."""
     error_types = rerun.parse_retry(body)
-    child = services.batches.rerun_failed(_get(services, caller.id, batch_id), error_types)
+    child = services.reruns.rerun_failed(_get(services, caller.id, batch_id), error_types)
     services.on_new_work()
     return common.JsonResponse(_render(request, child))
 

@@ -26,12 +26,14 @@ from batchgate.api import (
 from batchgate.api.common import JsonResponse
 from batchgate.backends import base
 from batchgate.dialects import openai
-from batchgate.services.batches import BatchService, BatchSettings, declared_capabilities
+from batchgate.services.batch_create import BatchCreation, BatchSettings, declared_capabilities
+from batchgate.services.batches import BatchService
 from batchgate.services.estimate import EstimateService
 from batchgate.services.file_batches import FileBatchService
 from batchgate.services.files import FileService
 from batchgate.services.keys import KeyService
 from batchgate.services.rate_limit import RateLimiter
+from batchgate.services.rerun import RerunService
 from batchgate.services.sessions import SessionService
 from batchgate.services.webhooks import WebhookService
 from batchgate.store import port
@@ -45,7 +47,7 @@ def build_services(
     """The services over ``store``; ``backends`` this process built (a worker
     in the same process) say what their models serve, for the capability
     check at submit; other models' backends declare it from their settings."""
-    batch_service = BatchService(
+    creation = BatchCreation(
         store,
         BatchSettings.of(settings),
         capabilities=declared_capabilities(settings.models, backends),
@@ -57,16 +59,18 @@ def build_services(
         measure=openai.result_file_bytes,
     )
     key_service = KeyService(store)
-    file_batches = FileBatchService(batch_service, file_service, settings.limits)
+    file_batches = FileBatchService(creation, file_service, settings.limits)
     return deps.Services(
         settings=settings,
         store=store,
-        batches=batch_service,
+        creation=creation,
+        batches=BatchService(store),
+        reruns=RerunService(store, creation),
         keys=key_service,
         files=file_service,
         file_batches=file_batches,
         estimates=EstimateService(
-            store, settings.models, settings.estimate, batch_service, file_batches
+            store, settings.models, settings.estimate, creation, file_batches
         ),
         webhooks=WebhookService(store, settings.webhooks),
         rate_limiter=RateLimiter(settings.rate_limit),

@@ -18,7 +18,7 @@ from batchgate.domain import errors
 from batchgate.domain.batch import Batch
 from batchgate.domain.keys import ApiKey
 from batchgate.domain.states import Dialect
-from batchgate.services.batches import ParsedRequest
+from batchgate.services.batch_create import ParsedRequest
 
 router = fastapi.APIRouter()
 
@@ -52,13 +52,13 @@ def create_batch(
     # before its body is parsed (the same order as the Anthropic route).
     if dry_run:
         return common.JsonResponse(_estimate(body, caller, services))
-    services.batches.refuse_when_full(caller)
+    services.creation.refuse_when_full(caller)
     if _is_file_batch(body):
         batch = services.file_batches.create(caller.id, openai.parse_create(body))
         services.on_new_work()
         return common.JsonResponse(render(batch))
     parsed = native.parse_create(body)
-    batch, input_file = services.batches.create_inline(
+    batch, input_file = services.creation.create_inline(
         caller.id,
         [ParsedRequest(item.custom_id, item.params) for item in parsed.requests],
         endpoint=native.ENDPOINT,
@@ -149,7 +149,7 @@ def retry_batch(
 ) -> common.JsonResponse:
     """A new batch of this ended batch's errored or expired requests."""
     error_types = rerun.parse_retry(body)
-    child = services.batches.rerun_failed(_own_batch(services, caller.id, batch_id), error_types)
+    child = services.reruns.rerun_failed(_own_batch(services, caller.id, batch_id), error_types)
     services.on_new_work()
     return common.JsonResponse(render(child))
 

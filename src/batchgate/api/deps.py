@@ -12,12 +12,14 @@ from batchgate import config
 from batchgate.domain import errors
 from batchgate.domain import keys as key_model
 from batchgate.metrics import scrape
+from batchgate.services.batch_create import BatchCreation
 from batchgate.services.batches import BatchService
 from batchgate.services.estimate import EstimateService
 from batchgate.services.file_batches import FileBatchService
 from batchgate.services.files import FileService
 from batchgate.services.keys import KeyService
 from batchgate.services.rate_limit import RateLimiter
+from batchgate.services.rerun import RerunService
 from batchgate.services.sessions import SessionService
 from batchgate.services.webhooks import WebhookService
 from batchgate.store import port
@@ -34,7 +36,9 @@ class Services:
     # Routes reach the store through services; only the operator routes
     # (/ready, /metrics, the dashboard's model figures) read it directly.
     store: OperatorStore
+    creation: BatchCreation
     batches: BatchService
+    reruns: RerunService
     keys: KeyService
     files: FileService
     file_batches: FileBatchService

@@ -10,7 +10,7 @@ client chose (the context window on ``max_tokens``) is one in
 Where it runs, and what a refusal does there (what the dialects' users
 expect):
 
-* At submit (services/batches.py, services/file_batches.py), against the
+* At submit (services/batch_create.py, services/file_batches.py), against the
   capabilities the model's backend declares (registry.capabilities, or the
   backend itself where this process built one). A ``max_tokens`` above the
   model's context window is the client's value out of range, like any

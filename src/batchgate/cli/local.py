@@ -147,7 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from batchgate import composition
     from batchgate.api import common
     from batchgate.dialects import message_results, native
-    from batchgate.services.batches import BatchService, BatchSettings, ParsedRequest
+    from batchgate.services.batch_create import BatchCreation, BatchSettings, ParsedRequest
+    from batchgate.services.batches import BatchService
 
     settings = options.settings(args)
     # A bad file is reported before any database is looked for or opened.
@@ -160,9 +161,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     parsed = native.parse_create(source.native_body())
     store = database.open_existing(args, settings)
     items = [ParsedRequest(item.custom_id, item.params) for item in parsed.requests]
-    service = BatchService(store, BatchSettings.of(settings))
+    creation = BatchCreation(store, BatchSettings.of(settings))
     try:
-        batch, _input_file = service.create_inline("local", items, endpoint=native.ENDPOINT)
+        batch, _input_file = creation.create_inline("local", items, endpoint=native.ENDPOINT)
     except errors.InvalidRequest as exc:  # the configured limits: name the line
         raise errors.InvalidRequest(batch_file.name_lines(exc.message, source.lines)) from None
     print(batch.id, file=sys.stderr, flush=True)
@@ -173,9 +174,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.refresh()
 
         ended = asyncio.run(composition.run_until_ended(settings, store, batch.id, progress))
+    results = BatchService(store).results(ended)
     sink = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     try:
-        for chunk in common.json_lines(service.results(ended), message_results.result_line):
+        for chunk in common.json_lines(results, message_results.result_line):
             sink.write(chunk)
     finally:
         if args.output:

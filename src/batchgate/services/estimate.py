@@ -22,7 +22,7 @@ from batchgate.domain import errors, estimate, quotas
 from batchgate.domain import keys as key_model
 from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import RequestState
-from batchgate.services.batches import BatchService, ParsedRequest
+from batchgate.services.batch_create import BatchCreation, ParsedRequest
 from batchgate.services.file_batches import FileBatchService
 from batchgate.store import port
 
@@ -45,21 +45,21 @@ class EstimateService:
         store: EstimateStore,
         models: Mapping[str, config.ModelConfig],
         options: config.EstimateSettings,
-        batches: BatchService,
+        creation: BatchCreation,
         file_batches: FileBatchService,
     ) -> None:
         self.store = store
         self.models = models
         self.options = options
-        self.batches = batches
+        self.creation = creation
         self.file_batches = file_batches
 
     def inline(
         self, caller: key_model.ApiKey, requests: list[ParsedRequest], *, anthropic: bool
     ) -> estimate.Estimate:
         """A native or Anthropic create body's requests, validated as create does."""
-        self.batches.check_size(len(requests))
-        self.batches.check_inputs(requests, anthropic=anthropic)
+        self.creation.check_size(len(requests))
+        self.creation.check_inputs(requests, anthropic=anthropic)
         by_model: dict[str, estimate.ModelEstimate] = {}
         for item in requests:
             self._add(by_model, item.request)
@@ -101,8 +101,8 @@ class EstimateService:
         its 429. A size limit (413) is raised, as create raises it."""
         demand = quotas.Demand(tokens=tokens, requests=total, batches=1)
         try:
-            self.batches.refuse_when_full(caller)
-            self.store.check_admission(caller.id, self.batches.admission(demand))
+            self.creation.refuse_when_full(caller)
+            self.store.check_admission(caller.id, self.creation.admission(demand))
         except errors.QuotaExceeded as refused:
             return refused
         return None
@@ -112,12 +112,12 @@ class EstimateService:
             request.model,
             estimate.ModelEstimate(request.model, configured=request.model in self.models),
         )
-        if self.batches.refusal(request) is not None:
+        if self.creation.refusal(request) is not None:
             # Its model cannot serve it: create stores it errored, holding no
             # tokens and costing nothing (as for a model nobody serves).
             entry.add(0, 0, exact=True)
             return
-        tokens, exact = self.batches.tokens.measure(request)
+        tokens, exact = self.creation.tokens.measure(request)
         max_output = request.max_tokens if isinstance(request, chat.ChatRequest) else 0
         entry.add(tokens, max_output, exact)
 

@@ -29,7 +29,7 @@ from batchgate.domain import errors, failures
 from batchgate.domain import files as file_model
 from batchgate.domain.batch import Batch
 from batchgate.domain.states import Dialect
-from batchgate.services.batches import BatchService, ParsedRequest
+from batchgate.services.batch_create import BatchCreation, ParsedRequest
 from batchgate.services.files import FileService
 
 _BOM = b"\xef\xbb\xbf"
@@ -89,9 +89,9 @@ class _Seen:
 
 class FileBatchService:
     def __init__(
-        self, batches: BatchService, files: FileService, limits: config.LimitsSettings
+        self, creation: BatchCreation, files: FileService, limits: config.LimitsSettings
     ) -> None:
-        self.batches = batches
+        self.creation = creation
         self.files = files
         self.limits = limits
 
@@ -110,10 +110,10 @@ class FileBatchService:
             "output_expires_after": openai.output_ttl(body),
         }
         if line_errors:
-            return self.batches.create_failed(
+            return self.creation.create_failed(
                 line_errors=line_errors, error_count=error_count, model=checked.model, **common
             )
-        return self.batches.create_streamed(
+        return self.creation.create_streamed(
             total=checked.total,
             requests=self._requests(record, body.endpoint),
             tokens=checked.tokens,
@@ -179,7 +179,7 @@ class FileBatchService:
             first = first_line.setdefault(parsed.custom_id, number)
             if first != number:
                 yield openai.duplicate_error(number, parsed.custom_id, first)
-            self.batches.add_tokens(seen.tokens, parsed.request)
+            self.creation.add_tokens(seen.tokens, parsed.request)
             if seen.each is not None:
                 seen.each(parsed.request)
 
@@ -188,8 +188,8 @@ class FileBatchService:
         within the line: ``custom_id``, ``body.messages[3].content``...)."""
         try:
             input_limits.check_custom_id(parsed.custom_id, "custom_id", anthropic=False)
-            input_limits.check_request(parsed.request, self.batches.input_limits, "body")
-            self.batches.check_ranges(parsed.request, "body")
+            input_limits.check_request(parsed.request, self.creation.input_limits, "body")
+            self.creation.check_ranges(parsed.request, "body")
         except errors.InvalidRequest as exc:
             # OpenAI's line codes: the limit's own, else invalid_value.
             code = exc.code if exc.code != errors.InvalidRequest.code else None
