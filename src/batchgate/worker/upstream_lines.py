@@ -2,7 +2,7 @@
 the provider's input (refused and overflowing rows set apart), and the
 provider's result lines turned into the outcomes the job writes back.
 
-Pure functions: worker/upstream_jobs.py does the I/O around them. Encoding
+Pure functions: worker/upstream_jobs/ does the I/O around them. Encoding
 is the CPU-heavy part of a job (every row parsed and rendered again), so the
 driver runs :func:`encode` in a thread.
 """

@@ -3,7 +3,7 @@ speaks OpenAI's Files + Batch API: OpenAI, Azure-style deployments, another
 batchgate) and ``anthropic_batch`` (Anthropic's Message Batches API).
 
 Such a model is not served one call per request. The worker's upstream-job
-driver (worker/upstream_jobs.py) packs its queued rows into jobs
+driver (worker/upstream_jobs/) packs its queued rows into jobs
 (domain/upstream_jobs.py), and talks to the provider through the
 :class:`BatchClient` here; :class:`LineCodec` turns a canonical request into
 its upstream line and an upstream result line back into an outcome. A model
