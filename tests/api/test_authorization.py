@@ -72,6 +72,7 @@ ROUTES = [
     Route("GET", "/ui/batches/{batch_id}", "batch", 200, session=True),
     Route("GET", "/ui/batches/{batch_id}/errors", "batch", 200, session=True),
     Route("GET", "/ui/batches/{batch_id}/summary", "batch", 200, session=True),
+    Route("GET", "/ui/batches/{batch_id}/jobs", "batch", 200, session=True),
     Route("GET", "/ui/batches/{batch_id}/results.jsonl", "batch", 200, session=True),
     # Ended: unchanged, and back to the batch page.
     Route("POST", "/ui/batches/{batch_id}/cancel", "batch", 303, session=True),
