@@ -94,6 +94,12 @@ def test_a_tenant_sees_its_jobs_but_not_the_operators_upstream_ids(
     # A job holds other tenants' rows: its size and the provider's id are not theirs to see.
     assert "batch_upstream_x" not in page
     assert "Upstream batch" not in page
+    # One jobs section, its rows as wide as its head: nothing of the
+    # "no job yet" poller stands inside the table.
+    assert page.count('id="batch-jobs"') == 1
+    assert page.count("/jobs\"") == 1
+    head = page[page.index("<thead>") : page.index("</thead>")]
+    assert head.count("</th>") == row.count("</td>") == 4
 
 
 def test_a_batch_of_no_provider_batch_model_has_no_jobs_section(
