@@ -100,6 +100,9 @@ def test_a_tenant_sees_its_jobs_but_not_the_operators_upstream_ids(
     assert page.count("/jobs\"") == 1
     head = page[page.index("<thead>") : page.index("</thead>")]
     assert head.count("</th>") == row.count("</td>") == 4
+    # The section htmx refreshes on its own is the same.
+    part = page_text(server, f"/ui/batches/{batch_id}/jobs", tenant)
+    assert job_row(part, job.id) == row and "batch_upstream_x" not in part
 
 
 def test_a_batch_of_no_provider_batch_model_has_no_jobs_section(

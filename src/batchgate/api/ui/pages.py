@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,21 @@ def _jobs_context(services: Services, batch: Batch) -> dict[str, Any]:
     }
 
 
+def _batch_part(
+    request: fastapi.Request,
+    session: sessions.Session,
+    services: Services,
+    batch_id: str,
+    template: str,
+    context_of: Callable[[Services, Batch], dict[str, Any]],
+) -> fastapi.Response:
+    """One section of the batch page on its own (``template``, with what
+    ``context_of`` gives the whole page for it), for htmx to refresh."""
+    batch = _batch_of(services, session, batch_id)
+    context = {"batch": batch, **context_of(services, batch)}
+    return render(request, template, context, session=session)
+
+
 @router.get("/batches/{batch_id}/jobs")
 def batch_jobs(
     batch_id: str,
@@ -265,9 +281,7 @@ def batch_jobs(
     services: ServicesDep,
 ) -> fastapi.Response:
     """The batch page's upstream jobs, for htmx to refresh."""
-    batch = _batch_of(services, session, batch_id)
-    context = {"batch": batch, **_jobs_context(services, batch)}
-    return render(request, "_batch_jobs.html", context, session=session)
+    return _batch_part(request, session, services, batch_id, "_batch_jobs.html", _jobs_context)
 
 
 def _errors_context(services: Services, batch: Batch) -> dict[str, Any]:
@@ -288,9 +302,7 @@ def batch_errors(
     services: ServicesDep,
 ) -> fastapi.Response:
     """The batch page's failed requests, grouped, for htmx to refresh."""
-    batch = _batch_of(services, session, batch_id)
-    context = {"batch": batch, **_errors_context(services, batch)}
-    return render(request, "_batch_errors.html", context, session=session)
+    return _batch_part(request, session, services, batch_id, "_batch_errors.html", _errors_context)
 
 
 @router.get("/batches/{batch_id}/summary")
