@@ -119,6 +119,19 @@ class MemoryUpstreamJobs(MemoryTables):
         rows = (self._requests.get(i) for i in set(request_ids))
         return [r for r in rows if r is not None and self._holds(r, job_id)]
 
+    def _move_held(
+        self, job_id: str, request_ids: Iterable[int], state: RequestState
+    ) -> list[RequestRow]:
+        """The job's rows among ``request_ids``, moved to ``state`` and out of
+        its lease (the caller holds the lock and sets the rest), as
+        sql_upstream_jobs._move_held."""
+        rows = self._held_among(job_id, request_ids)
+        for request in rows:
+            request.state = state
+            request.lease_owner = None
+            request.lease_expires_at = None
+        return rows
+
     def release_job_requests(
         self,
         job_id: str,
@@ -128,11 +141,8 @@ class MemoryUpstreamJobs(MemoryTables):
         route: uj.Path | None = None,
     ) -> int:
         with self._lock:
-            rows = self._held_among(job_id, request_ids)
+            rows = self._move_held(job_id, request_ids, RequestState.QUEUED)
             for request in rows:
-                request.state = RequestState.QUEUED
-                request.lease_owner = None
-                request.lease_expires_at = None
                 request.generating_at = None
                 request.not_before = now
                 request.attempts -= 1
@@ -141,11 +151,8 @@ class MemoryUpstreamJobs(MemoryTables):
 
     def expire_job_requests(self, job_id: str, request_ids: Iterable[int], now: float) -> int:
         with self._lock:
-            rows = self._held_among(job_id, request_ids)
+            rows = self._move_held(job_id, request_ids, RequestState.EXPIRED)
             for request in rows:
-                request.state = RequestState.EXPIRED
-                request.lease_owner = None
-                request.lease_expires_at = None
                 request.finished_at = now
         return len(rows)
 
