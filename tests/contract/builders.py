@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable, Iterable
 
 from batchgate.domain import batch as bm
 from batchgate.domain import failures, ids
@@ -14,6 +16,26 @@ from batchgate.store import port
 LEASE = 30.0
 ERROR = failures.RequestError(failures.ErrorType.API, "boom")
 LATER = 1.0  # seconds: past every short lease and window, without sleeping
+
+
+def taken_concurrently(take: Callable[[str], Iterable[int]], takers: int = 4) -> list[int]:
+    """Every id that ``takers`` threads took, each calling ``take(name)``
+    (names w0, w1, ...) until it takes nothing: a row two of them took
+    appears twice."""
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def taker(name: str) -> None:
+        while got := list(take(name)):
+            with lock:
+                seen.extend(got)
+
+    threads = [threading.Thread(target=taker, args=(f"w{i}",)) for i in range(takers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return seen
 
 
 def new_batch(

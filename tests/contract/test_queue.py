@@ -4,14 +4,13 @@ the lease, and a lost lease is retried or errors."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 from batchgate.domain import batch as bm
 from batchgate.domain import failures, retry
 from batchgate.domain.states import RequestState
 from batchgate.store import port
-from tests.contract.builders import LATER, LEASE, make_batch, succeed
+from tests.contract.builders import LATER, LEASE, make_batch, succeed, taken_concurrently
 
 
 def test_claim_leases_each_request_once(store: port.JobStore) -> None:
@@ -32,22 +31,9 @@ def test_claim_only_takes_the_requested_model(store: port.JobStore) -> None:
 
 def test_concurrent_claims_never_share_a_request(store: port.JobStore) -> None:
     make_batch(store, 200)
-    seen: list[int] = []
-    lock = threading.Lock()
-
-    def claimer(worker: str) -> None:
-        while True:
-            got = store.claim("m", 7, worker, time.time(), LEASE)
-            if not got:
-                return
-            with lock:
-                seen.extend(c.id for c in got)
-
-    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    seen = taken_concurrently(
+        lambda worker: (c.id for c in store.claim("m", 7, worker, time.time(), LEASE))
+    )
     assert len(seen) == 200
     assert len(set(seen)) == 200
 

@@ -16,7 +16,7 @@ from batchgate.domain import ids, retry
 from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import RequestState
 from batchgate.store import port
-from tests.contract.builders import LEASE, make_batch
+from tests.contract.builders import LEASE, make_batch, taken_concurrently
 
 KIND = "openai_batch"
 
@@ -125,22 +125,7 @@ def test_pending_work_counts_what_a_job_may_take(store: port.JobStore) -> None:
 def test_concurrent_assemblies_never_share_a_row(store: port.JobStore) -> None:
     make_batch(store, 120, owner="key_a")
     make_batch(store, 80, owner="key_b", window=600.0)
-    seen: list[int] = []
-    lock = threading.Lock()
-
-    def assembler() -> None:
-        while True:
-            _, held = assemble(store, 7)
-            if not held:
-                return
-            with lock:
-                seen.extend(h.id for h in held)
-
-    threads = [threading.Thread(target=assembler) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    seen = taken_concurrently(lambda _worker: (h.id for h in assemble(store, 7)[1]))
     assert len(seen) == 200
     assert len(set(seen)) == 200
 
