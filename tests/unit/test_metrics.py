@@ -50,16 +50,22 @@ class _Merged(registry.Collector):
         return scrape.merge_worker_samples(self.reports)  # type: ignore[arg-type]
 
 
-def test_two_workers_reports_add_up_counters_and_histogram_buckets() -> None:
-    first, second = _worker(3, [0.004, 0.2]), _worker(2, [0.2, 7.0])
+def _scraped(*reports: dict[str, object]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The workers' reports merged as the scrape serves them, read back from
+    the exposition text: (sample name, sorted labels) -> value."""
     target = registry.CollectorRegistry()
-    target.register(_Merged(first.samples() or {}, second.samples() or {}))
+    target.register(_Merged(*reports))
     text = generate_latest(target).decode()
-    samples = {
+    return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in parser.text_string_to_metric_families(text)
         for s in family.samples
     }
+
+
+def test_two_workers_reports_add_up_counters_and_histogram_buckets() -> None:
+    first, second = _worker(3, [0.004, 0.2]), _worker(2, [0.2, 7.0])
+    samples = _scraped(first.samples() or {}, second.samples() or {})
     m = (("model", "m"),)
     assert samples[("batchgate_attempts_total", (*m, ("outcome", "succeeded")))] == 5
     assert samples[("batchgate_tokens_total", (("direction", "output"), *m))] == 25
@@ -86,14 +92,7 @@ def test_provider_batch_counters_reach_the_scrape_summed_over_workers() -> None:
         counters.upstream_cost("m", "realtime", 1.0)
         counters.dropped_cost("m", 0.125)
         reports.append(counters.samples() or {})
-    target = registry.CollectorRegistry()
-    target.register(_Merged(*reports))
-    text = generate_latest(target).decode()
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in parser.text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    samples = _scraped(*reports)
     m = (("model", "m"),)
     jobs = "batchgate_upstream_jobs_total"
     assert samples[(jobs, (("end_status", "completed"), *m))] == 2
