@@ -176,6 +176,23 @@ def openai_model(name: str, base_url: str, **extra: Any) -> config.ModelConfig:
     return config.ModelConfig(name=name, backend="openai_compatible", base_url=base_url, **extra)
 
 
+def openai_batch_model(name: str, base_url: str, **extra: Any) -> config.ModelConfig:
+    """A model served through an OpenAI Files + Batches API (the fake
+    upstream's, at its ``openai_base_url``)."""
+    return config.ModelConfig(name=name, backend="openai_batch", base_url=base_url, **extra)
+
+
+def dry_run_eta(client: httpx.Client, request: dict[str, Any]) -> dict[str, Any]:
+    """The ETA a native dry run of one request (``{"custom_id", "params"}``)
+    gives for its model."""
+    body = {"requests": [request]}
+    response = client.post("/v1/batches", params={"dry_run": "true"}, json=body)
+    assert response.status_code == 200, response.text
+    (model,) = response.json()["models"]
+    eta: dict[str, Any] = model["eta"]
+    return eta
+
+
 def fake_model(name: str, **extra: Any) -> config.ModelConfig:
     """The config of a model whose backend a test passes to :func:`serve`
     (a ``testing.FakeBackend``). The API reads its options (capabilities,

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from batchgate import config
 from batchgate.api.ui import format
 from batchgate.domain import batch as bm
 from batchgate.domain import upstream_jobs as uj
@@ -30,11 +29,8 @@ MODEL = "pb-mini"
 @pytest.fixture
 def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
     models = {
-        MODEL: config.ModelConfig(
-            name=MODEL,
-            backend="openai_batch",
-            base_url=upstream.openai_base_url,
-            price={"input": 2.0, "output": 6.0},
+        MODEL: harness.openai_batch_model(
+            MODEL, upstream.openai_base_url, price={"input": 2.0, "output": 6.0}
         )
     }
     with harness.serve(harness.make_settings(tmp_path, models), with_worker=False) as running:
@@ -97,7 +93,7 @@ def test_a_tenant_sees_its_jobs_but_not_the_operators_upstream_ids(
     # One jobs section, its rows as wide as its head: nothing of the
     # "no job yet" poller stands inside the table.
     assert page.count('id="batch-jobs"') == 1
-    assert page.count("/jobs\"") == 1
+    assert page.count('/jobs"') == 1
     head = page[page.index("<thead>") : page.index("</thead>")]
     assert head.count("</th>") == row.count("</td>") == 4
     # The section htmx refreshes on its own is the same.

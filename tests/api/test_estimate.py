@@ -296,10 +296,9 @@ def provider_batch(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.R
     """A model served through a provider's batch API (collecting for 45 s),
     no worker: the jobs a test seeds stay as it left them."""
     models = {
-        PROVIDER_BATCH: config.ModelConfig(
-            name=PROVIDER_BATCH,
-            backend="openai_batch",
-            base_url=upstream.openai_base_url,
+        PROVIDER_BATCH: harness.openai_batch_model(
+            PROVIDER_BATCH,
+            upstream.openai_base_url,
             flush_after_seconds=45,
             price={"input": 2.0, "output": 6.0},
         )
@@ -310,13 +309,8 @@ def provider_batch(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.R
 
 
 def provider_batch_eta(server: harness.RunningServer) -> dict[str, Any]:
-    body = {"requests": [inline("a", "hello", model=PROVIDER_BATCH)]}
     with server.client() as client:
-        response = client.post("/v1/batches", params={"dry_run": "true"}, json=body)
-    assert response.status_code == 200, response.text
-    (model,) = response.json()["models"]
-    eta: dict[str, Any] = model["eta"]
-    return eta
+        return harness.dry_run_eta(client, inline("a", "hello", model=PROVIDER_BATCH))
 
 
 def test_a_provider_batch_model_with_no_ended_job_says_its_eta_is_not_measured(

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from batchgate import config
 from batchgate.domain import batch as bm
 from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import RequestState
@@ -197,11 +196,8 @@ def provider_server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.
     """A model served through a provider's batch API, on SQLite, no worker:
     the test moves its jobs through the store as the driver would."""
     models = {
-        PROVIDER_BATCH: config.ModelConfig(
-            name=PROVIDER_BATCH,
-            backend="openai_batch",
-            base_url=upstream.openai_base_url,
-            price={"input": 2.0, "output": 6.0},
+        PROVIDER_BATCH: harness.openai_batch_model(
+            PROVIDER_BATCH, upstream.openai_base_url, price={"input": 2.0, "output": 6.0}
         )
     }
     settings = harness.make_settings(tmp_path, models)

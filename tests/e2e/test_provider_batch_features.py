@@ -47,10 +47,9 @@ def receiver() -> Iterator[WebhookReceiver]:
 def server(tmp_path: Path, upstream: FakeUpstream) -> Iterator[harness.RunningServer]:
     """The app and its worker; ``MODEL`` goes through the fake's batch API in
     jobs of at most ``JOB_SIZE`` rows, flushed and polled within a second."""
-    model = config.ModelConfig(
-        name=MODEL,
-        backend="openai_batch",
-        base_url=upstream.openai_base_url,
+    model = harness.openai_batch_model(
+        MODEL,
+        upstream.openai_base_url,
         api_key="k",
         max_requests_per_job=JOB_SIZE,
         flush_after_seconds=FLUSH_AFTER_SECONDS,
@@ -236,25 +235,15 @@ def test_the_enqueued_token_quota_refuses_a_batch_over_it(
     assert len(listed) == 1
 
 
-def dry_run_eta(http: httpx.Client) -> dict[str, Any]:
-    response = http.post(
-        "/v1/batches", params={"dry_run": "true"}, json={"requests": [request("a")]}
-    )
-    assert response.status_code == 200, response.text
-    (model,) = response.json()["models"]
-    eta: dict[str, Any] = model["eta"]
-    return eta
-
-
 def test_a_dry_run_eta_is_the_measured_job_turnaround_once_a_job_ended(
     server: harness.RunningServer,
 ) -> None:
     with server.client() as http:
-        before = dry_run_eta(http)
+        before = harness.dry_run_eta(http, request("a"))
         assert (before["throughput_source"], before["sample_jobs"]) == ("job_turnaround", 0)
         assert before["min_seconds"] is None and before["turnaround_seconds"] is None
         server.wait_ended(create(http, "r0", "r1"), WAIT)
-        after = dry_run_eta(http)
+        after = harness.dry_run_eta(http, request("a"))
     (job,) = server.store.list_jobs(model=MODEL)
     assert job.submitted_at is not None and job.ended_at is not None
     turnaround = job.ended_at - job.submitted_at
