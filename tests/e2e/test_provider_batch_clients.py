@@ -111,6 +111,19 @@ def requests_for(texts: dict[int, str], max_tokens: int = 16) -> dict[int, chat.
     }
 
 
+def encoded(backend: ProviderBatchBackend, requests: dict[int, chat.ChatRequest]) -> list[bytes]:
+    """The requests as the job's upstream lines, in request-id order given."""
+    return [backend.codec.encode(rid, request) for rid, request in requests.items()]
+
+
+async def running_upstream(upstream: Upstream, text: str) -> None:
+    """Until the upstream has started the call for the request asking ``text``."""
+    deadline = time.monotonic() + 30
+    while not upstream.fake.calls(text):
+        assert time.monotonic() < deadline, f"no call for {text!r}"
+        await asyncio.sleep(0.05)
+
+
 async def ended(backend: ProviderBatchBackend, batch_id: str, timeout: float = 60) -> UpstreamBatch:
     deadline = time.monotonic() + timeout
     while True:
@@ -129,6 +142,20 @@ async def read_results(
         assert line.request_id not in out, f"line {line.request_id} came twice"
         out[line.request_id] = backend.codec.decode(line, requests[line.request_id])
     return out
+
+
+async def completed_echoing(
+    backend: ProviderBatchBackend, batch_id: str, texts: dict[int, str]
+) -> UpstreamBatch:
+    """The upstream batch once ended, having completed with every request
+    (of ``requests_for(texts)``) echoed back under its own id."""
+    batch = await ended(backend, batch_id)
+    assert batch.end_status is uj.EndStatus.COMPLETED
+    results = await read_results(backend, batch, requests_for(texts))
+    assert sorted(results) == sorted(texts)
+    for request_id, text in texts.items():
+        assert_echoed(results[request_id], text)
+    return batch
 
 
 def assert_echoed(result: LineResult, text: str) -> None:
@@ -151,7 +178,7 @@ async def test_openai_job_upload_create_poll_and_results(upstream: Upstream) -> 
         texts = {101: "alpha one", 7_000_002: "beta two words", 3: "x" * 400_000}
         requests = requests_for(texts)
         job = new_job(backend, len(texts))
-        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        lines = encoded(backend, requests)
 
         assert await backend.client.find_file(job) is None
         file_id = await backend.client.upload(job, lines)
@@ -165,12 +192,8 @@ async def test_openai_job_upload_create_poll_and_results(upstream: Upstream) -> 
         found = await backend.client.find_batch(job, set())
         assert found is not None and found.id == created.id
 
-        batch = await ended(backend, created.id)
-        assert batch.end_status is uj.EndStatus.COMPLETED and batch.request_total == 3
-        results = await read_results(backend, batch, requests)
-        assert sorted(results) == sorted(texts)
-        for request_id, text in texts.items():
-            assert_echoed(results[request_id], text)
+        batch = await completed_echoing(backend, created.id, texts)
+        assert batch.request_total == 3
     finally:
         await backend.aclose()
 
@@ -183,7 +206,7 @@ async def test_openai_error_lines_map_to_error_types_and_retryability(upstream: 
         texts = {1: "please fail 503", 2: "please fail 400", 3: "fine"}
         requests = requests_for(texts)
         job = new_job(backend, len(texts))
-        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        lines = encoded(backend, requests)
         job = dataclasses.replace(job, upstream_file_id=await backend.client.upload(job, lines))
         batch = await ended(backend, (await backend.client.create(job, [])).id)
         assert batch.output_file_id and batch.error_file_id
@@ -209,7 +232,7 @@ async def test_openai_done_jobs_files_are_deleted(upstream: Upstream) -> None:
     try:
         requests = requests_for({1: "please fail 400", 2: "fine"})
         job = new_job(backend, len(requests))
-        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        lines = encoded(backend, requests)
         job = dataclasses.replace(job, upstream_file_id=await backend.client.upload(job, lines))
         batch = await ended(backend, (await backend.client.create(job, [])).id)
         done = dataclasses.replace(
@@ -244,13 +267,10 @@ async def test_openai_cancel_leaves_unrun_rows_unfinished(upstream: Upstream) ->
         texts = {11: "quick", 12: "hang here"}
         requests = requests_for(texts)
         job = new_job(backend, len(texts))
-        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        lines = encoded(backend, requests)
         job = dataclasses.replace(job, upstream_file_id=await backend.client.upload(job, lines))
         created = await backend.client.create(job, [])
-        deadline = time.monotonic() + 30
-        while not upstream.fake.calls("hang here"):  # the hanging row is running
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await running_upstream(upstream, "hang here")  # the hanging row is running
 
         cancelling = await backend.client.cancel(created.id)
         assert cancelling.id == created.id
@@ -272,7 +292,7 @@ async def test_openai_token_limit_on_create_is_job_too_large(upstream: Upstream)
         texts = {i: f"{i} {words}" for i in range(1, 6)}  # ~500 tokens > the quota
         requests = requests_for(texts)
         job = new_job(backend, len(texts))
-        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        lines = encoded(backend, requests)
         job = dataclasses.replace(job, upstream_file_id=await backend.client.upload(job, lines))
         with pytest.raises(JobTooLarge, match="token limit") as refused:
             await backend.client.create(job, [])
@@ -305,7 +325,7 @@ async def test_anthropic_job_create_find_poll_and_results(upstream: Upstream) ->
         texts = {21: "gamma", 22: "delta epsilon", 23: "zeta eta theta"}
         requests = requests_for(texts)
         job = new_job(backend, len(texts), create_started_at=time.time())
-        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        lines = encoded(backend, requests)
         assert await backend.client.find_batch(job, set()) is None
 
         created = await backend.client.create(job, lines)
@@ -320,12 +340,7 @@ async def test_anthropic_job_create_find_poll_and_results(upstream: Upstream) ->
         later = dataclasses.replace(job, create_started_at=time.time() + 120)
         assert await backend.client.find_batch(later, set()) is None
 
-        batch = await ended(backend, created.id)
-        assert batch.end_status is uj.EndStatus.COMPLETED
-        results = await read_results(backend, batch, requests)
-        assert sorted(results) == sorted(texts)
-        for request_id, text in texts.items():
-            assert_echoed(results[request_id], text)
+        await completed_echoing(backend, created.id, texts)
     finally:
         await backend.aclose()
 
@@ -336,12 +351,9 @@ async def test_anthropic_cancel_leaves_unrun_rows_unfinished(upstream: Upstream)
     try:
         requests = requests_for({31: "claude hangs"})
         job = new_job(backend, 1, create_started_at=time.time())
-        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        lines = encoded(backend, requests)
         created = await backend.client.create(job, lines)
-        deadline = time.monotonic() + 30
-        while not upstream.fake.calls("claude hangs"):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await running_upstream(upstream, "claude hangs")
         await backend.client.cancel(created.id)
         batch = await ended(backend, created.id)
         assert batch.end_status is uj.EndStatus.CANCELLED
@@ -355,7 +367,7 @@ async def test_anthropic_request_too_large_is_job_too_large(upstream: Upstream) 
     try:
         requests = requests_for({i: "y" * 20_000 for i in range(1, 5)})  # > MAX_BODY_BYTES
         job = new_job(backend, 4, create_started_at=time.time())
-        lines = [backend.codec.encode(rid, request) for rid, request in requests.items()]
+        lines = encoded(backend, requests)
         with pytest.raises(JobTooLarge) as refused:
             await backend.client.create(job, lines)
         assert refused.value.reason == "request_too_large"
