@@ -132,3 +132,21 @@ def upstream() -> Iterator[FakeUpstream]:
 
     with FakeUpstream() as fake:
         yield fake
+
+
+@pytest.fixture(scope="module")
+def module_upstream() -> Iterator[FakeUpstream]:
+    """One fake upstream for all of a module's tests; a test takes it as
+    ``fake``, reset."""
+    from tests.fakes.upstream import FakeUpstream
+
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(module_upstream: FakeUpstream) -> FakeUpstream:
+    """The module's fake upstream with nothing left of the tests before
+    (scripts, settings, batches, counters)."""
+    module_upstream.reset()
+    return module_upstream

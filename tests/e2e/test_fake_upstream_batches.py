@@ -26,18 +26,6 @@ BODIES: dict[str, Callable[[str], dict[str, Any]]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server: FakeUpstream) -> FakeUpstream:
-    server.reset()
-    return server
-
-
 @pytest.fixture
 def http(fake: FakeUpstream) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=fake.base_url, timeout=10) as client:
@@ -720,11 +708,9 @@ def test_a_slow_download_streams_in_chunks_and_survives_a_client_leaving(
     assert len(list(claude.messages.batches.results(message_batch.id))) == 5
 
 
-def test_create_delay_after_makes_the_batch_before_answering(
-    fake: FakeUpstream, http: httpx.Client
-) -> None:
-    file_id = upload(http, [line("a")])
-    fake.configure(create_delay_after_ms=60_000)
+def creates_go_unanswered(http: httpx.Client, file_id: str) -> None:
+    """An OpenAI create of ``file_id`` and an Anthropic one both get no
+    answer within half a second."""
     with pytest.raises(httpx.ReadTimeout):
         http.post(
             "/v1/batches",
@@ -733,6 +719,14 @@ def test_create_delay_after_makes_the_batch_before_answering(
         )
     with pytest.raises(httpx.ReadTimeout):
         create_messages(http, [message_request("b")], timeout=0.5)
+
+
+def test_create_delay_after_makes_the_batch_before_answering(
+    fake: FakeUpstream, http: httpx.Client
+) -> None:
+    file_id = upload(http, [line("a")])
+    fake.configure(create_delay_after_ms=60_000)
+    creates_go_unanswered(http, file_id)
     assert [b["api"] for b in fake.batches()["batches"]] == ["openai", "anthropic"]
     assert len(http.get("/v1/batches").json()["data"]) == 1
     assert len(http.get("/v1/messages/batches").json()["data"]) == 1
@@ -741,14 +735,7 @@ def test_create_delay_after_makes_the_batch_before_answering(
 def test_create_hang_before_creates_nothing(fake: FakeUpstream, http: httpx.Client) -> None:
     fake.configure(create_hang_before=True)
     file_id = upload(http, [line("a")])  # uploads are not creates
-    with pytest.raises(httpx.ReadTimeout):
-        http.post(
-            "/v1/batches",
-            json={"input_file_id": file_id, "endpoint": CHAT, "completion_window": "24h"},
-            timeout=0.5,
-        )
-    with pytest.raises(httpx.ReadTimeout):
-        create_messages(http, [message_request("b")], timeout=0.5)
+    creates_go_unanswered(http, file_id)
     assert fake.batches()["batches"] == []
 
 
