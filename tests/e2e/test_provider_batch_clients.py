@@ -8,9 +8,10 @@ back to request ids, cancel, and the "too large" refusals."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -73,14 +74,21 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
             yield Upstream(port, fake)
 
 
-def routing_backend(upstream: Upstream, kind: str, name: str, **options: Any) -> Any:
+@contextlib.asynccontextmanager
+async def routing_backend(
+    upstream: Upstream, kind: str, name: str, **options: Any
+) -> AsyncIterator[Any]:
+    """The routing side's backend for ``name`` on the upstream, closed after."""
     base_url = upstream.url + ("/v1" if kind == "openai_batch" else "")
     entry = config.ModelConfig(
         name=name, backend=kind, base_url=base_url, api_key=processes.API_KEY, **options
     )
     backend = registry.create(entry)
     assert isinstance(backend, ProviderBatchBackend)
-    return backend
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
 
 
 def new_job(backend: ProviderBatchBackend, count: int, **fields: Any) -> uj.UpstreamJob:
@@ -172,8 +180,7 @@ def assert_echoed(result: LineResult, text: str) -> None:
 
 
 async def test_openai_job_upload_create_poll_and_results(upstream: Upstream) -> None:
-    backend = routing_backend(upstream, "openai_batch", CHAT)
-    try:
+    async with routing_backend(upstream, "openai_batch", CHAT) as backend:
         # Request ids far apart: the custom_id upstream is the id itself.
         texts = {101: "alpha one", 7_000_002: "beta two words", 3: "x" * 400_000}
         requests = requests_for(texts)
@@ -194,15 +201,12 @@ async def test_openai_job_upload_create_poll_and_results(upstream: Upstream) -> 
 
         batch = await completed_echoing(backend, created.id, texts)
         assert batch.request_total == 3
-    finally:
-        await backend.aclose()
 
 
 async def test_openai_error_lines_map_to_error_types_and_retryability(upstream: Upstream) -> None:
     upstream.fake.script_for("please fail 503", "503")
     upstream.fake.script_for("please fail 400", "400")
-    backend = routing_backend(upstream, "openai_batch", CHAT)
-    try:
+    async with routing_backend(upstream, "openai_batch", CHAT) as backend:
         texts = {1: "please fail 503", 2: "please fail 400", 3: "fine"}
         requests = requests_for(texts)
         job = new_job(backend, len(texts))
@@ -222,14 +226,11 @@ async def test_openai_error_lines_map_to_error_types_and_retryability(upstream: 
             400,
             failures.ErrorType.INVALID_REQUEST,
         )
-    finally:
-        await backend.aclose()
 
 
 async def test_openai_done_jobs_files_are_deleted(upstream: Upstream) -> None:
     upstream.fake.script_for("please fail 400", "400")
-    backend = routing_backend(upstream, "openai_batch", CHAT)
-    try:
+    async with routing_backend(upstream, "openai_batch", CHAT) as backend:
         requests = requests_for({1: "please fail 400", 2: "fine"})
         job = new_job(backend, len(requests))
         lines = encoded(backend, requests)
@@ -248,22 +249,16 @@ async def test_openai_done_jobs_files_are_deleted(upstream: Upstream) -> None:
             for file_id in made:
                 assert (await http.get(f"/v1/files/{file_id}")).status_code == 404
         await backend.client.delete_upstream(done)  # gone already: nothing to do
-        kept = routing_backend(upstream, "openai_batch", CHAT, delete_files=False)
-        try:
+        async with routing_backend(upstream, "openai_batch", CHAT, delete_files=False) as kept:
             job = new_job(kept, 1)
             job = dataclasses.replace(job, upstream_file_id=await kept.client.upload(job, lines))
             await kept.client.delete_upstream(job)
             assert await kept.client.find_file(job) == job.upstream_file_id
-        finally:
-            await kept.aclose()
-    finally:
-        await backend.aclose()
 
 
 async def test_openai_cancel_leaves_unrun_rows_unfinished(upstream: Upstream) -> None:
     upstream.fake.script_for("hang here", {"kind": "hang", "hang_seconds": 30})
-    backend = routing_backend(upstream, "openai_batch", CHAT)
-    try:
+    async with routing_backend(upstream, "openai_batch", CHAT) as backend:
         texts = {11: "quick", 12: "hang here"}
         requests = requests_for(texts)
         job = new_job(backend, len(texts))
@@ -281,13 +276,10 @@ async def test_openai_cancel_leaves_unrun_rows_unfinished(upstream: Upstream) ->
         # The other row either ran before the cancel landed or never did.
         if results[11] != LineResult(11):
             assert_echoed(results[11], "quick")
-    finally:
-        await backend.aclose()
 
 
 async def test_openai_token_limit_on_create_is_job_too_large(upstream: Upstream) -> None:
-    backend = routing_backend(upstream, "openai_batch", QUOTA)
-    try:
+    async with routing_backend(upstream, "openai_batch", QUOTA) as backend:
         words = " ".join(["word"] * 100)
         texts = {i: f"{i} {words}" for i in range(1, 6)}  # ~500 tokens > the quota
         requests = requests_for(texts)
@@ -298,13 +290,10 @@ async def test_openai_token_limit_on_create_is_job_too_large(upstream: Upstream)
             await backend.client.create(job, [])
         assert refused.value.reason == "token_limit_exceeded"
         assert await backend.client.find_batch(job, set()) is None
-    finally:
-        await backend.aclose()
 
 
 async def test_openai_batch_that_fails_upstream_says_why(upstream: Upstream) -> None:
-    backend = routing_backend(upstream, "openai_batch", CHAT)
-    try:
+    async with routing_backend(upstream, "openai_batch", CHAT) as backend:
         job = new_job(backend, 1)
         bad = b'{"custom_id": "1", "method": "POST", "url": "/v1/embeddings", "body": {}}'
         job = dataclasses.replace(job, upstream_file_id=await backend.client.upload(job, [bad]))
@@ -312,16 +301,13 @@ async def test_openai_batch_that_fails_upstream_says_why(upstream: Upstream) -> 
         assert batch.end_status is uj.EndStatus.FAILED
         assert batch.error is not None and "url" in batch.error
         assert batch.refusal is None
-    finally:
-        await backend.aclose()
 
 
 # -- Anthropic Message Batches ----------------------------------------------------
 
 
 async def test_anthropic_job_create_find_poll_and_results(upstream: Upstream) -> None:
-    backend = routing_backend(upstream, "anthropic_batch", CLAUDE)
-    try:
+    async with routing_backend(upstream, "anthropic_batch", CLAUDE) as backend:
         texts = {21: "gamma", 22: "delta epsilon", 23: "zeta eta theta"}
         requests = requests_for(texts)
         job = new_job(backend, len(texts), create_started_at=time.time())
@@ -341,14 +327,11 @@ async def test_anthropic_job_create_find_poll_and_results(upstream: Upstream) ->
         assert await backend.client.find_batch(later, set()) is None
 
         await completed_echoing(backend, created.id, texts)
-    finally:
-        await backend.aclose()
 
 
 async def test_anthropic_cancel_leaves_unrun_rows_unfinished(upstream: Upstream) -> None:
     upstream.fake.script_for("claude hangs", {"kind": "hang", "hang_seconds": 30})
-    backend = routing_backend(upstream, "anthropic_batch", CLAUDE)
-    try:
+    async with routing_backend(upstream, "anthropic_batch", CLAUDE) as backend:
         requests = requests_for({31: "claude hangs"})
         job = new_job(backend, 1, create_started_at=time.time())
         lines = encoded(backend, requests)
@@ -358,18 +341,13 @@ async def test_anthropic_cancel_leaves_unrun_rows_unfinished(upstream: Upstream)
         batch = await ended(backend, created.id)
         assert batch.end_status is uj.EndStatus.CANCELLED
         assert await read_results(backend, batch, requests) == {31: LineResult(31)}
-    finally:
-        await backend.aclose()
 
 
 async def test_anthropic_request_too_large_is_job_too_large(upstream: Upstream) -> None:
-    backend = routing_backend(upstream, "anthropic_batch", CLAUDE)
-    try:
+    async with routing_backend(upstream, "anthropic_batch", CLAUDE) as backend:
         requests = requests_for({i: "y" * 20_000 for i in range(1, 5)})  # > MAX_BODY_BYTES
         job = new_job(backend, 4, create_started_at=time.time())
         lines = encoded(backend, requests)
         with pytest.raises(JobTooLarge) as refused:
             await backend.client.create(job, lines)
         assert refused.value.reason == "request_too_large"
-    finally:
-        await backend.aclose()
