@@ -1,7 +1,8 @@
-"""The upstream-job driver (worker/upstream_jobs.py) end to end inside one
+"""The upstream-job driver (worker/upstream_jobs/) end to end inside one
 process: the worker on the in-memory store, the real provider-batch clients
 (built by the registry, as the server builds them), and the fake upstream's
-OpenAI Files + Batches and Anthropic Message Batches routes on 127.0.0.1.
+OpenAI Files + Batches and Anthropic Message Batches routes on 127.0.0.1
+(a socket: an e2e test, not part of ``make test-fast``).
 
 What the upstream saw is read from the fake's own ledger (``billed``: the
 successful lines it delivered per custom_id, across all its batches), so
