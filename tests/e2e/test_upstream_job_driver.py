@@ -254,6 +254,26 @@ async def test_output_lines_out_of_order_or_missing(fake: FakeUpstream) -> None:
     assert sorted(len(b["custom_ids"]) for b in upstream_batches(fake)) == [3, 8]
 
 
+async def test_rows_show_as_a_slow_download_streams_in(fake: FakeUpstream) -> None:
+    store = testing.MemoryJobStore()
+    batch = submit(store, [f"q{i}" for i in range(8)])
+    # The output file comes down the wire a small chunk at a time (~2 s).
+    fake.configure(content_chunk_delay_ms=100, content_chunk_bytes=200)
+
+    def partly_written() -> bool:
+        (job,) = store.list_jobs()
+        states = {row.state for row in rows(store, batch)}
+        downloading = job.state is uj.JobState.ENDED and job.downloaded_at is None
+        return downloading and {RequestState.SUCCEEDED, RequestState.RUNNING} <= states
+
+    async with driving(store, entry(fake)):
+        await kit.eventually(lambda: len(store.list_jobs()) == 1)
+        # Rows written while the rest of the file is still on its way.
+        await kit.eventually(partly_written, timeout=10)
+        await kit.eventually(all_ended(store, batch), timeout=10)
+    assert_served_once(fake, store, batch)
+
+
 # -- refusals as too large ----------------------------------------------------
 @pytest.mark.parametrize(
     ("kind", "mode"), [(OPENAI, "create"), (OPENAI, "fail"), (ANTHROPIC, "create")]

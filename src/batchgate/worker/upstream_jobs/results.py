@@ -23,23 +23,30 @@ from batchgate.worker.upstream_jobs.context import Context
 log = logging.getLogger("batchgate.upstream")
 
 GROUP = 500  # result lines per outcome write (one transaction)
+# A smaller group is written once this long has passed since the last write
+# (checked as lines arrive): a huge or slow output shows its rows as they
+# come, and a crash mid-download has written what came before it.
+WRITE_SECONDS = 1.0
 
 
 async def download(ctx: Context, job: uj.UpstreamJob) -> uj.UpstreamJob | None:
     """Stream the results into the rows the job holds, a group at a time
-    (a job's results are never all in memory), then settle the rows no
-    line answered."""
+    (``GROUP`` lines, or what came in ``WRITE_SECONDS``: a job's results are
+    never all in memory, and its rows show as they come), then settle the
+    rows no line answered."""
     if job.upstream_batch_id is None:
         return await ctx.end(job, uj.EndStatus.CANCELLED, None)
     seen = ctx.seen.setdefault(job.id, set())
     group: dict[int, pb.ResultLine] = {}
+    written_at = time.monotonic()
     async for line in ctx.client.results(_batch_of(job)):
         if line.request_id in seen or line.request_id in group:
             continue  # a line the upstream repeated, or one written before
         group[line.request_id] = line
-        if len(group) >= GROUP:
+        if len(group) >= GROUP or time.monotonic() - written_at >= WRITE_SECONDS:
             await _write(ctx, job, group)
             group = {}
+            written_at = time.monotonic()
     if group:
         await _write(ctx, job, group)
     await settle(ctx, job, _failure(job))
