@@ -150,6 +150,14 @@ def test_a_batch_spanning_two_jobs_shows_the_first_jobs_rows_while_the_second_is
         # The batch's page lists both jobs: one ended, one still at the provider.
         jobs = server.store.jobs_for_batch(batch_id)
         assert sorted(job.state for job in jobs) == [uj.JobState.ENDED, uj.JobState.SUBMITTED]
+        # The held job's rows show as generating (the provider has them),
+        # not as claimed and waiting for a call slot.
+        tally = harness.wait_until(
+            lambda: (t := server.store.tally(batch_id)).generating == 2 and t,
+            WAIT,
+            "the held job's rows to show as generating",
+        )
+        assert tally.claimed == 0
         upstream.batch_control(second["id"], end="completed")
         ended = server.wait_ended(batch_id, WAIT)
     assert ended["status"] == "completed"

@@ -200,6 +200,32 @@ async def test_a_batch_over_the_job_limit_is_split(fake: FakeUpstream) -> None:
     assert kit.status(store, batch) is BatchStatus.COMPLETED
 
 
+@pytest.mark.parametrize("kind", [OPENAI, ANTHROPIC])
+@pytest.mark.parametrize("how", ["created", "adopted"])
+async def test_a_submitted_jobs_rows_show_as_generating(
+    fake: FakeUpstream, kind: str, how: str
+) -> None:
+    """Not "claimed", which tells the batch page they wait for a call slot."""
+    store = testing.MemoryJobStore()
+    batch = submit(store, ["g1", "g2", "g3"])
+    timeout = 2.0
+    if how == "adopted":  # the create's answer is lost: its batch is found
+        fake.configure(create_delay_after_ms=400)
+        timeout = 0.15
+    fake.configure(hold=True)
+    async with driving(store, entry(fake, kind, timeout=timeout)):
+        await kit.eventually(
+            lambda: [job.state for job in store.list_jobs()] == [uj.JobState.SUBMITTED]
+        )
+        # (Marked just after the job records its batch.)
+        await kit.eventually(lambda: store.tally(batch.id).generating == 3)
+        tally = store.tally(batch.id)
+        assert tally.count(RequestState.RUNNING) == 3 and tally.claimed == 0
+        if how == "adopted":  # the create failed (its answer came too late)
+            assert store.list_jobs()[0].last_error
+    assert len(upstream_batches(fake)) == 1
+
+
 # -- a batch that ends without every answer -----------------------------------
 @pytest.mark.parametrize("kind", [OPENAI, ANTHROPIC])
 @pytest.mark.parametrize("end", ["failed", "expired"])

@@ -17,11 +17,14 @@ from collections.abc import Sequence
 from batchgate.backends import provider_batch as pb
 from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import RequestState
+from batchgate.store import port
 from batchgate.worker import upstream_lines as lines
 from batchgate.worker.upstream_jobs import adoption
 from batchgate.worker.upstream_jobs.context import Context
 
 log = logging.getLogger("batchgate.upstream")
+
+MARK_CHUNK = 500  # request ids per mark_generating write
 
 
 async def assembling(ctx: Context, job: uj.UpstreamJob) -> uj.UpstreamJob | None:
@@ -119,9 +122,9 @@ async def submitted(
     ctx: Context, job: uj.UpstreamJob, batch: pb.UpstreamBatch
 ) -> uj.UpstreamJob | None:
     """The job's batch is at the provider (created, or found and adopted):
-    record it, and poll it when due."""
+    record it, show its rows as generating, and poll it when due."""
     now = time.time()
-    await ctx.update(
+    recorded = await ctx.update(
         job,
         uj.JobUpdate(
             state=uj.JobState.SUBMITTED,
@@ -138,7 +141,26 @@ async def submitted(
         batch.id,
         extra={"event": "upstream_job_submitted", "job_id": job.id, "batch": batch.id},
     )
+    if recorded is not None:
+        await _mark_generating(ctx, job.id)
     return None  # polled when due
+
+
+async def _mark_generating(ctx: Context, job_id: str) -> None:
+    """The provider works on the job's rows now: they show as generating,
+    not as claimed (which says they wait for a call slot). The job holds
+    them as a worker would (their lease owner is the job id), so the mark
+    is fenced on the job. Only what the pages show: a failure is logged."""
+    try:
+        await asyncio.to_thread(_mark_held, ctx.store, job_id, time.time())
+    except Exception:
+        log.exception("upstream job %s: could not mark its rows generating", job_id)
+
+
+def _mark_held(store: port.QueueStore, job_id: str, now: float) -> None:
+    held = sorted(store.held_request_ids(job_id))
+    for start in range(0, len(held), MARK_CHUNK):
+        store.mark_generating(job_id, held[start : start + MARK_CHUNK], now)
 
 
 async def end_unsent(ctx: Context, job: uj.UpstreamJob) -> uj.UpstreamJob | None:
