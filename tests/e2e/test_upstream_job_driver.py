@@ -44,18 +44,7 @@ FAST: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server: FakeUpstream) -> FakeUpstream:
-    server.reset()
-    return server
-
-
+# ``fake``: the module's fake upstream, reset for each test (tests/conftest.py).
 @pytest.fixture(scope="module")
 def realtime_server() -> Iterator[FakeUpstream]:
     with FakeUpstream() as fake:
