@@ -169,7 +169,9 @@ class RunningServer:
                 batch: dict[str, Any] = client.get(f"/v1/batches/{batch_id}").json()
                 return batch if BatchStatus(batch["status"]).is_ended else None
 
-            return wait_until(ended, timeout, f"batch {batch_id} to end")
+            # Every 50 ms: polling faster than the per-key rate limit
+            # ([rate_limit] 50/s) gets 429s once the burst is spent.
+            return wait_until(ended, timeout, f"batch {batch_id} to end", every=0.05)
 
 
 def openai_model(name: str, base_url: str, **extra: Any) -> config.ModelConfig:

@@ -150,6 +150,9 @@ def test_each_batch_shows_the_state_it_is_in(
 ) -> None:
     upstream.script_for("boom", "400")  # not retryable: the request errors at once
     upstream.script_for("hold", HANG)
+    # Hangs too once it gets the slot, so the waiting batch is still
+    # generating when its page is opened (an answer at once ended it first).
+    upstream.script_for("wait 0", HANG)
     errored = server.submit(MODEL, ["boom"])
     done = server.submit(MODEL, ["fine"])
     page = chromium.new_page(viewport={"width": 1280, "height": 800})
