@@ -56,8 +56,9 @@ def states_of(store: port.JobStore, batch: bm.Batch) -> list[RequestState]:
 
 
 def route_of(store: port.JobStore, request_id: int) -> str | None:
-    """The stored route of a row. No role reads it back yet (the metrics of
-    each path will), so the test looks in each store's own rows."""
+    """The stored route of a row by its id, whatever its state (the port
+    reads it back only with a batch's results, by index), from each store's
+    own rows."""
     if hasattr(store, "_requests"):
         route: str | None = store._requests[request_id].route
         return route
@@ -529,3 +530,39 @@ def test_concurrent_creates_of_a_kind_begin_one_at_a_time(store: port.JobStore) 
     for thread in threads:
         thread.join()
     assert len(begun) == 1
+
+
+def test_each_rows_path_is_read_with_its_result_and_counted_when_it_served(
+    store: port.JobStore,
+) -> None:
+    """A row's route comes back with its result (``served_by`` only once a
+    path answered it), and ``served_paths`` counts the rows each path served."""
+    batch = make_batch(store, 5)
+    plain = make_batch(store, 1, model="plain")
+    job, (by_batch, refused, fell_back, dropped, _held) = assemble(store)
+    now = time.time()
+    store.release_job_requests(job.id, [fell_back.id, dropped.id], now, route=uj.Path.REALTIME)
+    ended = bm.Outcome(
+        refused.id, refused.attempt, job.id, RequestState.ERRORED, route=uj.Path.BATCH
+    )
+    assert store.record_outcomes([outcome(job.id, by_batch), ended], now) == [True, True]
+    first, second = store.claim("m", 10, "w1", now, LEASE, route="realtime")
+    assert {first.id, second.id} == {fell_back.id, dropped.id}
+    served = bm.Outcome(
+        fell_back.id, 1, "w1", RequestState.SUCCEEDED, result={}, route=uj.Path.REALTIME
+    )
+    retried = bm.Outcome(dropped.id, 1, "w1", RequestState.QUEUED, not_before=now + 60)
+    assert store.record_outcomes([served, retried], now) == [True, True]
+    store.cancel_batch(batch.id, batch.owner, now)  # ends the queued one and the held one
+    found = [(row.state, row.route, row.served_by) for row in store.iter_results(batch.id)]
+    assert found == [
+        (RequestState.SUCCEEDED, "batch", "batch"),
+        (RequestState.ERRORED, "batch", "batch"),
+        (RequestState.SUCCEEDED, "realtime", "realtime"),
+        (RequestState.CANCELED, "realtime", None),  # routed, never served
+        (RequestState.CANCELED, None, None),
+    ]
+    assert store.served_paths(batch.id) == {uj.Path.BATCH: 2, uj.Path.REALTIME: 1}
+    assert [row.route for row in store.iter_results(plain.id)] == [None]
+    assert store.served_paths(plain.id) == {}
+    assert store.served_paths("batch_none") == {}

@@ -258,14 +258,19 @@ class Tenant:
         body: dict[str, Any] = response.json()
         return body
 
-    def results(self, dialect: str, batch_id: str) -> dict[str, tuple[str, int, int]]:
+    def results(
+        self, dialect: str, batch_id: str, served_by: str
+    ) -> dict[str, tuple[str, int, int]]:
         """Each custom_id's (reply text, input tokens, output tokens), as the
-        dialect shows them."""
+        dialect shows them; every line says the path ``served_by`` served it
+        (the one extension field on the dialect's own keys)."""
         if dialect == "native":
             text = self.http.get(f"/v1/batches/{batch_id}").text
             found = {}
             for line in map(json.loads, text.splitlines()):
                 assert line["result"]["type"] == "succeeded", line
+                assert line.keys() == {"custom_id", "result", "served_by"}, line
+                assert line["served_by"] == served_by, line
                 message = line["result"]["message"]
                 usage = message["usage"]
                 found[line["custom_id"]] = (
@@ -282,6 +287,8 @@ class Tenant:
             found = {}
             for line in map(json.loads, content.splitlines()):
                 assert line["error"] is None and line["response"]["status_code"] == 200, line
+                assert line.keys() == {"id", "custom_id", "response", "error", "served_by"}, line
+                assert line["served_by"] == served_by, line
                 body = line["response"]["body"]
                 found[line["custom_id"]] = (
                     body["choices"][0]["message"]["content"],
@@ -292,6 +299,8 @@ class Tenant:
         found = {}
         for entry in self.anthropic.messages.batches.results(batch_id):
             assert entry.result.type == "succeeded", entry
+            # The SDK keeps the field it does not know as an extra.
+            assert entry.model_extra == {"served_by": served_by}, entry
             message = entry.result.message
             block = message.content[0]
             assert block.type == "text", message
@@ -375,7 +384,7 @@ def check_results(
         expected = {
             ask.custom_id: (ask.reply, ask.input_tokens, ask.output_tokens) for ask in batches[key]
         }
-        assert tenants[tenant].results(dialect, batch_id) == expected, key
+        assert tenants[tenant].results(dialect, batch_id, "batch") == expected, key
         stored = {
             row["custom_id"]: row
             for row in rows(
@@ -539,7 +548,7 @@ def test_rows_of_a_held_upstream_job_fall_back_to_the_realtime_upstream_in_time(
                 batch = tenant.batch_object(batch_id)
                 assert batch["status"] == "completed", batch
                 expected = {a.custom_id: (a.reply, a.input_tokens, a.output_tokens) for a in asks}
-                assert tenant.results("native", batch_id) == expected
+                assert tenant.results("native", batch_id, "realtime") == expected
             finally:
                 tenant.close()
             check_fallback(fake, database, batch_id, batch, asks)

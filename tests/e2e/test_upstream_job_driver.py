@@ -20,6 +20,7 @@ import pytest
 from batchgate import composition, config, testing
 from batchgate.backends import registry
 from batchgate.canonical import chat
+from batchgate.dialects import message_results, openai
 from batchgate.domain import batch as bm
 from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import BatchStatus, RequestState
@@ -505,6 +506,11 @@ async def test_rows_whose_window_runs_short_are_served_realtime(
     assert {row.route for row in rows(store, short)} == {uj.Path.REALTIME}
     assert {row.route for row in rows(store, long)} == {uj.Path.BATCH}
     assert {row.state for row in rows(store, short, long)} == {RequestState.SUCCEEDED}
+    # Each result line says the path that served it, in every dialect's shape.
+    for batch, path in ((short, "realtime"), (long, "batch")):
+        results = list(store.iter_results(batch.id))
+        assert [message_results.result_line(r)["served_by"] for r in results] == [path] * 2
+        assert [openai.result_line(batch, r)["served_by"] for r in results] == [path] * 2
     assert sorted(call["fingerprint"] for call in realtime.calls()) == ["s1", "s2"]
     states = {b["id"]: b["state"] for b in upstream_batches(fake)}
     assert states.pop(first["id"]) == "cancelled"

@@ -10,8 +10,22 @@ from batchgate.domain import failures
 from batchgate.domain.batch import ResultRow
 from batchgate.domain.states import RequestState
 
+# A batchgate extension on the result lines of every dialect: the path that
+# served a provider-batch model's row ("batch": the provider's batch API;
+# "realtime": the deadline fallback). Absent on every other model's lines,
+# which stay byte for byte what they were.
+SERVED_BY = "served_by"
+
 
 def result_line(row: ResultRow) -> dict[str, Any]:
+    line = {"custom_id": row.custom_id, "result": _result(row)}
+    served_by = row.served_by
+    if served_by is not None:
+        line[SERVED_BY] = served_by
+    return line
+
+
+def _result(row: ResultRow) -> dict[str, Any]:
     result: dict[str, Any]
     if row.state is RequestState.SUCCEEDED and row.result is not None:
         message = chat.ChatResponse.model_validate(row.result).to_message()
@@ -30,4 +44,4 @@ def result_line(row: ResultRow) -> dict[str, Any]:
     else:
         # canceled, or (only while a batch is still running) not yet finished
         result = {"type": "canceled"}
-    return {"custom_id": row.custom_id, "result": result}
+    return result

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from batchgate import canonical
 from batchgate.canonical import chat, embeddings
-from batchgate.dialects import input_limits, openai_objects, paths
+from batchgate.dialects import input_limits, message_results, openai_objects, paths
 from batchgate.domain import errors, failures, result_files, retention
 from batchgate.domain import files as file_model
 from batchgate.domain.batch import Batch, ResultRow
@@ -279,8 +279,19 @@ _UNFINISHED = {
 
 
 def result_line(batch: Batch, row: ResultRow) -> dict[str, Any]:
-    """One line of the output file (succeeded) or the error file (the rest).
-    Called once per line of a download: kept to one dict build per branch."""
+    """One line of the output file (succeeded) or the error file (the rest),
+    with the path that served a provider-batch model's row (the same
+    extension as the Message Batches lines)."""
+    line = _result_line(batch, row)
+    served_by = row.served_by
+    if served_by is not None:
+        line[message_results.SERVED_BY] = served_by
+    return line
+
+
+def _result_line(batch: Batch, row: ResultRow) -> dict[str, Any]:
+    """OpenAI's own line. Called once per line of a download: kept to one
+    dict build per branch."""
     suffix = _suffix(batch.id, row.index)
     if row.state is RequestState.SUCCEEDED and row.result is not None:
         body = _success_body(batch, row, suffix)

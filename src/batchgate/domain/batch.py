@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from batchgate.domain import errors
+from batchgate.domain import errors, upstream_jobs
 from batchgate.domain.counts import StateTally
 from batchgate.domain.failures import InputError, RequestError
 from batchgate.domain.states import BatchStatus, Dialect, RequestState
@@ -114,6 +114,15 @@ class ResultRow:
     # The canonical request JSON, read only when a rendering needs it
     # (``iter_results(..., with_params=True)``).
     params: str | None = None
+    # A provider-batch model's row: the path it was sent down (an
+    # upstream_jobs.Path value); None for every other model's.
+    route: str | None = None
+
+    @property
+    def served_by(self) -> str | None:
+        """The path that served the row, if one did: a row routed to the
+        real-time path and then cancelled or expired was served by neither."""
+        return self.route if self.state in upstream_jobs.SERVED_STATES else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -142,6 +142,9 @@ def _check_bounds(record: object) -> None:
 # a row (or for one that fell back to the real-time path) was paid for all
 # the same: the operator's loss.
 UNSERVED_STATES = frozenset({RequestState.CANCELED, RequestState.EXPIRED})
+# How a row ends that a path served: it answered (its cost was incurred on
+# that path, whether the answer was a result or an error).
+SERVED_STATES = frozenset({RequestState.SUCCEEDED, RequestState.ERRORED})
 
 
 class Path(enum.StrEnum):

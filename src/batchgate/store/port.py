@@ -360,6 +360,11 @@ class UpstreamJobStore(Protocol):
         """The jobs that hold or served rows of a tenant's batch."""
         ...
 
+    def served_paths(self, batch_id: str) -> dict[uj.Path, int]:
+        """How many of a batch's rows each path served (ended succeeded or
+        errored with a route); empty for a batch of other models."""
+        ...
+
     def fallback_due(self, model: str, deadline_before: float) -> dict[str, list[int]]:
         """Rows held by the model's open jobs whose batch window ends before
         ``deadline_before``, by job id."""

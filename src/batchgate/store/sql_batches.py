@@ -256,6 +256,7 @@ class Batches(SqlBase):
             R.c.result,
             R.c.error,
             R.c.finished_at,
+            R.c.route,
         )
         if with_params:
             columns = (*columns, R.c.params)
@@ -269,7 +270,7 @@ class Batches(SqlBase):
                 ).all()
             # Tuple unpacking and a dict lookup rather than attribute access
             # and Enum(): this loop is the floor of a 50k-line download.
-            for index, custom_id, state, result, error, finished_at, *params in rows:
+            for index, custom_id, state, result, error, finished_at, route, *params in rows:
                 yield batch_model.ResultRow(
                     index,
                     custom_id,
@@ -278,6 +279,7 @@ class Batches(SqlBase):
                     _load_error(error),
                     finished_at,
                     params[0] if params else None,
+                    route,
                 )
             if len(rows) < _RESULT_PAGE:
                 return

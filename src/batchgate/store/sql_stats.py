@@ -20,7 +20,7 @@ W = tables.workers
 
 _QUEUED = RequestState.QUEUED.value
 # The rows a path served: it answered them, well or not.
-_SERVED = (RequestState.SUCCEEDED.value, RequestState.ERRORED.value)
+_SERVED = sorted(state.value for state in uj.SERVED_STATES)
 
 
 class Stats(SqlBase):

@@ -32,6 +32,7 @@ _QUEUED = RequestState.QUEUED.value
 _RUNNING = RequestState.RUNNING.value
 # How a row a job sent ends without the job serving it (uj.UNSERVED_STATES).
 _UNSERVED = sorted(state.value for state in uj.UNSERVED_STATES)
+_SERVED = sorted(state.value for state in uj.SERVED_STATES)
 
 
 def _chunks(values: Sequence[int]) -> Iterator[list[int]]:
@@ -351,6 +352,17 @@ class UpstreamJobs(SqlBase):
                 sa.select(J).where(J.c.id.in_(used)).order_by(J.c.created_at, J.c.id)
             ).all()
         return [_job(row) for row in rows]
+
+    def served_paths(self, batch_id: str) -> dict[uj.Path, int]:
+        """One grouped read of the batch's rows (``ix_requests_claim``)."""
+        query = (
+            sa.select(R.c.route, sa.func.count())
+            .where(R.c.batch_id == batch_id, R.c.route.is_not(None), R.c.state.in_(_SERVED))
+            .group_by(R.c.route)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return {uj.Path(route): int(count) for route, count in rows}
 
     def fallback_due(self, model: str, deadline_before: float) -> dict[str, list[int]]:
         open_states = sorted(state.value for state in uj.OPEN_JOB_STATES)

@@ -161,6 +161,7 @@ class MemoryBatches(MemoryTables):
                 request.error,
                 request.finished_at,
                 request.params if with_params else None,
+                request.route,
             )
 
     def iter_requests(

@@ -54,12 +54,11 @@ class MemoryStats(MemoryTables):
         return counts
 
     def path_costs(self, since: float) -> list[stats.PathCost]:
-        served = (RequestState.SUCCEEDED, RequestState.ERRORED)
         sums: dict[tuple[str, str], tuple[int, float]] = {}
         with self._lock:
             for request in self._requests.values():
                 finished = request.finished_at
-                if request.route is None or request.state not in served:
+                if request.route is None or request.state not in uj.SERVED_STATES:
                     continue
                 if finished is None or finished < since:
                     continue

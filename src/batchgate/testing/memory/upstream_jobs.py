@@ -253,6 +253,17 @@ class MemoryUpstreamJobs(MemoryTables):
             jobs = [self._jobs[job_id] for job_id in used if job_id in self._jobs]
         return sorted(jobs, key=lambda job: (job.created_at, job.id))
 
+    def served_paths(self, batch_id: str) -> dict[uj.Path, int]:
+        served: dict[uj.Path, int] = {}
+        with self._lock:
+            batch_row = self._batches.get(batch_id)
+            for request_id in [] if batch_row is None else batch_row.request_ids:
+                request = self._requests[request_id]
+                if request.route is not None and request.state in uj.SERVED_STATES:
+                    path = uj.Path(request.route)
+                    served[path] = served.get(path, 0) + 1
+        return served
+
     def fallback_due(self, model: str, deadline_before: float) -> dict[str, list[int]]:
         due: dict[str, list[int]] = {}
         with self._lock:
