@@ -101,6 +101,55 @@ def test_a_tenant_sees_its_jobs_but_not_the_operators_upstream_ids(
     assert job_row(part, job.id) == row and "batch_upstream_x" not in part
 
 
+def served_line(page: str) -> str:
+    """The batch page's "Served: ..." line, as text."""
+    line = page[page.index("data-served") :]
+    line = line[line.index(">") + 1 : line.index("</p>")]
+    return " ".join(html.unescape(re.sub("<[^>]+>", "", line)).split())
+
+
+def test_a_batch_page_counts_the_rows_each_path_served(server: harness.RunningServer) -> None:
+    tenant = server.new_key("tenant")
+    batch_id = server.submit(MODEL, ["a", "b", "c", "d", "e"], api_key=tenant)
+    page = page_text(server, f"/ui/batches/{batch_id}", tenant)
+    assert "data-served" not in page  # no row served yet: nothing to count
+    now = time.time()
+    job = builders.seed_job(server.store, MODEL, 5, submitted_at=now)
+    by_batch, errored, realtime, late, _waiting = server.store.job_requests(job.id)
+    store = server.store
+    store.release_job_requests(job.id, [realtime.id, late.id], now, route=uj.Path.REALTIME)
+    lane = {c.id: c for c in store.claim(MODEL, 5, "w", now, builders.LEASE, route="realtime")}
+    outcomes = [
+        bm.Outcome(by_batch.id, 1, job.id, RequestState.SUCCEEDED, route=uj.Path.BATCH),
+        bm.Outcome(errored.id, 1, job.id, RequestState.ERRORED, route=uj.Path.BATCH),
+        bm.Outcome(realtime.id, 1, "w", RequestState.SUCCEEDED, route=uj.Path.REALTIME),
+    ]
+    assert set(lane) == {realtime.id, late.id}
+    assert store.record_outcomes(outcomes, now) == [True] * 3
+    # The late row is still on its way through the real-time path, the
+    # waiting one still at the provider: neither is counted yet.
+    expected = "Served: 2 through the provider's batch API, 1 real-time (deadline fallback)"
+    page = page_text(server, f"/ui/batches/{batch_id}", tenant)
+    assert served_line(page) == expected
+    assert page.index("data-served") < page.index(f'data-job="{job.id}"')  # above the jobs
+    part = page_text(server, f"/ui/batches/{batch_id}/jobs", tenant)
+    assert served_line(part) == expected
+
+
+def test_rows_served_real_time_without_a_job_are_counted_without_a_jobs_table(
+    server: harness.RunningServer,
+) -> None:
+    """A batch whose rows were inside the fallback window from the start
+    never had a job: its page counts them all the same."""
+    batch_id = server.submit(MODEL, ["a", "b"])
+    (claimed, _) = server.store.claim(MODEL, 2, "w", time.time(), builders.LEASE)
+    served = bm.Outcome(claimed.id, 1, "w", RequestState.SUCCEEDED, route=uj.Path.REALTIME)
+    assert server.store.record_outcomes([served], time.time()) == [True]
+    page = page_text(server, f"/ui/batches/{batch_id}", server.api_key)
+    assert served_line(page) == "Served: 1 real-time (deadline fallback)"
+    assert "Upstream jobs" in page and '<table class="jobs"' not in page
+
+
 def test_a_batch_of_no_provider_batch_model_has_no_jobs_section(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:

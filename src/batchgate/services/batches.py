@@ -66,6 +66,11 @@ class BatchService:
         (none for a batch of other models)."""
         return self.store.jobs_for_batch(batch.id)
 
+    def served_paths(self, batch: batch_model.Batch) -> dict[uj.Path, int]:
+        """How many of the batch's rows each path served (a provider-batch
+        model's; empty for a batch of other models)."""
+        return self.store.served_paths(batch.id)
+
     # -- change ---------------------------------------------------------------
     def cancel(self, owner: str, batch_id: str) -> batch_model.Batch:
         batch = self.store.cancel_batch(batch_id, owner, time.time())

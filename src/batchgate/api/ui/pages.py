@@ -243,16 +243,20 @@ def batch_page(
 
 
 def _jobs_context(services: Services, batch: Batch) -> dict[str, Any]:
-    """The provider-batch jobs serving the batch, oldest first (none for a
-    batch of other models: the page shows no such section). With no job
-    yet, an open batch's page looks again while this server has a
-    provider-batch model at all."""
+    """The provider-batch jobs serving the batch, oldest first, and how
+    many rows each path served (none of either for a batch of other models:
+    the page shows no such section). With neither yet, an open batch's page
+    looks again while this server has a provider-batch model at all."""
     models = services.settings.models.values()
     if not any(model.backend in batch_options.KINDS for model in models):
-        return {"jobs": [], "jobs_possible": False}
+        return {"jobs": [], "served": [], "jobs_possible": False}
     jobs = sorted(services.batches.upstream_jobs(batch), key=lambda job: (job.created_at, job.id))
+    served = services.batches.served_paths(batch)
     return {
         "jobs": jobs,
+        # (path, rows it served), the batch path first; a path that served
+        # none is left out.
+        "served": [(path.value, served[path]) for path in uj.Path if served.get(path)],
         "jobs_possible": True,
         "jobs_refresh_seconds": services.settings.ui.refresh_seconds * 5,
     }
