@@ -148,11 +148,15 @@ class Context:
         for outcome, ok in zip(outcomes, applied, strict=True):
             self.metrics.record(self.model.name, outcome, ok)
         try:
-            ended = await asyncio.to_thread(self.store.finalize_batches, now, batch_ids)
-            trace.batches_ended(ended, "ended")
+            await self.finalize(batch_ids, now)
         except Exception:  # the sweep finalizes them later
             log.exception("finalize after upstream results failed")
         return applied
+
+    async def finalize(self, batch_ids: set[str], now: float) -> None:
+        """End the batches rows just left may have ended (their results read at once)."""
+        ended = await asyncio.to_thread(self.store.finalize_batches, now, batch_ids)
+        trace.batches_ended(ended, "ended")
 
     async def held_rows(self, job_id: str) -> list[uj.HeldRequest]:
         """The rows a job holds, without their params (ids, batches,

@@ -16,7 +16,6 @@ import time
 from batchgate.backends import provider_batch as pb
 from batchgate.domain import failures
 from batchgate.domain import upstream_jobs as uj
-from batchgate.worker import trace
 from batchgate.worker import upstream_lines as lines
 from batchgate.worker.upstream_jobs.context import Context
 
@@ -121,10 +120,7 @@ async def settle(
         await asyncio.to_thread(
             ctx.store.expire_job_requests, job.id, [row.id for row in expire], now
         )
-        ended = await asyncio.to_thread(
-            ctx.store.finalize_batches, now, {row.batch_id for row in expire}
-        )
-        trace.batches_ended(ended, "ended")
+        await ctx.finalize({row.batch_id for row in expire}, now)
 
 
 def _failure(job: uj.UpstreamJob) -> failures.RequestError | None:
