@@ -142,6 +142,29 @@ async def call_json(
         ) from None
 
 
+async def list_items(
+    client: PooledClient, url: str, headers: dict[str, str], *, cursor: str
+) -> AsyncIterator[Any]:
+    """The items of a cursor-paged list (``{"data": [...], "has_more"}``,
+    OpenAI's and Anthropic's shape), page after page: the next page is asked
+    for with ``cursor`` = the id of the last object item. ``url`` has a query
+    already; a caller that has found what it wants stops iterating."""
+    after: str | None = None
+    while True:
+        page = await call_json(
+            client, "GET", url + (f"&{cursor}={after}" if after else ""), headers
+        )
+        data = page.get("data") if isinstance(page, dict) else None
+        if not isinstance(data, list):
+            raise unreadable_reply("a list page", "it has no data list")
+        for item in data:
+            yield item
+        objects = [item for item in data if isinstance(item, dict)]
+        if not objects or not page.get("has_more"):
+            return
+        after = str(objects[-1].get("id"))
+
+
 _CHUNK_BYTES = 256 * 1024
 
 

@@ -127,22 +127,14 @@ class AnthropicBatchClient:
         if job.create_started_at is None:
             return None  # no create was ever started: nothing can exist
         since = job.create_started_at - SKEW_SECONDS
-        after: str | None = None
-        while True:
-            url = f"{self._batches}?limit={_PAGE}" + (f"&after_id={after}" if after else "")
-            page = await self._call("GET", url)
-            data = page.get("data") if isinstance(page, dict) else None
-            if not isinstance(data, list):
-                raise http_client.unreadable_reply("a list page", "it has no data list")
-            for item in data:
-                batch = batch_from(item)
-                if batch.created_at < since:
-                    return None  # newest first: the rest are older still
-                if batch.request_total == job.request_count and batch.id not in recorded:
-                    return batch
-            if not data or not page.get("has_more"):
-                return None
-            after = str(data[-1]["id"])
+        url = f"{self._batches}?limit={_PAGE}"
+        async for item in http_client.list_items(self._http, url, self._headers, cursor="after_id"):
+            batch = batch_from(item)
+            if batch.created_at < since:
+                return None  # newest first: the rest are older still
+            if batch.request_total == job.request_count and batch.id not in recorded:
+                return batch
+        return None
 
     async def create(self, job: uj.UpstreamJob, lines: Sequence[bytes]) -> UpstreamBatch:
         # The lines are JSON objects already: joined, not parsed and dumped again.

@@ -140,22 +140,19 @@ class OpenAIBatchClient:
         self, path: str, job: uj.UpstreamJob, match: Callable[[dict[str, Any]], bool]
     ) -> dict[str, Any] | None:
         """The first item of a newest-first list that ``match``es, paging on
-        with ``after`` until the items are older than the job by more than
+        until the items are older than the job by more than
         :data:`LOOKBACK_SECONDS`."""
         oldest = job.created_at - LOOKBACK_SECONDS
-        after: str | None = None
-        while True:
-            page = await self._call("GET", path + (f"&after={after}" if after else ""))
-            items = [item for item in _page_data(page) if isinstance(item, dict)]
-            for item in items:
-                created = item.get("created_at")
-                if isinstance(created, int | float) and created < oldest:
-                    return None
-                if match(item):
-                    return item
-            if not items or not page.get("has_more"):
+        url = self._base + path
+        async for item in http_client.list_items(self._http, url, self._headers, cursor="after"):
+            if not isinstance(item, dict):
+                continue
+            created = item.get("created_at")
+            if isinstance(created, int | float) and created < oldest:
                 return None
-            after = str(items[-1].get("id"))
+            if match(item):
+                return item
+        return None
 
     async def create(self, job: uj.UpstreamJob, lines: Sequence[bytes]) -> UpstreamBatch:
         if job.upstream_file_id is None:
@@ -205,10 +202,3 @@ class OpenAIBatchClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-
-def _page_data(page: Any) -> list[Any]:
-    data = page.get("data") if isinstance(page, dict) else None
-    if not isinstance(data, list):
-        raise http_client.unreadable_reply("a list page", "it has no data list")
-    return data
