@@ -149,10 +149,8 @@ class AnthropicBatchClient:
 
     async def results(self, batch: UpstreamBatch) -> AsyncIterator[ResultLine]:
         url = batch.output_file_id or f"{self._batches}/{batch.id}/results"
-        async for raw in http_client.stream_lines(self._http, url, self._headers):
-            line = codec.parse_line(raw)
-            if line is not None:
-                yield line
+        async for line in codec.read_results(self._http, url, self._headers):
+            yield line
 
     async def delete_upstream(self, job: uj.UpstreamJob) -> None:
         """Nothing: the Message Batch is kept (see ``BatchClient``)."""

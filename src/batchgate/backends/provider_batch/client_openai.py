@@ -177,10 +177,8 @@ class OpenAIBatchClient:
             if file_id is None:
                 continue
             url = f"{self._base}/files/{file_id}/content"
-            async for raw in http_client.stream_lines(self._http, url, self._headers):
-                line = codec.parse_line(raw)
-                if line is not None:
-                    yield line
+            async for line in codec.read_results(self._http, url, self._headers):
+                yield line
 
     async def delete_upstream(self, job: uj.UpstreamJob) -> None:
         if not self._delete_files:

@@ -26,6 +26,7 @@ An ``errored`` result's error type is batchgate's own vocabulary
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -188,3 +189,13 @@ def parse_line(raw: bytes) -> ResultLine | None:
     if request_id is None:
         return None
     return ResultLine(request_id, data)
+
+
+async def read_results(
+    http: http_client.PooledClient, url: str, headers: dict[str, str]
+) -> AsyncIterator[ResultLine]:
+    """The result lines of a file at ``url`` that are ours, as they stream."""
+    async for raw in http_client.stream_lines(http, url, headers):
+        line = parse_line(raw)
+        if line is not None:
+            yield line
