@@ -125,12 +125,11 @@ class OpenAIBatchOptions(JobOptions, openai_bodies.WireOptions):
     delete_files: bool = True
 
 
-class AnthropicBatchOptions(JobOptions):
-    base_url: str = "https://api.anthropic.com"
-    api_key_env: str | None = "ANTHROPIC_API_KEY"
-    anthropic_version: str = "2023-06-01"
-    anthropic_beta: list[str] = Field(default_factory=list)
-    max_context: int | None = Field(default=None, ge=1)
+class AnthropicBatchOptions(anthropic.Options, JobOptions):
+    """The ``anthropic`` backend's options (connection, version, betas,
+    context), which win where JobOptions names the same field, and the job
+    options."""
+
     max_requests_per_job: int = Field(default=uj.ANTHROPIC_MAX_REQUESTS, ge=1)
     max_bytes_per_job: int = Field(default=uj.ANTHROPIC_MAX_BYTES, ge=1)
 
