@@ -38,6 +38,15 @@ class WireOptions(BaseModel):
     extra_body: dict[str, Any] = Field(default_factory=dict)
 
 
+def api_headers(api_key: str | None, options: WireOptions) -> dict[str, str]:
+    """The headers of every call to an OpenAI upstream (real-time calls,
+    Files and Batches alike): the entry's own, and the key as a bearer token."""
+    headers = dict(options.headers)
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
 def request_body(
     endpoint: Endpoint,
     request: canonical.Request,

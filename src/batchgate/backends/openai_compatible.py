@@ -87,9 +87,7 @@ class OpenAICompatibleBackend:
         api_key = http_client.resolve_api_key(
             model, api_key=options.api_key, api_key_env=options.api_key_env
         )
-        self._headers = dict(options.headers)
-        if api_key:
-            self._headers["authorization"] = f"Bearer {api_key}"
+        self._headers = openai_bodies.api_headers(api_key, options)
         self._client = http_client.make_client(model, timeout=options.timeout)
         self.capabilities = _capabilities(options)
 

@@ -38,14 +38,11 @@ def create_openai(model: config.ModelConfig) -> ProviderBatchBackend:
     api_key = http_client.resolve_api_key(
         model, api_key=parsed.api_key, api_key_env=parsed.api_key_env
     )
-    headers = dict(parsed.headers)
-    if api_key:
-        headers["authorization"] = f"Bearer {api_key}"
     client = OpenAIBatchClient(
         http_client.make_client(model, timeout=parsed.timeout),
         base_url=parsed.base_url,
         endpoint=parsed.endpoint.value,
-        headers=headers,
+        headers=openai_bodies.api_headers(api_key, parsed),
         delete_files=parsed.delete_files,
     )
     return ProviderBatchBackend(
