@@ -24,6 +24,8 @@ from batchgate.backends.provider_batch import (
     LineResult,
     ProviderBatchBackend,
     UpstreamBatch,
+    client_anthropic,
+    client_openai,
 )
 from batchgate.canonical import chat
 from batchgate.domain import failures
@@ -203,6 +205,26 @@ async def test_openai_job_upload_create_poll_and_results(upstream: Upstream) -> 
         assert batch.request_total == 3
 
 
+async def test_openai_finds_files_and_batches_past_the_first_page(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One item a page: of two jobs' files (and batches), one is on page two.
+    monkeypatch.setattr(client_openai, "_FILES_PAGE", 1)
+    monkeypatch.setattr(client_openai, "_BATCHES_PAGE", 1)
+    async with routing_backend(upstream, "openai_batch", CHAT) as backend:
+        jobs = []
+        for text in ("paged one", "paged two"):
+            job = new_job(backend, 1)
+            lines = encoded(backend, requests_for({1: text}))
+            file_id = await backend.client.upload(job, lines)
+            jobs.append(dataclasses.replace(job, upstream_file_id=file_id))
+        batches = [await backend.client.create(job, []) for job in jobs]
+        for job, batch in zip(jobs, batches, strict=True):
+            assert await backend.client.find_file(job) == job.upstream_file_id
+            found = await backend.client.find_batch(job, set())
+            assert found is not None and found.id == batch.id
+
+
 async def test_openai_error_lines_map_to_error_types_and_retryability(upstream: Upstream) -> None:
     upstream.fake.script_for("please fail 503", "503")
     upstream.fake.script_for("please fail 400", "400")
@@ -327,6 +349,23 @@ async def test_anthropic_job_create_find_poll_and_results(upstream: Upstream) ->
         assert await backend.client.find_batch(later, set()) is None
 
         await completed_echoing(backend, created.id, texts)
+
+
+async def test_anthropic_finds_batches_past_the_first_page(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One batch a page: of two jobs' batches (sizes no other test makes),
+    # one is on page two.
+    monkeypatch.setattr(client_anthropic, "_PAGE", 1)
+    async with routing_backend(upstream, "anthropic_batch", CLAUDE) as backend:
+        created = {}
+        for count in (5, 6):
+            job = new_job(backend, count, create_started_at=time.time())
+            lines = encoded(backend, requests_for({i: "paged" for i in range(1, count + 1)}))
+            created[count] = (job, await backend.client.create(job, lines))
+        for job, batch in created.values():
+            found = await backend.client.find_batch(job, set())
+            assert found is not None and found.id == batch.id
 
 
 async def test_anthropic_cancel_leaves_unrun_rows_unfinished(upstream: Upstream) -> None:
