@@ -252,7 +252,7 @@ class BatchCreation:
         )
         # A batch whose every request was born finished (unknown models) ends now.
         self.store.finalize_batches(now, [batch.id])
-        return logged(self._stored(owner, batch.id), "created")
+        return logged(self.stored(owner, batch.id), "created")
 
     def create_failed(
         self,
@@ -278,7 +278,7 @@ class BatchCreation:
         if output_expires_after is not None:
             batch = dataclasses.replace(batch, results_ttl=output_expires_after)
         self.store.fail_batch(batch, line_errors, now)
-        return logged(self._stored(owner, batch.id), "created")
+        return logged(self.stored(owner, batch.id), "created")
 
     def record(
         self,
@@ -417,8 +417,8 @@ class BatchCreation:
         )
         return record, (native.input_line(item.custom_id, item.request) for item in requests)
 
-    def _stored(self, owner: str, batch_id: str) -> batch_model.Batch:
-        """The batch just stored, as the store reads it back."""
+    def stored(self, owner: str, batch_id: str) -> batch_model.Batch:
+        """The batch just stored, as the store reads it back (a rerun's too)."""
         batch = self.store.get_batch(batch_id, owner)
         if batch is None:
             raise errors.NotFound(f"no batch with id {batch_id!r}", param="batch_id")

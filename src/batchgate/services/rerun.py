@@ -68,10 +68,7 @@ class RerunService:
         admission = creation.admission(quotas.Demand(tokens=demand, requests=total, batches=1))
         self.store.create_batch(batch, creation.counted(rows, total), admission)
         self.store.finalize_batches(now, [batch.id])
-        created = self.store.get_batch(batch.id, parent.owner)
-        if created is None:
-            raise errors.NotFound(f"no batch with id {batch.id!r}", param="batch_id")
-        return logged(created, "created")
+        return logged(creation.stored(parent.owner, batch.id), "created")
 
     def _count(
         self, parent: batch_model.Batch, error_types: Collection[str] | None
