@@ -159,15 +159,20 @@ class EstimateService:
         entry.set_eta(rate, ahead, per_request)
 
     def _turnaround(self, model: config.ModelConfig) -> estimate.JobTurnaround:
+        seconds, sample = self.measured_turnaround(model.name)
+        return estimate.JobTurnaround(
+            seconds, sample, batch_options.job_options(model).flush_after_seconds
+        )
+
+    def measured_turnaround(self, model: str) -> tuple[float | None, int]:
+        """A provider-batch model's median job turnaround over its recent
+        ended jobs (None while none completed) and how many it is over; the
+        models page shows the same figure."""
         ended = self.store.list_jobs(
-            model=model.name, states=[uj.JobState.ENDED], limit=uj.TURNAROUND_JOBS
+            model=model, states=[uj.JobState.ENDED], limit=uj.TURNAROUND_JOBS
         )
         seconds, sample = uj.measured_turnaround(ended)
-        return estimate.JobTurnaround(
-            seconds if sample else None,
-            sample,
-            batch_options.job_options(model).flush_after_seconds,
-        )
+        return (seconds if sample else None), sample
 
     def _queued_ahead(self, model: str, now: float) -> int:
         for stats in self.store.model_stats(now):

@@ -381,14 +381,9 @@ def _provider_batch_figures(services: Services, now: float) -> list[stats.Provid
     costs = services.store.path_costs(now - PATH_COST_WINDOW_SECONDS)
     figures: list[stats.ProviderBatchFigures] = []
     for name in names:
-        ended = services.store.list_jobs(
-            model=name, states=[uj.JobState.ENDED], limit=uj.TURNAROUND_JOBS
-        )
-        seconds, sample = uj.measured_turnaround(ended)
+        seconds, sample = services.estimates.measured_turnaround(name)
         figures.append(
-            stats.ProviderBatchFigures(
-                name, stats.paths_of(name, costs), seconds if sample else None, sample
-            )
+            stats.ProviderBatchFigures(name, stats.paths_of(name, costs), seconds, sample)
         )
     return figures
 
