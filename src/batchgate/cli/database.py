@@ -27,14 +27,15 @@ class Location:
     described: str  # where that is and which setting chose it, for messages
 
 
-def _config_path(args: argparse.Namespace) -> str | None:
+def config_path(args: argparse.Namespace) -> str | None:
+    """The config file the settings were loaded from (flag, then variable), if any."""
     return getattr(args, "config", None) or config.env("BATCHGATE_CONFIG")
 
 
 def _from_file(args: argparse.Namespace, key: str) -> str | None:
     """``[server] key`` of the config file, if it sets it (load already read
     the file, so it exists and parses)."""
-    path = _config_path(args)
+    path = config_path(args)
     if not path:
         return None
     with open(path, "rb") as fh:

@@ -189,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     settings = options.settings(args)
-    if not (args.config or config.env("BATCHGATE_CONFIG")):
+    if not database.config_path(args):
         # The server may have been started with a config this shell lacks.
         print(
             "no config file (--config or BATCHGATE_CONFIG): the built-in default models",
