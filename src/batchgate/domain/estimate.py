@@ -229,7 +229,7 @@ def _render_eta(m: ModelEstimate) -> dict[str, Any] | None:
     source with null times and ``sample_jobs`` 0, as an embedded model not
     measured yet says ``configured``."""
     if m.turnaround is not None:
-        return _render_job_eta(m.turnaround)
+        return _render_job_eta(m, m.turnaround)
     if m.throughput is None or m.eta_min_seconds is None:
         return None
     return {
@@ -243,14 +243,17 @@ def _render_eta(m: ModelEstimate) -> dict[str, Any] | None:
     }
 
 
-def _render_job_eta(turnaround: JobTurnaround) -> dict[str, Any]:
-    seconds = turnaround.seconds
-    flush = turnaround.flush_after_seconds
+def _render_job_eta(m: ModelEstimate, turnaround: JobTurnaround) -> dict[str, Any]:
+    """The range ``set_job_eta`` worked out (null times while unmeasured)."""
     return {
-        "min_seconds": None if seconds is None else round(seconds, 1),
-        "max_seconds": None if seconds is None else round(seconds + flush, 1),
+        "min_seconds": _rounded(m.eta_min_seconds),
+        "max_seconds": _rounded(m.eta_max_seconds),
         "throughput_source": ThroughputSource.JOB_TURNAROUND.value,
-        "turnaround_seconds": None if seconds is None else round(seconds, 1),
+        "turnaround_seconds": _rounded(turnaround.seconds),
         "sample_jobs": turnaround.sample_jobs,
-        "flush_after_seconds": flush,
+        "flush_after_seconds": turnaround.flush_after_seconds,
     }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
