@@ -160,10 +160,6 @@ class MemoryQueue(MemoryTables):
                     request.attempts -= int(decision.refund_attempt)
         return moved
 
-    @staticmethod
-    def _holds(request: RequestRow, worker_id: str) -> bool:
-        return request.state is RequestState.RUNNING and request.lease_owner == worker_id
-
 
 class MemorySweeps(MemoryTables):
     """port.BatchSweeps: expiry and finalizing."""

@@ -110,6 +110,12 @@ class MemoryTables:
         self._deliveries: dict[str, DeliveryRow] = {}
         self._jobs: dict[str, uj.UpstreamJob] = {}
 
+    @staticmethod
+    def _holds(request: RequestRow, owner: str) -> bool:
+        """The row is running under ``owner``'s lease: a worker's, or an
+        upstream job's (its id)."""
+        return request.state is RequestState.RUNNING and request.lease_owner == owner
+
     def _insert_file(
         self,
         record: file_model.FileRecord,

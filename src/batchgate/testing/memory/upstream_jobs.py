@@ -79,10 +79,6 @@ class MemoryUpstreamJobs(MemoryTables):
             request.id, request.batch_id, request.params, request.attempts, deadline
         )
 
-    @staticmethod
-    def _holds(request: RequestRow, job_id: str) -> bool:
-        return request.state is RequestState.RUNNING and request.lease_owner == job_id
-
     def job_requests(
         self,
         job_id: str,
