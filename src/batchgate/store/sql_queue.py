@@ -70,7 +70,7 @@ class Queue(SqlBase):
         with self._write() as conn:
             rows = conn.execute(
                 R.update()
-                .where(R.c.id.in_(_locked_running_rows(wanted, worker_id)))
+                .where(R.c.id.in_(locked_running_rows(wanted, worker_id)))
                 .values(lease_expires_at=now + lease_seconds)
                 .returning(R.c.id)
             ).all()
@@ -82,7 +82,7 @@ class Queue(SqlBase):
         wanted = sorted(set(request_ids))
         if not wanted:
             return
-        locked = _locked_running_rows(wanted, worker_id)
+        locked = locked_running_rows(wanted, worker_id)
         with self._write() as conn:
             conn.execute(R.update().where(R.c.id.in_(locked)).values(generating_at=now))
 
@@ -356,10 +356,11 @@ def _lease_share(
     ]
 
 
-def _locked_running_rows(wanted: list[int], worker_id: str) -> sa.ScalarSelect[Any]:
+def locked_running_rows(wanted: list[int], worker_id: str) -> sa.ScalarSelect[Any]:
     """The ids among ``wanted`` that ``worker_id`` still runs, locked FOR
     UPDATE in id order, like record_outcomes, so a heartbeat, a
-    mark_generating and a result write of the same worker cannot deadlock on
+    mark_generating and a result write of the same worker (or an upstream
+    job's moves of its rows, sql_upstream_jobs) cannot deadlock on
     PostgreSQL."""
     return (
         sa.select(R.c.id)

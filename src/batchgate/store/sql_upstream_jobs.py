@@ -20,6 +20,7 @@ from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import BatchStatus, RequestState
 from batchgate.store import tables
 from batchgate.store.sql_common import B, R, SqlBase
+from batchgate.store.sql_queue import locked_running_rows
 
 J = tables.upstream_jobs
 
@@ -246,13 +247,7 @@ class UpstreamJobs(SqlBase):
         moved = 0
         with self._write() as conn:
             for chunk in _chunks(sorted(set(request_ids))):
-                locked = (
-                    sa.select(R.c.id)
-                    .where(R.c.id.in_(chunk), _held(job_id))
-                    .order_by(R.c.id)
-                    .with_for_update()
-                    .scalar_subquery()
-                )
+                locked = locked_running_rows(chunk, job_id)
                 moved += conn.execute(
                     R.update().where(R.c.id.in_(locked), _held(job_id)).values(**values)
                 ).rowcount
