@@ -36,9 +36,11 @@ _UNSERVED = sorted(state.value for state in uj.UNSERVED_STATES)
 _SERVED = sorted(state.value for state in uj.SERVED_STATES)
 
 
-def _chunks(values: Sequence[int]) -> Iterator[list[int]]:
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    """``ids`` once each, in id order (the lock order), a chunk at a time."""
+    values = sorted(set(ids))
     for start in range(0, len(values), _ID_CHUNK):
-        yield list(values[start : start + _ID_CHUNK])
+        yield values[start : start + _ID_CHUNK]
 
 
 def _pending(model: str, now: float) -> Any:
@@ -138,7 +140,7 @@ class UpstreamJobs(SqlBase):
                 uj.HeldRequest(r.id, r.batch_id, r.params, r.attempts + 1, r.expires_at)
                 for r in rows
             ]
-            self._take_rows(conn, job.id, sorted(r.id for r in rows), now)
+            self._take_rows(conn, job.id, [r.id for r in rows], now)
             stored = _job_values(job)
             stored.update(
                 state=uj.JobState.ASSEMBLING.value,
@@ -185,7 +187,7 @@ class UpstreamJobs(SqlBase):
                 return [_held_request(row) for row in conn.execute(query).all()]
             rows = [
                 row
-                for chunk in _chunks(sorted(set(request_ids)))
+                for chunk in _chunks(request_ids)
                 for row in conn.execute(query.where(R.c.id.in_(chunk))).all()
             ]
         return [_held_request(row) for row in rows]
@@ -204,7 +206,7 @@ class UpstreamJobs(SqlBase):
         unserved = R.c.state.in_(_UNSERVED) | (R.c.route == uj.Path.REALTIME.value)
         found: dict[int, str] = {}
         with self._read() as conn:
-            for chunk in _chunks(sorted(set(request_ids))):
+            for chunk in _chunks(request_ids):
                 rows = conn.execute(
                     sa.select(R.c.id, R.c.params).where(
                         R.c.id.in_(chunk), R.c.upstream_job_id == job_id, unserved
@@ -246,7 +248,7 @@ class UpstreamJobs(SqlBase):
         holds, locked in id order; how many there were."""
         moved = 0
         with self._write() as conn:
-            for chunk in _chunks(sorted(set(request_ids))):
+            for chunk in _chunks(request_ids):
                 locked = locked_running_rows(chunk, job_id)
                 moved += conn.execute(
                     R.update().where(R.c.id.in_(locked), _held(job_id)).values(**values)
