@@ -27,6 +27,7 @@ import enum
 import math
 import statistics
 from collections.abc import Iterable
+from typing import Any
 
 from batchgate.domain.states import RequestState
 
@@ -221,6 +222,14 @@ class JobUpdate:
 
     def __post_init__(self) -> None:
         _check_bounds(self)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields this step sets (those not None), by name."""
+        return {
+            field.name: value
+            for field in dataclasses.fields(self)
+            if (value := getattr(self, field.name)) is not None
+        }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,6 @@ job may hold 100,000 rows and a statement's parameters are bounded (SQLite).
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -76,12 +75,10 @@ def _job_values(job: uj.UpstreamJob) -> dict[str, Any]:
 
 def _update_values(update: uj.JobUpdate) -> dict[str, Any]:
     """The columns ``update`` sets (its fields that are not None)."""
-    values: dict[str, Any] = {}
-    for field in dataclasses.fields(update):
-        value = getattr(update, field.name)
-        if value is not None:
-            values[field.name] = value.value if isinstance(value, enum.Enum) else value
-    return values
+    return {
+        name: value.value if isinstance(value, enum.Enum) else value
+        for name, value in update.changes().items()
+    }
 
 
 def _held_request(row: Any) -> uj.HeldRequest:

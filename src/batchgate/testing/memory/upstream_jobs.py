@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import BatchStatus, RequestState
@@ -197,12 +196,7 @@ class MemoryUpstreamJobs(MemoryTables):
                 return None
             if update.state is not None and not uj.can_move_job(job.state, update.state):
                 return None
-            changes: dict[str, Any] = {
-                field.name: getattr(update, field.name)
-                for field in dataclasses.fields(update)
-                if getattr(update, field.name) is not None
-            }
-            job = dataclasses.replace(job, **changes, lease_expires_at=now + lease_seconds)
+            job = dataclasses.replace(job, **update.changes(), lease_expires_at=now + lease_seconds)
             self._jobs[job_id] = job
         return job
 
