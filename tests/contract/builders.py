@@ -120,6 +120,26 @@ def result_file_rows(store: port.JobStore, owner: str = "key_a") -> dict[str, Fi
     return {record.kind: record for record in records}
 
 
+KIND = "openai_batch"
+
+
+def new_job(
+    model: str = "m", worker: str = "w1", now: float | None = None, kind: str = KIND
+) -> uj.UpstreamJob:
+    """A new upstream job of ``model``, assembling, leased to ``worker``."""
+    at = time.time() if now is None else now
+    return uj.UpstreamJob(
+        id=ids.new_upstream_job_id(),
+        model=model,
+        kind=kind,
+        endpoint="/v1/chat/completions",
+        state=uj.JobState.ASSEMBLING,
+        created_at=at,
+        lease_owner=worker,
+        lease_expires_at=at + LEASE,
+    )
+
+
 def seed_job(
     store: port.JobStore,
     model: str,
@@ -136,16 +156,7 @@ def seed_job(
     ``submitted_at`` and, given ``ended_at``, ended ``end_status`` then (its
     results not read yet: the rows stay held)."""
     now = time.time()
-    job = uj.UpstreamJob(
-        id=ids.new_upstream_job_id(),
-        model=model,
-        kind="openai_batch",
-        endpoint="/v1/chat/completions",
-        state=uj.JobState.ASSEMBLING,
-        created_at=now,
-        lease_owner=worker,
-        lease_expires_at=now + LEASE,
-    )
+    job = new_job(model, worker, now)
     assert store.assemble_job(job, n, now), f"no queued {model!r} rows to put in a job"
     steps = [
         uj.JobUpdate(

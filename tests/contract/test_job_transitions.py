@@ -12,8 +12,7 @@ import time
 from batchgate.domain import upstream_jobs as uj
 from batchgate.store import port
 from tests.contract import transition_walk
-from tests.contract.builders import LEASE, make_batch
-from tests.contract.test_upstream_jobs import new_job
+from tests.contract.builders import LEASE, make_batch, new_job
 
 S = uj.JobState
 # A legal way to bring a new job to each state.

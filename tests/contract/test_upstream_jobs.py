@@ -16,25 +16,7 @@ from batchgate.domain import ids, retry
 from batchgate.domain import upstream_jobs as uj
 from batchgate.domain.states import RequestState
 from batchgate.store import port
-from tests.contract.builders import LEASE, make_batch, taken_concurrently
-
-KIND = "openai_batch"
-
-
-def new_job(
-    model: str = "m", worker: str = "w1", now: float | None = None, kind: str = KIND
-) -> uj.UpstreamJob:
-    at = time.time() if now is None else now
-    return uj.UpstreamJob(
-        id=ids.new_upstream_job_id(),
-        model=model,
-        kind=kind,
-        endpoint="/v1/chat/completions",
-        state=uj.JobState.ASSEMBLING,
-        created_at=at,
-        lease_owner=worker,
-        lease_expires_at=at + LEASE,
-    )
+from tests.contract.builders import KIND, LEASE, make_batch, new_job, taken_concurrently
 
 
 def assemble(
