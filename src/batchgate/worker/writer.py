@@ -8,7 +8,7 @@ what finished in the last few milliseconds keeps the store off the hot path.
 from __future__ import annotations
 
 import asyncio
-import functools
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +19,8 @@ from batchgate.store import port
 from batchgate.worker import trace
 
 log = logging.getLogger("batchgate.worker")
+
+AfterWrite = Callable[[bool], None]
 
 FLUSH_SECONDS = 0.01
 WRITE_ATTEMPTS = 5
@@ -34,26 +36,25 @@ class OutcomeWriter:
         self, store: WriterStore, on_written: Callable[[set[str]], None] | None = None
     ) -> None:
         self.store = store
-        self._queue: asyncio.Queue[tuple[batch_model.Outcome, str, asyncio.Future[bool]]] = (
-            asyncio.Queue()
-        )
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._on_written = on_written
 
     async def write(
         self,
         outcome: batch_model.Outcome,
         batch_id: str,
-        then: Callable[[bool], None] | None = None,
+        then: AfterWrite | None = None,
     ) -> bool:
         """Queue one outcome; resolves to whether the fenced write applied.
 
         ``then(applied)`` runs once the write is done even if the caller was
         cancelled meanwhile (a heartbeat cancels the task of a request that
-        just left its leases, which is what a successful write does)."""
+        just left its leases, which is what a successful write does). It runs
+        inside the flush, straight after the commit and before anything else
+        is awaited, so what it logs comes before the next claim of a row the
+        write re-queued."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        if then is not None:
-            future.add_done_callback(functools.partial(_after_write, then))
-        await self._queue.put((outcome, batch_id, future))
+        await self._queue.put(_Pending(outcome, batch_id, future, then))
         return await asyncio.shield(future)
 
     async def run(self) -> None:
@@ -68,12 +69,12 @@ class OutcomeWriter:
                 await self._flush(self._queue.get_nowait())
             raise
 
-    async def _flush(self, first: tuple[batch_model.Outcome, str, asyncio.Future[bool]]) -> None:
+    async def _flush(self, first: _Pending) -> None:
         group = [first]
         while not self._queue.empty() and len(group) < MAX_GROUP:
             group.append(self._queue.get_nowait())
-        outcomes = [item[0] for item in group]
-        batch_ids = {batch_id for _, batch_id, _ in group}
+        outcomes = [item.outcome for item in group]
+        batch_ids = {item.batch_id for item in group}
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 applied = await asyncio.to_thread(self.store.record_outcomes, outcomes, time.time())
@@ -83,27 +84,37 @@ class OutcomeWriter:
                     # Give up on this group: the requests stay leased to us,
                     # their leases lapse, and another attempt runs later.
                     log.exception("could not record %d outcomes", len(group))
-                    for _, _, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
+                    for item in group:
+                        if not item.future.done():
+                            item.future.set_exception(exc)
                     return
                 await asyncio.sleep(0.05 * 2**attempt)
+        for item, ok in zip(group, applied, strict=True):
+            _after_write(item.then, ok)
         try:
             ended = await asyncio.to_thread(self.store.finalize_batches, time.time(), batch_ids)
             trace.batches_ended(ended, "ended")
         except Exception:  # the sweep finalizes these batches later
             log.exception("finalize after write failed")
-        for (_, _, future), ok in zip(group, applied, strict=True):
-            if not future.done():
-                future.set_result(ok)
+        for item, ok in zip(group, applied, strict=True):
+            if not item.future.done():
+                item.future.set_result(ok)
         if self._on_written is not None:
             self._on_written(batch_ids)
 
 
-def _after_write(then: Callable[[bool], None], future: asyncio.Future[bool]) -> None:
-    if future.cancelled() or future.exception() is not None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Pending:
+    outcome: batch_model.Outcome
+    batch_id: str
+    future: asyncio.Future[bool]
+    then: AfterWrite | None
+
+
+def _after_write(then: AfterWrite | None, applied: bool) -> None:
+    if then is None:
         return
     try:
-        then(future.result())
+        then(applied)
     except Exception:  # bookkeeping after a write must never break the writer
         log.exception("after-write hook failed")
