@@ -7,7 +7,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_VERSION := 0.3.36
-WHEELS := $(HOME)/.cache/batchgate/wheels/llamafile-off-no-amx
+WHEELS := $(HOME)/.cache/batchgate/wheels/llamafile-off-no-amx-no-mtmd
 
 .PHONY: install serve test test-fast lint bench
 
@@ -30,12 +30,16 @@ $(STAMP): pyproject.toml Makefile
 	# turns them on), ggml_backend_amx_mul_mat dies with a general protection
 	# fault in this sandbox, taking the server with it. Explicit -mno-amx-*
 	# win over -march=native whatever their order on the command line.
+	# The multimodal library (mtmd: image and audio encoders, miniaudio) is
+	# not built: batchgate serves text, llama_cpp imports it only for image
+	# chat handlers, and it was a fifth of the compile (208 s vs 269 s wall).
 	# The wheel is built once per version and flags into WHEELS and reused:
 	# uv's own cache does not hold it here (the registry answers its
 	# revalidation as modified, so uv builds again: 6 to 25 minutes).
 	test -n "$$(ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl 2>/dev/null)" || \
 	$(VENV)/bin/pip wheel --quiet --no-deps --wheel-dir $(WHEELS) \
 		--config-settings cmake.define.GGML_LLAMAFILE=OFF \
+		--config-settings cmake.define.LLAVA_BUILD=OFF \
 		--config-settings "cmake.define.CMAKE_C_FLAGS=$(NO_AMX)" \
 		--config-settings "cmake.define.CMAKE_CXX_FLAGS=$(NO_AMX)" \
 		"llama-cpp-python==$(LLAMA_VERSION)"
