@@ -36,8 +36,10 @@ $(STAMP): pyproject.toml Makefile
 	# The wheel is built once per version and flags into WHEELS and reused:
 	# uv's own cache does not hold it here (the registry answers its
 	# revalidation as modified, so uv builds again: 6 to 25 minutes).
+	# pip's own wheel cache is bypassed: it keys a build by the sdist alone,
+	# not by these flags, and handed back a wheel built with other flags.
 	test -n "$$(ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl 2>/dev/null)" || \
-	$(VENV)/bin/pip wheel --quiet --no-deps --wheel-dir $(WHEELS) \
+	$(VENV)/bin/pip wheel --quiet --no-deps --no-cache-dir --wheel-dir $(WHEELS) \
 		--config-settings cmake.define.GGML_LLAMAFILE=OFF \
 		--config-settings cmake.define.LLAVA_BUILD=OFF \
 		--config-settings "cmake.define.CMAKE_C_FLAGS=$(NO_AMX)" \
