@@ -29,21 +29,25 @@ class _Recording(testing.MemoryJobStore):
         return super().finalize_batches(now, batch_ids)
 
 
-async def test_the_after_write_hook_runs_before_the_writer_awaits_finalize() -> None:
-    store = _Recording()
-    kit.submit(store, ["x"])
-    [request] = store.claim(MODEL, 1, "w1", time.time(), 60.0)
-    writer = OutcomeWriter(store)
-    runner = asyncio.create_task(writer.run())
-    retried = bm.Outcome(
+def _requeued(request: bm.ClaimedRequest) -> bm.Outcome:
+    """The write of a retried attempt: the row goes back to the queue, due now."""
+    return bm.Outcome(
         request_id=request.id,
         attempt=request.attempt,
         worker_id="w1",
         state=RequestState.QUEUED,
         not_before=time.time(),
     )
+
+
+async def test_the_after_write_hook_runs_before_the_writer_awaits_finalize() -> None:
+    store = _Recording()
+    kit.submit(store, ["x"])
+    [request] = store.claim(MODEL, 1, "w1", time.time(), 60.0)
+    writer = OutcomeWriter(store)
+    runner = asyncio.create_task(writer.run())
     applied = await writer.write(
-        retried, request.batch_id, then=lambda ok: store.events.append(f"hook {ok}")
+        _requeued(request), request.batch_id, then=lambda ok: store.events.append(f"hook {ok}")
     )
     runner.cancel()
     await asyncio.gather(runner, return_exceptions=True)
@@ -63,14 +67,7 @@ async def test_a_failing_hook_does_not_stop_the_write_or_the_next_one() -> None:
 
     results = []
     for request in requests:
-        outcome = bm.Outcome(
-            request_id=request.id,
-            attempt=request.attempt,
-            worker_id="w1",
-            state=RequestState.QUEUED,
-            not_before=time.time(),
-        )
-        results.append(await writer.write(outcome, request.batch_id, then=broken))
+        results.append(await writer.write(_requeued(request), request.batch_id, then=broken))
     runner.cancel()
     await asyncio.gather(runner, return_exceptions=True)
     assert results == [True, True]
