@@ -18,7 +18,12 @@ SERVED_BY = "served_by"
 
 
 def result_line(row: ResultRow) -> dict[str, Any]:
-    line = {"custom_id": row.custom_id, "result": _result(row)}
+    return with_served_by({"custom_id": row.custom_id, "result": _result(row)}, row)
+
+
+def with_served_by(line: dict[str, Any], row: ResultRow) -> dict[str, Any]:
+    """``line`` with the path that served the row, where one did (every
+    dialect's result line carries the same extension)."""
     served_by = row.served_by
     if served_by is not None:
         line[SERVED_BY] = served_by

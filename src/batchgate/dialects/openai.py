@@ -282,11 +282,7 @@ def result_line(batch: Batch, row: ResultRow) -> dict[str, Any]:
     """One line of the output file (succeeded) or the error file (the rest),
     with the path that served a provider-batch model's row (the same
     extension as the Message Batches lines)."""
-    line = _result_line(batch, row)
-    served_by = row.served_by
-    if served_by is not None:
-        line[message_results.SERVED_BY] = served_by
-    return line
+    return message_results.with_served_by(_result_line(batch, row), row)
 
 
 def _result_line(batch: Batch, row: ResultRow) -> dict[str, Any]:
