@@ -15,12 +15,11 @@ from batchgate.domain.states import BatchStatus, RequestState
 from batchgate.store import engine as engine_module
 from batchgate.store import tables
 from batchgate.store.sql_common import _OPEN, _STATES, B, R, SqlBase, _dumps, _loads
+from batchgate.store.sql_upstream_jobs import SERVED_STATE_VALUES
 
 W = tables.workers
 
 _QUEUED = RequestState.QUEUED.value
-# The rows a path served: it answered them, well or not.
-_SERVED = sorted(state.value for state in uj.SERVED_STATES)
 
 
 class Stats(SqlBase):
@@ -81,7 +80,7 @@ class Stats(SqlBase):
             .where(
                 R.c.finished_at >= since,
                 R.c.route.is_not(None),
-                R.c.state.in_(_SERVED),
+                R.c.state.in_(SERVED_STATE_VALUES),
             )
             .group_by(R.c.model, R.c.route)
             .order_by(R.c.model, R.c.route)

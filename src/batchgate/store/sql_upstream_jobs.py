@@ -32,7 +32,8 @@ _QUEUED = RequestState.QUEUED.value
 _RUNNING = RequestState.RUNNING.value
 # How a row a job sent ends without the job serving it (uj.UNSERVED_STATES).
 _UNSERVED = sorted(state.value for state in uj.UNSERVED_STATES)
-_SERVED = sorted(state.value for state in uj.SERVED_STATES)
+# How a row ends that a path served (uj.SERVED_STATES); the stats read it too.
+SERVED_STATE_VALUES = sorted(state.value for state in uj.SERVED_STATES)
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -351,7 +352,9 @@ class UpstreamJobs(SqlBase):
         """One grouped read of the batch's rows (``ix_requests_claim``)."""
         query = (
             sa.select(R.c.route, sa.func.count())
-            .where(R.c.batch_id == batch_id, R.c.route.is_not(None), R.c.state.in_(_SERVED))
+            .where(
+                R.c.batch_id == batch_id, R.c.route.is_not(None), R.c.state.in_(SERVED_STATE_VALUES)
+            )
             .group_by(R.c.route)
         )
         with self._read() as conn:
